@@ -1,0 +1,172 @@
+"""Keras layers that put a pretrained base inside a tltf model.
+
+- `Preprocess` maps raw pixels (0-255) to the value range a base expects,
+  inside the graph, so exported models take raw pixels.
+- `Backbone` wraps the base model. It carries the base's named layer groups
+  (so they survive a ``.keras`` round trip) and decides the mode the base runs
+  in: inference mode unless ``train_bn`` is set, so BatchNorm statistics of a
+  frozen or fine-tuned base never move by accident.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from tltf.errors import ConfigError
+
+_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+_TORCH_MEAN = (0.485, 0.456, 0.406)
+_TORCH_STD = (0.229, 0.224, 0.225)
+
+PREPROCESSING_MODES = ("caffe", "tf", "torch", "unit", "none")
+
+
+@keras.saving.register_keras_serializable(package="tltf")
+class Preprocess(keras.layers.Layer):
+    """Maps raw RGB pixels in [0, 255] to a base's expected input.
+
+    Args:
+        mode: ``"caffe"`` (RGB->BGR, ImageNet mean subtracted; VGG, ResNet),
+            ``"tf"`` (scaled to [-1, 1]; MobileNetV2, Inception),
+            ``"torch"`` (scaled to [0, 1], ImageNet mean/std),
+            ``"unit"`` (scaled to [0, 1]) or ``"none"``.
+        **kwargs: Standard layer arguments.
+
+    Example:
+        >>> Preprocess("tf")(np.full((1, 2, 2, 3), 255.0))[0, 0, 0]
+        [1., 1., 1.]
+    """
+
+    def __init__(self, mode: str = "none", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if mode not in PREPROCESSING_MODES:
+            raise ConfigError(
+                f"Unknown preprocessing mode {mode!r}; use one of "
+                f"{PREPROCESSING_MODES}."
+            )
+        self.mode = mode
+
+    def call(self, inputs):
+        x = ops.cast(inputs, self.compute_dtype)
+        if self.mode == "caffe":
+            return ops.flip(x, axis=-1) - ops.convert_to_tensor(
+                _CAFFE_MEAN_BGR, dtype=self.compute_dtype
+            )
+        if self.mode == "tf":
+            return x / 127.5 - 1.0
+        if self.mode == "torch":
+            mean = ops.convert_to_tensor(_TORCH_MEAN, dtype=self.compute_dtype)
+            std = ops.convert_to_tensor(_TORCH_STD, dtype=self.compute_dtype)
+            return (x / 255.0 - mean) / std
+        if self.mode == "unit":
+            return x / 255.0
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package="tltf")
+class Backbone(keras.layers.Layer):
+    """A pretrained base inside a tltf model, with its named layer groups.
+
+    The base runs in inference mode (``training=False``) whatever the outer
+    model's mode, unless ``train_bn`` is True: then it follows the outer mode,
+    and BatchNorm layers in trainable groups update their statistics (frozen
+    layers never do: Keras runs a non-trainable BatchNorm in inference mode).
+
+    Args:
+        model: The base ``keras.Model`` (or a layer such as a hub layer).
+        layer_groups: Ordered mapping from group name to the names of the
+            base's layers in it, earliest group first.
+        train_bn: Whether BatchNorm layers of unfrozen groups train.
+        source: Registry name the base came from (informational).
+        **kwargs: Standard layer arguments.
+    """
+
+    def __init__(
+        self,
+        model: keras.layers.Layer,
+        layer_groups: dict[str, list[str]] | None = None,
+        train_bn: bool = False,
+        source: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("name", "backbone")
+        super().__init__(**kwargs)
+        self.model = model
+        self.layer_groups = {k: list(v) for k, v in (layer_groups or {}).items()}
+        self.train_bn = bool(train_bn)
+        self.source = source
+
+    @property
+    def group_names(self) -> list[str]:
+        """Group names from the input side to the output side."""
+        return list(self.layer_groups)
+
+    def group_layers(self, group: str) -> list[keras.layers.Layer]:
+        """The base's layers in ``group``.
+
+        Raises:
+            ConfigError: ``group`` is not a group of this backbone.
+        """
+        if group not in self.layer_groups:
+            raise ConfigError(
+                f"Unknown layer group {group!r} for backbone "
+                f"'{self.source or self.model.name}'. Known groups: "
+                f"{self.group_names}."
+            )
+        return [self.model.get_layer(name) for name in self.layer_groups[group]]
+
+    def build(self, input_shape):
+        if not self.model.built:
+            self.model.build(input_shape)
+        self.built = True
+
+    def call(self, inputs, training=None):
+        return self.model(inputs, training=bool(training) and self.train_bn)
+
+    def compute_output_shape(self, input_shape):
+        return self.model.compute_output_shape(input_shape)
+
+    def compute_output_spec(self, inputs, training=None):
+        return self.model.compute_output_spec(inputs)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "model": keras.saving.serialize_keras_object(self.model),
+            "layer_groups": self.layer_groups,
+            "train_bn": self.train_bn,
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Backbone:
+        config = dict(config)
+        config["model"] = keras.saving.deserialize_keras_object(config["model"])
+        return cls(**config)
+
+
+def find_backbone(model: keras.Model) -> Backbone:
+    """Returns the `Backbone` layer of a tltf model.
+
+    Raises:
+        ConfigError: The model has no `Backbone` layer (it was not built by a
+            tltf builder).
+    """
+    found = [layer for layer in model.layers if isinstance(layer, Backbone)]
+    if len(found) != 1:
+        raise ConfigError(
+            f"Model '{model.name}' has {len(found)} tltf Backbone layers; "
+            "expected exactly one. Build it with tltf.build_image_classifier or "
+            "tltf.build_text_classifier, or wrap your base in "
+            "tltf.backbones.Backbone."
+        )
+    return found[0]

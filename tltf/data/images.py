@@ -1,0 +1,222 @@
+"""Image data: folders of images (one subfolder per class) and numpy arrays.
+
+A folder with a few broken or non-image files still trains: those files are
+left out and listed in one warning. Missing folders, empty class folders and
+single-class folders fail before training with a clear error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from tltf.data.base import AUTOTUNE, LoadedData, check_class_names, finish
+from tltf.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
+
+
+def image_folder(
+    directory: str | os.PathLike,
+    *,
+    image_size: tuple[int, int] = (224, 224),
+    batch_size: int = 32,
+    validation_split: float = 0.2,
+    seed: int = 1337,
+    cache: bool | str | os.PathLike = True,
+) -> LoadedData:
+    """Loads a folder with one subfolder of images per class.
+
+    Images are decoded, resized to ``image_size`` and kept as float32 pixels
+    in [0, 255]: tltf models apply their base's preprocessing themselves.
+    The validation split is stratified (the same fraction of every class) and
+    reproducible for a given ``seed``.
+
+    Args:
+        directory: ``directory/<class name>/<image files>``.
+        image_size: ``(height, width)`` to resize to.
+        batch_size: Examples per batch.
+        validation_split: Fraction held out for validation; 0 for none.
+        seed: Seed of the split and of the shuffling.
+        cache: True (memory), a file path (disk cache) or False.
+
+    Returns:
+        `LoadedData` with class names in sorted folder order.
+
+    Raises:
+        DataError: The folder is missing, has fewer than two class folders,
+            or a class folder has no readable image.
+
+    Example:
+        >>> data = tltf.data.image_folder("flowers/", image_size=(64, 64))
+        >>> data.class_names
+        ['daisy', 'roses']
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        raise DataError(
+            f"Image folder {str(root)!r} does not exist. Pass a folder with one "
+            "subfolder of images per class (folder/<class>/<image>)."
+        )
+    class_names = sorted(p.name for p in root.iterdir() if p.is_dir())
+    check_class_names(class_names, f"Image folder {str(root)!r}")
+    if not 0.0 <= validation_split < 1.0:
+        raise DataError(
+            f"validation_split must be in [0, 1). Received: {validation_split}"
+        )
+    files, labels, skipped = _scan(root, class_names)
+    if skipped:
+        logger.warning(
+            "Skipped %d unreadable or non-image file(s) in %s: %s",
+            len(skipped),
+            root,
+            ", ".join(skipped),
+        )
+    train_idx, val_idx = _stratified_split(labels, validation_split, seed)
+    files, labels = np.asarray(files), np.asarray(labels, dtype="int64")
+
+    def make(idx, training):
+        ds = tf.data.Dataset.from_tensor_slices((files[idx], labels[idx]))
+        ds = ds.map(lambda f, y: (_load(f, image_size), y), num_parallel_calls=AUTOTUNE)
+        ds = ds.ignore_errors()  # Last guard: a file that decodes wrong is dropped.
+        disk = (
+            cache
+            if isinstance(cache, bool)
+            else f"{cache}.{'train' if training else 'val'}"
+        )
+        return finish(
+            ds, batch_size=batch_size, training=training, cache=disk, seed=seed
+        )
+
+    return LoadedData(
+        train=make(train_idx, True),
+        validation=make(val_idx, False) if len(val_idx) else None,
+        class_names=class_names,
+        skipped=skipped,
+        num_train=len(train_idx),
+        num_validation=len(val_idx),
+    )
+
+
+def from_arrays(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    class_names: Sequence[str] | None = None,
+    batch_size: int = 32,
+    validation_split: float = 0.0,
+    seed: int = 1337,
+) -> LoadedData:
+    """Wraps in-memory arrays (images, features or token ids) as `LoadedData`.
+
+    Args:
+        x: Inputs, first axis the examples.
+        y: Integer labels (or targets), same length as ``x``.
+        class_names: Label names; defaults to ``["0", "1", ...]``.
+        batch_size: Examples per batch.
+        validation_split: Stratified fraction held out for validation.
+        seed: Seed of the split and shuffling.
+
+    Returns:
+        `LoadedData` over the arrays.
+
+    Raises:
+        DataError: ``x`` and ``y`` differ in length or are empty.
+    """
+    x, y = np.asarray(x), np.asarray(y)
+    if len(x) == 0 or len(x) != len(y):
+        raise DataError(
+            f"x and y must be non-empty and of equal length. Received: "
+            f"len(x)={len(x)}, len(y)={len(y)}"
+        )
+    if class_names is None:
+        class_names = [str(i) for i in range(int(y.max()) + 1)]
+    train_idx, val_idx = _stratified_split(y.tolist(), validation_split, seed)
+
+    def make(idx, training):
+        ds = tf.data.Dataset.from_tensor_slices((x[idx], y[idx]))
+        return finish(
+            ds, batch_size=batch_size, training=training, cache=False, seed=seed
+        )
+
+    return LoadedData(
+        train=make(train_idx, True),
+        validation=make(val_idx, False) if len(val_idx) else None,
+        class_names=list(class_names),
+        num_train=len(train_idx),
+        num_validation=len(val_idx),
+    )
+
+
+def is_image_file(path: Path) -> bool:
+    """True when ``path`` starts like a JPEG, PNG, GIF or BMP and PIL can parse it."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return False
+    if not any(head.startswith(magic) for magic in _MAGIC):
+        return False
+    try:
+        from PIL import Image
+
+        with Image.open(path) as image:
+            image.verify()
+    except ImportError:
+        return True
+    except Exception:  # noqa: BLE001 - any parse failure means "not an image".
+        return False
+    return True
+
+
+def _scan(root: Path, class_names: list[str]):
+    files: list[str] = []
+    labels: list[int] = []
+    skipped: list[str] = []
+    for label, name in enumerate(class_names):
+        count = 0
+        for path in sorted((root / name).rglob("*")):
+            if not path.is_file() or path.name.startswith("."):
+                continue
+            if path.suffix.lower() in IMAGE_EXTENSIONS and is_image_file(path):
+                files.append(str(path))
+                labels.append(label)
+                count += 1
+            else:
+                skipped.append(str(path.relative_to(root)))
+        if count == 0:
+            raise DataError(
+                f"Class folder {str(root / name)!r} has no readable images "
+                f"({', '.join(IMAGE_EXTENSIONS)}). Add images or remove the folder."
+            )
+    return files, labels, skipped
+
+
+def _stratified_split(labels, fraction: float, seed: int):
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    train, val = [], []
+    for label in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == label))
+        n_val = int(round(len(idx) * fraction))
+        if fraction > 0 and len(idx) > 1:
+            n_val = min(max(n_val, 1), len(idx) - 1)
+        val.extend(idx[:n_val].tolist())
+        train.extend(idx[n_val:].tolist())
+    return np.sort(np.asarray(train, "int64")), np.sort(np.asarray(val, "int64"))
+
+
+def _load(path, image_size):
+    data = tf.io.read_file(path)
+    image = tf.io.decode_image(data, channels=3, expand_animations=False)
+    image = tf.image.resize(image, image_size)
+    image.set_shape((*image_size, 3))
+    return image

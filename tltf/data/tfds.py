@@ -1,0 +1,94 @@
+"""TensorFlow Datasets by name (``tf_flowers``, ``imdb_reviews``, ...)."""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+
+from tltf.data.base import AUTOTUNE, LoadedData, check_class_names, finish
+from tltf.errors import DataError
+
+
+def tfds_dataset(
+    name: str,
+    *,
+    train_split: str = "train[:80%]",
+    validation_split: str | None = "train[80%:]",
+    image_size: tuple[int, int] = (224, 224),
+    batch_size: int = 32,
+    data_dir: str | os.PathLike | None = None,
+    download: bool = True,
+    seed: int = 1337,
+) -> LoadedData:
+    """Loads a supervised TFDS dataset as batched ``(input, label)`` pairs.
+
+    Image datasets are resized to ``image_size`` (pixels stay in [0, 255]);
+    text datasets yield strings.
+
+    Args:
+        name: TFDS name, e.g. ``"tf_flowers"``.
+        train_split: TFDS split expression for training.
+        validation_split: Split expression for validation, or None.
+        image_size: ``(height, width)`` for image datasets.
+        batch_size: Examples per batch.
+        data_dir: Where TFDS keeps its data.
+        download: Let TFDS download the data when it is not in ``data_dir``.
+        seed: Shuffle seed.
+
+    Returns:
+        `LoadedData` with the label names from the dataset's metadata.
+
+    Raises:
+        DataError: The dataset is unknown, cannot be downloaded, or is not a
+            supervised classification dataset.
+    """
+    import tensorflow_datasets as tfds
+
+    splits = [train_split] + ([validation_split] if validation_split else [])
+    try:
+        loaded, info = tfds.load(
+            name,
+            split=splits,
+            as_supervised=True,
+            with_info=True,
+            data_dir=data_dir,
+            download=download,
+        )
+    except Exception as err:  # TFDS raises many types; all mean "not available".
+        raise DataError(
+            f"Could not load TFDS dataset {name!r}: {str(err).splitlines()[0]} "
+            "Check the name (tfds.list_builders()), or prepare it with "
+            "network access and pass data_dir=."
+        ) from err
+    label = info.supervised_keys[1] if info.supervised_keys else None
+    feature = info.features[label] if label else None
+    if feature is None or not hasattr(feature, "names"):
+        raise DataError(
+            f"TFDS dataset {name!r} is not a supervised classification set."
+        )
+    class_names = list(feature.names)
+    check_class_names(class_names, f"TFDS dataset {name!r}")
+    is_image = len(info.features[info.supervised_keys[0]].shape) == 3
+
+    def prepare(ds, training):
+        if is_image:
+            ds = ds.map(
+                lambda x, y: (_resize(x, image_size), y), num_parallel_calls=AUTOTUNE
+            )
+        return finish(ds, batch_size=batch_size, training=training, seed=seed)
+
+    sizes = [info.splits[s].num_examples for s in splits]
+    return LoadedData(
+        train=prepare(loaded[0], True),
+        validation=prepare(loaded[1], False) if validation_split else None,
+        class_names=class_names,
+        num_train=sizes[0],
+        num_validation=sizes[1] if validation_split else 0,
+    )
+
+
+def _resize(image, image_size):
+    image = tf.image.resize(tf.cast(image, tf.float32), image_size)
+    image.set_shape((*image_size, 3))
+    return image

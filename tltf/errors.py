@@ -1,0 +1,27 @@
+"""Exceptions that tltf raises for bad input.
+
+Every error says what was wrong and what to do. The command line prints the
+message of a :class:`TltfError` on one line, without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class TltfError(Exception):
+    """Base class of every error tltf raises on purpose."""
+
+
+class ConfigError(TltfError, ValueError):
+    """An argument, name or schedule that tltf cannot use."""
+
+
+class DataError(TltfError, ValueError):
+    """Input data that is missing, empty or malformed."""
+
+
+class MissingWeightsError(TltfError, FileNotFoundError):
+    """Pretrained weights that are not on disk and cannot be downloaded."""
+
+
+class ExportError(TltfError, RuntimeError):
+    """An export that could not be written or did not verify."""

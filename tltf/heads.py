@@ -1,0 +1,229 @@
+"""Heads: the new, trainable top of a transfer-learning model.
+
+A head is one serializable layer: pooling, optional hidden layers, dropout and
+the output layer. It is split into `pool` and `classify` so that the frozen
+stage can train `classify` on pooled features computed once.
+
+`compile_defaults` gives the loss and metrics that fit a head's task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+from keras import ops
+
+from tltf.errors import ConfigError
+from tltf.metrics import MacroF1, MacroPrecision, MacroRecall
+
+TASKS = ("multiclass", "multilabel", "regression")
+POOLINGS = ("avg", "max", "flatten", None)
+
+
+@keras.saving.register_keras_serializable(package="tltf")
+class Head(keras.layers.Layer):
+    """Pooling, hidden layers, dropout and an output layer.
+
+    Args:
+        num_outputs: Classes (multiclass, multilabel) or targets (regression).
+        task: ``"multiclass"`` (softmax), ``"multilabel"`` (sigmoid per
+            label) or ``"regression"`` (linear).
+        pooling: ``"avg"`` or ``"max"`` over spatial positions or tokens
+            (padding masked out), ``"flatten"``, or None when features are
+            already pooled.
+        dropout: Dropout rate before each dense layer; 0 for none.
+        hidden_units: Sizes of hidden dense layers, e.g. ``(256,)``.
+        activation: Activation of the hidden layers.
+        **kwargs: Standard layer arguments.
+
+    Example:
+        >>> head = Head(3, dropout=0.1, hidden_units=(16,))
+        >>> head(np.zeros((2, 4, 4, 8))).shape
+        (2, 3)
+    """
+
+    def __init__(
+        self,
+        num_outputs: int,
+        task: str = "multiclass",
+        pooling: str | None = "avg",
+        dropout: float = 0.2,
+        hidden_units: Sequence[int] = (),
+        activation: str = "relu",
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("name", "head")
+        super().__init__(**kwargs)
+        _validate_head(num_outputs, task, pooling, dropout)
+        self.num_outputs = int(num_outputs)
+        self.task = task
+        self.pooling = pooling
+        self.dropout = float(dropout)
+        self.hidden_units = tuple(int(u) for u in hidden_units)
+        self.activation = activation
+        self.supports_masking = True
+        self.hidden = [
+            keras.layers.Dense(units, activation=activation, name=f"hidden_{i}")
+            for i, units in enumerate(self.hidden_units)
+        ]
+        self.dropouts = [
+            keras.layers.Dropout(self.dropout, name=f"dropout_{i}")
+            for i in range(len(self.hidden_units) + 1)
+        ]
+        output_activation = {
+            "multiclass": "softmax",
+            "multilabel": "sigmoid",
+            "regression": None,
+        }[task]
+        # Outputs stay float32 under mixed precision, for a stable loss.
+        self.output_layer = keras.layers.Dense(
+            self.num_outputs,
+            activation=output_activation,
+            dtype="float32",
+            name="output",
+        )
+
+    def build(self, input_shape):
+        shape = self.compute_pooled_shape(input_shape)
+        for layer in self.hidden:
+            layer.build(shape)
+            shape = (*shape[:-1], layer.units)
+        self.output_layer.build(shape)
+        self.built = True
+
+    def compute_pooled_shape(self, input_shape) -> tuple:
+        """Shape of `pool`'s output for an input of ``input_shape``."""
+        input_shape = tuple(input_shape)
+        if self.pooling is None or len(input_shape) == 2:
+            return input_shape
+        if self.pooling == "flatten":
+            size = 1
+            for dim in input_shape[1:]:
+                size = None if dim is None or size is None else size * dim
+            return (input_shape[0], size)
+        return (input_shape[0], input_shape[-1])
+
+    def pool(self, features, mask=None):
+        """Pools base features to one vector per example."""
+        rank = len(features.shape)
+        if self.pooling is None or rank == 2:
+            return features
+        if self.pooling == "flatten":
+            return ops.reshape(features, (ops.shape(features)[0], -1))
+        axes = tuple(range(1, rank - 1))
+        if mask is not None and rank == 3:
+            weights = ops.expand_dims(ops.cast(mask, features.dtype), -1)
+            if self.pooling == "max":
+                return ops.max(features + (weights - 1.0) * 1e9, axis=1)
+            total = ops.sum(features * weights, axis=1)
+            return total / ops.maximum(ops.sum(weights, axis=1), 1.0)
+        if self.pooling == "max":
+            return ops.max(features, axis=axes)
+        return ops.mean(features, axis=axes)
+
+    def classify(self, pooled, training=None):
+        """Hidden layers, dropout and the output layer, on pooled features."""
+        x = pooled
+        for dropout, dense in zip(self.dropouts, self.hidden):
+            x = dense(dropout(x, training=training))
+        x = self.dropouts[-1](x, training=training)
+        return self.output_layer(x)
+
+    def call(self, inputs, training=None, mask=None):
+        return self.classify(self.pool(inputs, mask=mask), training=training)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.num_outputs)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "num_outputs": self.num_outputs,
+            "task": self.task,
+            "pooling": self.pooling,
+            "dropout": self.dropout,
+            "hidden_units": list(self.hidden_units),
+            "activation": self.activation,
+        }
+
+
+def _validate_head(num_outputs, task, pooling, dropout) -> None:
+    if task not in TASKS:
+        raise ConfigError(f"Unknown head task {task!r}; use one of {TASKS}.")
+    if pooling not in POOLINGS:
+        raise ConfigError(f"Unknown pooling {pooling!r}; use one of {POOLINGS}.")
+    if not isinstance(num_outputs, int) or num_outputs < 1:
+        raise ConfigError(
+            f"num_classes must be a positive integer. Received: {num_outputs!r}"
+        )
+    if task == "multiclass" and num_outputs < 2:
+        raise ConfigError(
+            "A multiclass head needs num_classes >= 2 (softmax over one class "
+            "always predicts it). For a yes/no task use num_classes=2, or "
+            f"task='multilabel' with one output. Received: num_classes={num_outputs}"
+        )
+    if not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"dropout must be in [0, 1). Received: {dropout!r}")
+
+
+def compile_defaults(head: Head) -> dict[str, Any]:
+    """Loss and metrics that fit ``head``'s task.
+
+    Multiclass heads train on integer labels (sparse categorical
+    cross-entropy) and report accuracy with macro precision, recall and F1;
+    multilabel heads use binary cross-entropy with the same metrics per
+    label; regression uses mean squared error with MAE and RMSE.
+
+    Args:
+        head: The model's head.
+
+    Returns:
+        Keyword arguments for ``model.compile`` (without the optimizer).
+    """
+    n = head.num_outputs
+    if head.task == "multiclass":
+        return {
+            "loss": keras.losses.SparseCategoricalCrossentropy(),
+            "metrics": [
+                keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+                MacroPrecision(n),
+                MacroRecall(n),
+                MacroF1(n),
+            ],
+        }
+    if head.task == "multilabel":
+        return {
+            "loss": keras.losses.BinaryCrossentropy(),
+            "metrics": [
+                keras.metrics.BinaryAccuracy(name="accuracy"),
+                MacroPrecision(n, multi_label=True),
+                MacroRecall(n, multi_label=True),
+                MacroF1(n, multi_label=True),
+            ],
+        }
+    return {
+        "loss": keras.losses.MeanSquaredError(),
+        "metrics": [
+            keras.metrics.MeanAbsoluteError(name="mae"),
+            keras.metrics.RootMeanSquaredError(name="rmse"),
+        ],
+    }
+
+
+def find_head(model: keras.Model) -> Head:
+    """Returns the `Head` layer of a tltf model.
+
+    Raises:
+        ConfigError: The model has no single `Head` layer.
+    """
+    found = [layer for layer in model.layers if isinstance(layer, Head)]
+    if len(found) != 1:
+        raise ConfigError(
+            f"Model '{model.name}' has {len(found)} tltf Head layers; expected one."
+        )
+    return found[0]

@@ -1,0 +1,1 @@
+"""Training schedules: freezing, staged unfreezing, tuning."""

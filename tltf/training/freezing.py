@@ -1,0 +1,87 @@
+"""Freeze and unfreeze a tltf model's base by named layer group.
+
+These functions only flip ``trainable`` flags. Flipping flags in the middle of
+``fit`` is not enough in Keras 3 (the compiled train step and the optimizer
+keep the old variable set): `tltf.StagedUnfreezing` does the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import keras
+
+from tltf.backbones.layers import Backbone, find_backbone
+
+
+def freeze_backbone(model: keras.Model) -> None:
+    """Freezes every layer of the model's base; the head stays trainable."""
+    find_backbone(model).trainable = False
+
+
+def unfreeze_backbone(model: keras.Model) -> None:
+    """Makes every layer group of the model's base trainable."""
+    backbone = find_backbone(model)
+    set_trainable_groups(model, backbone.group_names)
+
+
+def set_trainable_groups(model: keras.Model, groups: Iterable[str]) -> None:
+    """Makes exactly ``groups`` of the base trainable, and the rest frozen.
+
+    Args:
+        model: A model built by a tltf builder.
+        groups: Names of the groups to train; other groups are frozen.
+
+    Raises:
+        ConfigError: A name is not a group of this backbone.
+    """
+    backbone = find_backbone(model)
+    wanted = list(groups)
+    unfrozen = {layer.name for g in wanted for layer in backbone.group_layers(g)}
+    if not wanted:
+        backbone.trainable = False
+        return
+    backbone.trainable = True
+    for layer in _base_layers(backbone):
+        layer.trainable = layer.name in unfrozen
+
+
+def trainable_groups(model: keras.Model) -> list[str]:
+    """Groups of the base whose layers are all trainable, in model order."""
+    backbone = find_backbone(model)
+    if not backbone.trainable:
+        return []
+    return [
+        group
+        for group in backbone.group_names
+        if all(layer.trainable for layer in backbone.group_layers(group))
+    ]
+
+
+def variable_groups(model: keras.Model) -> dict[str, str]:
+    """Maps the path of every trainable-able base variable to its group.
+
+    Variables outside the base (the head, augmentation) map to ``"head"``.
+
+    Returns:
+        ``{variable.path: group name}`` for every variable of the model.
+    """
+    backbone = find_backbone(model)
+    groups: dict[str, str] = {}
+    for group in backbone.group_names:
+        for layer in backbone.group_layers(group):
+            for variable in layer.weights:
+                groups[variable.path] = group
+    for variable in model.weights:
+        groups.setdefault(variable.path, "head")
+    return groups
+
+
+def count_trainable_params(model: keras.Model) -> int:
+    """Number of scalar parameters that the next train step will update."""
+    return int(sum(keras.ops.size(v) for v in model.trainable_weights))
+
+
+def _base_layers(backbone: Backbone) -> list[keras.layers.Layer]:
+    model = backbone.model
+    return list(getattr(model, "layers", [model]))
