@@ -114,7 +114,7 @@ def build_image_classifier(
     )
     wrapped.trainable = False
     outputs = head(wrapped(x))
-    model_name = name or f"{base.source.split(':')[-1]}_classifier".replace("/", "_")
+    model_name = name or f"{base.short_name}_classifier"
     model = keras.Model(inputs, outputs, name=_safe_name(model_name))
     if compile:
         compile_model(model, learning_rate=learning_rate)
@@ -174,4 +174,6 @@ def compile_model(
 
 
 def _safe_name(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "_-." else "_" for c in name)
+    """Makes ``name`` a valid Keras/TF scope name."""
+    cleaned = "".join(c if c.isalnum() or c in "_-." else "_" for c in name)
+    return cleaned.lstrip("_-") or "model"

@@ -31,6 +31,13 @@ class LoadedBase:
     preprocessing: str
     source: str
 
+    @property
+    def short_name(self) -> str:
+        """A name for the model: ``resnet50`` for ``keras:resnet50``."""
+        if ":" in self.source and not self.source.endswith(".keras"):
+            return self.source.rsplit(":", 1)[-1].rstrip("/").rsplit("/", 1)[-1]
+        return self.model.name
+
 
 def keras_cache_dir() -> Path:
     """The folder where Keras caches downloaded weights."""

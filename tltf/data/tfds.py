@@ -78,7 +78,7 @@ def tfds_dataset(
             )
         return finish(ds, batch_size=batch_size, training=training, seed=seed)
 
-    sizes = [info.splits[s].num_examples for s in splits]
+    sizes = [_num_examples(info, split, ds) for split, ds in zip(splits, loaded)]
     return LoadedData(
         train=prepare(loaded[0], True),
         validation=prepare(loaded[1], False) if validation_split else None,
@@ -92,3 +92,12 @@ def _resize(image, image_size):
     image = tf.image.resize(tf.cast(image, tf.float32), image_size)
     image.set_shape((*image_size, 3))
     return image
+
+
+def _num_examples(info, split: str, ds: tf.data.Dataset) -> int:
+    """Size of ``split`` from the metadata, else from the dataset itself."""
+    try:
+        return int(info.splits[split].num_examples)
+    except KeyError:  # Not generated (e.g. under tfds.testing.mock_data).
+        count = int(ds.cardinality())
+        return count if count >= 0 else 0

@@ -1,0 +1,38 @@
+"""Shared fixtures: quiet TensorFlow, fixed seeds, tiny data and models.
+
+Nothing here touches the network: models use weights=None and small inputs,
+data is generated on the fly. Helper functions live in tests/helpers.py.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from pathlib import Path  # noqa: E402
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+
+from tests.helpers import build_tiny_model, write_image_folder  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    """Every test starts from the same random state."""
+    keras.utils.set_random_seed(1234)
+    yield
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    """Three classes of eight 40x40 PNG images each."""
+    return write_image_folder(tmp_path / "images", {"cats": 8, "dogs": 8, "owls": 8})
+
+
+@pytest.fixture
+def tiny_model() -> keras.Model:
+    """A compiled 3-class classifier on a tiny 3-block base (block1-block3)."""
+    return build_tiny_model()

@@ -1,0 +1,78 @@
+"""Helpers shared by the tests: tiny data and models that never need the network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+
+
+def write_image_folder(
+    root: Path, classes: dict[str, int], size: int = 40, seed: int = 0
+) -> Path:
+    """Writes ``root/<class>/<i>.png`` images whose colour depends on the class.
+
+    Args:
+        root: Folder to create.
+        classes: ``{class name: number of images}``.
+        size: Side of the square images.
+        seed: Noise seed.
+
+    Returns:
+        ``root``.
+    """
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    for k, (name, count) in enumerate(sorted(classes.items())):
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            base = np.zeros((size, size, 3), "float32")
+            base[..., k % 3] = 200.0
+            pixels = np.clip(base + rng.normal(0, 20, base.shape), 0, 255)
+            png = tf.io.encode_png(pixels.astype("uint8")).numpy()
+            (folder / f"{i}.png").write_bytes(png)
+    return root
+
+
+def tiny_base(input_shape=(32, 32, 3), name: str = "tiny_base") -> keras.Model:
+    """A three-block conv base with BatchNorm: groups block1, block2, block3."""
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for i, filters in enumerate((4, 8, 8), start=1):
+        x = keras.layers.Conv2D(filters, 3, padding="same", name=f"block{i}_conv")(x)
+        x = keras.layers.BatchNormalization(name=f"block{i}_bn")(x)
+        x = keras.layers.ReLU(name=f"block{i}_relu")(x)
+        if i < 3:
+            x = keras.layers.MaxPooling2D(name=f"block{i}_pool")(x)
+    return keras.Model(inputs, x, name=name)
+
+
+TINY_GROUPS = {
+    f"block{i}": [f"block{i}_conv", f"block{i}_bn", f"block{i}_relu"]
+    + ([f"block{i}_pool"] if i < 3 else [])
+    for i in (1, 2, 3)
+}
+
+
+def build_tiny_model(**kwargs) -> keras.Model:
+    """A compiled 3-class classifier on `tiny_base` with groups block1-3."""
+    import tltf
+
+    kwargs.setdefault("dropout", 0.0)
+    return tltf.build_image_classifier(
+        tiny_base(), 3, preprocessing="unit", layer_groups=TINY_GROUPS, **kwargs
+    )
+
+
+def weights_of(layers) -> list[np.ndarray]:
+    """Copies of the weights of ``layers`` (a layer or a list of layers)."""
+    layers = layers if isinstance(layers, (list, tuple)) else [layers]
+    return [np.array(w) for layer in layers for w in layer.get_weights()]
+
+
+def same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+    """True when two weight lists are exactly equal."""
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))

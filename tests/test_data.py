@@ -1,0 +1,102 @@
+"""Image folders, arrays and TFDS through tltf.data."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+import tltf
+from tests.helpers import build_tiny_model, write_image_folder
+
+
+def test_image_folder_keeps_class_names_and_splits_every_class(image_folder):
+    data = tltf.data.image_folder(
+        image_folder, image_size=(32, 32), batch_size=4, validation_split=0.25
+    )
+    assert data.class_names == ["cats", "dogs", "owls"]
+    assert (data.num_train, data.num_validation) == (18, 6)
+    val_labels = np.concatenate([y.numpy() for _, y in data.validation])
+    assert sorted(val_labels.tolist()) == [0, 0, 1, 1, 2, 2]
+    x, _ = next(iter(data.train))
+    assert x.shape == (4, 32, 32, 3) and x.dtype == "float32"
+    assert float(np.min(x)) >= 0.0 and float(np.max(x)) <= 255.0
+
+
+def test_split_is_reproducible_for_a_seed(image_folder):
+    def val_files(seed):
+        data = tltf.data.image_folder(
+            image_folder, image_size=(32, 32), validation_split=0.5, seed=seed
+        )
+        return np.concatenate(
+            [x.numpy().sum(axis=(1, 2, 3)) for x, _ in data.validation]
+        )
+
+    np.testing.assert_array_equal(val_files(3), val_files(3))
+    assert not np.array_equal(np.sort(val_files(3)), np.sort(val_files(4)))
+
+
+def test_broken_and_non_image_files_are_skipped_in_one_warning(image_folder, caplog):
+    (image_folder / "cats" / "notes.txt").write_text("not an image")
+    (image_folder / "dogs" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 20)
+    (image_folder / "owls" / "fake.jpg").write_bytes(b"hello")
+    with caplog.at_level(logging.WARNING):
+        data = tltf.data.image_folder(image_folder, image_size=(32, 32), batch_size=8)
+    assert sorted(data.skipped) == [
+        "cats/notes.txt",
+        "dogs/broken.png",
+        "owls/fake.jpg",
+    ]
+    warnings = [r for r in caplog.records if "Skipped 3" in r.getMessage()]
+    assert len(warnings) == 1
+    model = build_tiny_model()
+    history = model.fit(
+        data.train, validation_data=data.validation, epochs=1, verbose=0
+    )
+    assert np.isfinite(history.history["loss"][0])
+    assert data.num_train + data.num_validation == 24
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(tltf.DataError, match="does not exist"):
+        tltf.data.image_folder(tmp_path / "nowhere")
+
+
+def test_single_class_is_a_clear_error(tmp_path):
+    write_image_folder(tmp_path / "one", {"only": 3})
+    with pytest.raises(tltf.DataError, match="at least two"):
+        tltf.data.image_folder(tmp_path / "one")
+
+
+def test_empty_class_folder_is_a_clear_error(tmp_path):
+    root = write_image_folder(tmp_path / "imgs", {"a": 3, "b": 3})
+    (root / "c").mkdir()
+    (root / "c" / "readme.txt").write_text("x")
+    with pytest.raises(tltf.DataError, match="'.*c' has no readable images"):
+        tltf.data.image_folder(root)
+
+
+def test_from_arrays_stratified_split_and_length_check():
+    x = np.zeros((10, 4), "float32")
+    y = np.array([0] * 5 + [1] * 5)
+    data = tltf.data.from_arrays(x, y, validation_split=0.2, batch_size=3)
+    assert (data.num_train, data.num_validation) == (8, 2)
+    assert data.class_names == ["0", "1"]
+    with pytest.raises(tltf.DataError, match="equal length"):
+        tltf.data.from_arrays(x, y[:3])
+
+
+def test_tfds_by_name_with_mock_data():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=12):
+        data = tltf.data.tfds_dataset("tf_flowers", image_size=(32, 32), batch_size=4)
+    assert data.class_names == ["dandelion", "daisy", "tulips", "sunflowers", "roses"]
+    x, y = next(iter(data.train))
+    assert x.shape == (4, 32, 32, 3) and int(np.max(y)) < 5
+
+
+def test_unknown_tfds_name_is_a_clear_error():
+    with pytest.raises(tltf.DataError, match="Could not load TFDS dataset"):
+        tltf.data.tfds_dataset("no_such_dataset_xyz", download=False)
