@@ -16,14 +16,24 @@ from typing import Any
 
 import keras
 
+from tltf.backbones.kerashub import (
+    POOLINGS,
+    FirstToken,
+    LoadedTextBase,
+    load_text_base,
+)
 from tltf.backbones.layers import Backbone, Preprocess
 from tltf.backbones.loading import load_image_base
+from tltf.distribute.precision import MixedPrecision
+from tltf.distribute.scope import distributed_build
+from tltf.distribute.strategy import StrategyLike
 from tltf.errors import ConfigError
 from tltf.heads import Head, compile_defaults, find_head
 
 DEFAULT_LEARNING_RATE = 1e-3
 
 
+@distributed_build
 def build_image_classifier(
     backbone: str | keras.Model | os.PathLike,
     num_classes: int,
@@ -41,6 +51,8 @@ def build_image_classifier(
     train_bn: bool = False,
     compile: bool = True,
     learning_rate: float = DEFAULT_LEARNING_RATE,
+    strategy: StrategyLike = None,
+    mixed_precision: MixedPrecision = None,
     name: str | None = None,
 ) -> keras.Model:
     """Builds an image model on a pretrained base with a frozen base and new head.
@@ -70,6 +82,14 @@ def build_image_classifier(
         train_bn: Let BatchNorm layers of unfrozen groups update statistics.
         compile: Compile with Adam and the head's default loss and metrics.
         learning_rate: Learning rate of the default optimizer.
+        strategy: Build and compile inside this ``tf.distribute`` strategy's
+            scope: a strategy, a kind for `tltf.get_strategy` (``"auto"``),
+            or None for the enclosing scope (see `tltf.distribute`).
+        mixed_precision: ``"auto"`` (float16 on GPU, bfloat16 on TPU, off on
+            CPU), True, False, a Keras policy name, or None to keep the
+            global Keras policy. Applies to the layers the builder creates
+            (a ``keras.Model`` backbone keeps the dtype it was built with).
+            The head's output stays float32.
         name: Model name; defaults to ``"<backbone>_classifier"``.
 
     Returns:
@@ -173,7 +193,138 @@ def compile_model(
     return model
 
 
+def _groups_for_pooling(
+    groups: dict[str, list[str]], pooling: str
+) -> dict[str, list[str]]:
+    """Leaves out the ``pooler`` group when mean pooling bypasses it.
+
+    With mean pooling the pooler gets no gradient, so a schedule that unfroze
+    it ("top:1") would train nothing in the base. It stays frozen instead.
+    """
+    if pooling == "mean":
+        return {name: layers for name, layers in groups.items() if name != "pooler"}
+    return groups
+
+
 def _safe_name(name: str) -> str:
     """Makes ``name`` a valid Keras/TF scope name."""
     cleaned = "".join(c if c.isalnum() or c in "_-." else "_" for c in name)
     return cleaned.lstrip("_-") or "model"
+
+
+@distributed_build
+def build_text_classifier(
+    backbone: str,
+    num_classes: int,
+    *,
+    sequence_length: int = 128,
+    preprocess: str | os.PathLike | None = None,
+    pooling: str | None = None,
+    head: Head | None = None,
+    task: str = "multiclass",
+    dropout: float = 0.1,
+    hidden_units: Sequence[int] = (),
+    layer_groups: dict[str, list[str]] | None = None,
+    train_bn: bool = False,
+    compile: bool = True,
+    learning_rate: float = DEFAULT_LEARNING_RATE,
+    strategy: StrategyLike = None,
+    mixed_precision: MixedPrecision = None,
+    name: str | None = None,
+) -> keras.Model:
+    """Builds a text model on a pretrained encoder, with a frozen base and new head.
+
+    The model takes raw strings (shape ``(batch,)``): tokenization runs
+    inside the graph (layer ``preprocess``), then the encoder (``backbone``,
+    groups ``embeddings``, ``encoder_0``..``encoder_<N-1>``, ``pooler`` for
+    KerasHub encoders; ``hub`` for TF Hub ones), then the ``head``.
+
+    Args:
+        backbone: ``"kerashub:<preset or folder>"`` (KerasHub presets such as
+            ``bert_base_en_uncased``, local preset folders, Hugging Face BERT
+            folders), ``"kerashub:all-minilm-l6-v2"`` (offline package), or
+            ``"hub:<BERT encoder URL or folder>"`` with ``preprocess=``.
+        num_classes: Number of classes (or regression targets).
+        sequence_length: Tokens per text after truncation and padding.
+        preprocess: URL or folder of the TF Hub preprocess model matching a
+            ``hub:`` encoder; None for KerasHub encoders.
+        pooling: ``"cls"`` (the pooled [CLS] output) or ``"mean"`` (mean over
+            the tokens, padding masked out); None for what the encoder was
+            trained with ("mean" for all-MiniLM-L6-v2, else "cls").
+        head: A ready `Head`; overrides task/dropout/hidden_units.
+        task: ``"multiclass"``, ``"multilabel"`` or ``"regression"``.
+        dropout: Dropout rate in the head.
+        hidden_units: Hidden dense layers in the head.
+        layer_groups: Overrides the encoder's named layer groups.
+        train_bn: Run the encoder in training mode (dropout) when its groups
+            are unfrozen.
+        compile: Compile with Adam and the head's default loss and metrics.
+        learning_rate: Learning rate of the default optimizer.
+        strategy: Build and compile inside this strategy's scope (see
+            `build_image_classifier`).
+        mixed_precision: Mixed-precision policy (see `build_image_classifier`).
+        name: Model name; defaults to ``"<backbone>_classifier"``.
+
+    Returns:
+        A functional ``keras.Model`` with layers ``preprocess``, ``backbone``
+        and ``head``.
+
+    Raises:
+        ConfigError: Unknown or non-text backbone, or a bad argument.
+        MissingWeightsError: The encoder cannot be found or downloaded.
+
+    Example:
+        >>> model = tltf.build_text_classifier(
+        ...     "kerashub:all-minilm-l6-v2", 2, sequence_length=32)
+        >>> model.predict(tf.constant(["a fine film"])).shape
+        (1, 2)
+    """
+    if pooling is not None and pooling not in POOLINGS:
+        raise ConfigError(
+            f"Unknown text pooling {pooling!r}; use one of {POOLINGS} or None. "
+            f"Received: pooling={pooling!r}"
+        )
+    base = load_text_base(
+        backbone, sequence_length=sequence_length, preprocess=preprocess
+    )
+    pooling = pooling or base.default_pooling
+    head = head or Head(
+        num_classes,
+        task=task,
+        pooling="avg" if pooling == "mean" else None,
+        dropout=dropout,
+        hidden_units=hidden_units,
+    )
+    # --- layers ---
+    inputs = keras.Input(shape=(), dtype="string", name="text")
+    encoded = base.preprocessor(inputs)
+    wrapped = Backbone(
+        base.model,
+        layer_groups=layer_groups or _groups_for_pooling(base.layer_groups, pooling),
+        train_bn=train_bn,
+        source=base.source,
+    )
+    wrapped.trainable = False
+    outputs = _pool_text(base, wrapped(encoded), encoded, pooling, head)
+    model_name = name or f"{base.source.split(':')[-1]}_classifier"
+    model = keras.Model(inputs, outputs, name=_safe_name(model_name))
+    if compile:
+        compile_model(model, learning_rate=learning_rate)
+    return model
+
+
+def _pool_text(
+    base: LoadedTextBase, features: dict, encoded: dict, pooling: str, head: Head
+) -> Any:
+    """Applies ``head`` to the [CLS] features or to the masked tokens."""
+    sequence = features[base.sequence_key]
+    if pooling == "mean":
+        if head.pooling not in ("avg", "max"):
+            raise ConfigError(
+                "pooling='mean' needs a head that pools over tokens "
+                f"(Head(pooling='avg')). Received: head.pooling={head.pooling!r}"
+            )
+        return head(sequence, mask=encoded[base.mask_key])
+    if base.pooled_key is not None:
+        return head(features[base.pooled_key])
+    return head(FirstToken(name="cls_token")(sequence))

@@ -114,7 +114,11 @@ def _unknown_message(name: str) -> str:
 
 
 #: Modules that register backbones when imported, loaded on first lookup.
-_SOURCE_MODULES = ("tltf.backbones.keras_apps",)
+_SOURCE_MODULES = (
+    "tltf.backbones.keras_apps",
+    "tltf.backbones.tfhub",
+    "tltf.backbones.kerashub",
+)
 
 
 def _load_sources() -> None:

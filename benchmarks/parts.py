@@ -1,0 +1,355 @@
+"""One measurement per process: ``python benchmarks/parts.py <part> <config.json>``.
+
+Each part prints one line ``RESULT <json>`` with its figures and the peak
+resident memory of its own process (``ru_maxrss``), so the memory peaks of
+tltf and of the baseline never mix. `benchmarks/run.py` runs them all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from baseline import build_recipe_model, unfreeze_recipe  # noqa: E402
+
+import tltf  # noqa: E402
+
+PARTS = {}
+
+
+def part(fn):
+    """Registers a measurement under its function name."""
+    PARTS[fn.__name__] = fn
+    return fn
+
+
+# --- shared helpers ---
+
+
+def load(cfg: dict[str, Any], cache: bool = True) -> tltf.data.LoadedData:
+    """The JPEG folder through tltf's loader, split 80/20."""
+    size = cfg["image_size"]
+    return tltf.data.image_folder(
+        cfg["folder"],
+        image_size=(size, size),
+        batch_size=cfg["batch_size"],
+        cache=cache,
+    )
+
+
+def warm(*datasets: tf.data.Dataset | None) -> None:
+    """Iterates once so decoding and the loader's cache are not timed."""
+    for ds in datasets:
+        if ds is not None:
+            for _ in ds:
+                pass
+
+
+def shape(cfg: dict[str, Any]) -> tuple[int, int, int]:
+    return (cfg["image_size"], cfg["image_size"], 3)
+
+
+def tltf_model(cfg: dict[str, Any], **kwargs: Any) -> keras.Model:
+    return tltf.build_image_classifier(
+        "keras:mobilenet_v2",
+        cfg["num_classes"],
+        weights=cfg["weights"],
+        input_shape=shape(cfg),
+        **kwargs,
+    )
+
+
+class StepTimes(keras.callbacks.Callback):
+    """Wall time of every train step (the compiled step includes the input)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[tuple[int, float]] = []
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.times.append((self.epoch, time.perf_counter() - self.start))
+
+    def median_after_first_epoch(self) -> float:
+        steady = [t for epoch, t in self.times if epoch >= 1]
+        return float(np.median(steady))
+
+
+def step_time(model, train, epochs: int = 2, callbacks=()) -> float:
+    """Median train step (seconds) after a first, warm-up epoch."""
+    timer = StepTimes()
+    model.fit(train, epochs=epochs, callbacks=[*callbacks, timer], verbose=0)
+    return timer.median_after_first_epoch()
+
+
+# --- 0. data and weights, shared by every part ---
+
+
+@part
+def prepare(cfg):
+    """Writes the JPEG folder, the base weights and the decoded training pixels."""
+    rng = np.random.default_rng(cfg["seed"])
+    size, root = cfg["image_size"], Path(cfg["folder"])
+    palette = [(220, 40, 40), (40, 200, 40), (40, 40, 220), (220, 200, 40)]
+    colours = [palette[k % 4] for k in range(cfg["num_classes"])]
+    for label in range(cfg["num_classes"]):
+        folder = root / f"class_{label}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(cfg["images_per_class"]):
+            image = rng.normal(128, 40, (size, size, 3))
+            side = 5 * size // 8  # A class-coloured square at a random place.
+            top, left = rng.integers(0, size - side, 2)
+            image[top : top + side, left : left + side] = colours[label]
+            image = np.clip(image + rng.normal(0, 25, image.shape), 0, 255)
+            jpeg = tf.io.encode_jpeg(image.astype("uint8"), quality=90)
+            (folder / f"{i:05d}.jpg").write_bytes(jpeg.numpy())
+    data = load(cfg, cache=False)
+    base = keras.applications.MobileNetV2(
+        input_shape=shape(cfg), include_top=False, weights=None
+    )
+    calibrate_batchnorm(base, next(iter(data.train.unbatch().batch(128)))[0])
+    base.save_weights(cfg["weights"])
+    x, y = zip(*[(x.numpy(), y.numpy()) for x, y in data.train.unbatch()])
+    np.savez(cfg["arrays"], x=np.stack(x), y=np.array(y))
+    return {"num_train": data.num_train, "num_validation": data.num_validation}
+
+
+def calibrate_batchnorm(base: keras.Model, pixels: tf.Tensor) -> None:
+    """Sets BatchNorm statistics of a random base from one batch of images.
+
+    A randomly initialised MobileNetV2 in inference mode shrinks its
+    activations to ~1e-13 (its BatchNorm statistics are 0 and 1), so every
+    image gets the same features. One training-mode pass with momentum 0
+    stores each layer's batch statistics: the base then gives varied
+    features, as pretrained weights would (ImageNet weights cannot be
+    downloaded here).
+    """
+    layers = [x for x in base.layers if isinstance(x, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in layers]
+    for layer in layers:
+        layer.momentum = 0.0
+    base(pixels / 127.5 - 1.0, training=True)
+    for layer, momentum in zip(layers, momenta):
+        layer.momentum = momentum
+
+
+# --- 1. frozen stage ---
+
+
+@part
+def floor(cfg):
+    """One inference pass of preprocessing + base over the training set."""
+    data = load(cfg)
+    warm(data.train, data.validation)
+    base = keras.applications.MobileNetV2(
+        input_shape=shape(cfg), include_top=False, weights=cfg["weights"]
+    )
+    forward = tf.function(lambda x: base(x / 127.5 - 1.0, training=False))
+    start = time.perf_counter()
+    forward(next(iter(data.train))[0]).numpy()  # Trace once, timed apart.
+    seconds = {"trace_seconds": time.perf_counter() - start}
+    for name, ds in (("seconds", data.train), ("val_seconds", data.validation)):
+        start = time.perf_counter()
+        out = [forward(x) for x, _ in ds]
+        out[-1].numpy()
+        seconds[name] = time.perf_counter() - start
+    return {**seconds, "examples": data.num_train}
+
+
+@part
+def frozen_baseline(cfg):
+    data = load(cfg)
+    warm(data.train, data.validation)
+    model, _ = build_recipe_model(shape(cfg), cfg["num_classes"], cfg["weights"])
+    start = time.perf_counter()
+    history = model.fit(
+        data.train, validation_data=data.validation, epochs=cfg["epochs"], verbose=0
+    )
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "val_accuracy": history.history["val_accuracy"][-1]}
+
+
+@part
+def frozen_tltf(cfg):
+    data = load(cfg)
+    warm(data.train, data.validation)
+    model = tltf_model(cfg, dropout=0.2)
+    marks = {}
+    head_begins = keras.callbacks.LambdaCallback(
+        on_train_begin=lambda logs: marks.setdefault("head", time.perf_counter())
+    )
+    start = time.perf_counter()
+    history = tltf.fit_frozen_head(
+        model,
+        data.train,
+        data.validation,
+        epochs=cfg["epochs"],
+        callbacks=[head_begins],
+        verbose=0,
+    )
+    seconds = time.perf_counter() - start
+    return {
+        "seconds": seconds,
+        "features_seconds": marks["head"] - start,
+        "val_accuracy": history.history["val_accuracy"][-1],
+        "cached": tltf.can_cache_features(model),
+    }
+
+
+# --- 2. fine-tuning step ---
+
+
+@part
+def finetune_baseline(cfg):
+    data = load(cfg)
+    warm(data.train)
+    model, base = build_recipe_model(shape(cfg), cfg["num_classes"], cfg["weights"])
+    unfreeze_recipe(model, base, jit_compile=cfg["jit"])
+    return {"step_seconds": step_time(model, finetune_data(cfg, data))}
+
+
+def finetune_data(cfg: dict[str, Any], data: tltf.data.LoadedData) -> tf.data.Dataset:
+    """A few steps per epoch (fewer with XLA: it is slow on CPU)."""
+    return data.train.take(
+        cfg["finetune_steps_jit" if cfg["jit"] else "finetune_steps"]
+    )
+
+
+@part
+def finetune_tltf(cfg):
+    data = load(cfg)
+    warm(data.train)
+    model = tltf_model(cfg, dropout=0.2)
+    callbacks, how = unfreezing(model, cfg)
+    step = step_time(model, finetune_data(cfg, data), callbacks=callbacks)
+    return {"step_seconds": step, "how": how}
+
+
+def unfreezing(model: keras.Model, cfg: dict[str, Any]) -> tuple[list, str]:
+    """The staged-unfreezing callback if tltf has it (and not ``manual``),
+    else the manual equivalent: unfreeze every group and recompile."""
+    try:
+        from tltf.training.unfreezing import StagedUnfreezing
+    except ImportError:
+        StagedUnfreezing = None
+    if StagedUnfreezing is None or cfg.get("manual"):
+        tltf.set_trainable_groups(
+            model, tltf.backbones.layers.find_backbone(model).group_names
+        )
+        tltf.compile_model(model, learning_rate=1e-5, jit_compile=cfg["jit"])
+        return (
+            [],
+            "set_trainable_groups(all groups) + compile_model(learning_rate=1e-5)",
+        )
+    tltf.compile_model(model, learning_rate=1e-5, jit_compile=cfg["jit"])
+    return [StagedUnfreezing({0: "all"}, verbose=0)], "StagedUnfreezing({0: 'all'})"
+
+
+# --- 3. input pipeline ---
+
+
+@part
+def pipeline_folder(cfg):
+    """tltf model, plain fit, fed by tltf.data.image_folder (JPEG decode)."""
+    data = load(cfg, cache=cfg["folder_cache"])
+    model = tltf_model(cfg, dropout=0.2)
+    return {"step_seconds": step_time(model, data.train, epochs=cfg["pipeline_epochs"])}
+
+
+@part
+def pipeline_tensors(cfg):
+    """The same model fed from decoded pixels held in memory."""
+    arrays = np.load(cfg["arrays"])
+    data = tltf.data.from_arrays(arrays["x"], arrays["y"], batch_size=cfg["batch_size"])
+    model = tltf_model(cfg, dropout=0.2)
+    return {"step_seconds": step_time(model, data.train, epochs=cfg["pipeline_epochs"])}
+
+
+# --- 4. serving ---
+
+
+def latency(call, x1, x64, calls: int, batches: int = 5) -> dict[str, float]:
+    """Batch-1 latency percentiles and batch-64 throughput (images/s)."""
+    for _ in range(5):
+        np.asarray(call(x1))
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        np.asarray(call(x1))
+        times.append(time.perf_counter() - start)
+    np.asarray(call(x64))
+    start = time.perf_counter()
+    for _ in range(batches):
+        np.asarray(call(x64))
+    per_batch = (time.perf_counter() - start) / batches
+    return {
+        "p50_ms": 1000 * float(np.percentile(times, 50)),
+        "p95_ms": 1000 * float(np.percentile(times, 95)),
+        "throughput": len(x64) / per_batch,
+    }
+
+
+def serving_inputs(cfg) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (64, *shape(cfg))).astype("float32")
+    return x[:1], x
+
+
+@part
+def export(cfg):
+    model = tltf_model(cfg, dropout=0.2)
+    if hasattr(tltf, "export_saved_model"):
+        tltf.export_saved_model(model, cfg["export_dir"], overwrite=True, verify=False)
+        return {"how": "tltf.export_saved_model"}
+    model.export(cfg["export_dir"])
+    return {"how": "model.export"}
+
+
+@part
+def serve_keras(cfg):
+    model = tltf_model(cfg, dropout=0.2)
+    x1, x64 = serving_inputs(cfg)
+    return latency(lambda x: model(x, training=False), x1, x64, cfg["serving_calls"])
+
+
+@part
+def serve_savedmodel(cfg):
+    loaded = tf.saved_model.load(cfg["export_dir"])
+    name = "pixels" if "pixels" in loaded.signatures else "serving_default"
+    signature = loaded.signatures[name]
+    arg = next(iter(signature.structured_input_signature[1]))
+    x1, x64 = serving_inputs(cfg)
+
+    def call(x):
+        return next(iter(signature(**{arg: tf.constant(x)}).values()))
+
+    return {**latency(call, x1, x64, cfg["serving_calls"]), "signature": name}
+
+
+def main() -> None:
+    name, config = sys.argv[1], json.loads(Path(sys.argv[2]).read_text())
+    keras.utils.set_random_seed(config["seed"])
+    result = PARTS[name](config)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

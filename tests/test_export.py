@@ -1,0 +1,338 @@
+"""SavedModel export: fresh-process round trips, atomic writes, signatures."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tltf
+from tests.helpers import build_tiny_model
+
+NAMES = ["cats", "dogs", "owls"]
+
+# Loads an export with plain TensorFlow, never tltf or Keras, and runs it.
+RELOAD = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    path, request = sys.argv[1], json.load(open(sys.argv[2]))
+    if request.get("tensorflow_text"):
+        import tensorflow_text
+    loaded = tf.saved_model.load(path)
+    out = {"signatures": sorted(loaded.signatures)}
+    for name, inputs in request["calls"].items():
+        fn = loaded.signatures[name]
+        args = {}
+        for key, value in inputs.items():
+            if key == "image_files":
+                args["image_bytes"] = tf.constant([open(f, "rb").read() for f in value])
+            else:
+                args[key] = tf.constant(value)
+        result = fn(**args)
+        out[name] = {
+            "probabilities": result["probabilities"].numpy().tolist(),
+            "class_index": result["class_index"].numpy().tolist(),
+            "class_name": [s.decode() for s in result["class_name"].numpy()],
+        }
+    out["imported_tltf"] = any(m.startswith("tltf") for m in sys.modules)
+    print("RESULT" + json.dumps(out))
+    """
+)
+
+
+def reload_in_fresh_process(path: Path, request: dict, tmp_path: Path) -> dict:
+    """Runs `RELOAD` on an export in a new Python process."""
+    script, request_file = tmp_path / "reload.py", tmp_path / "request.json"
+    script.write_text(RELOAD)
+    request_file.write_text(json.dumps(request))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(
+        [sys.executable, str(script), str(path), str(request_file)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT"))
+    return json.loads(line[len("RESULT") :])
+
+
+def saved_model_cli_show_all(path: Path) -> str:
+    """What `saved_model_cli show --dir <path> --all` prints."""
+    from tensorflow.python.tools import saved_model_cli
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        saved_model_cli._show_all(str(path))
+    return buffer.getvalue()
+
+
+def write_pngs(folder: Path, sizes) -> list[Path]:
+    rng = np.random.default_rng(3)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for i, (h, w) in enumerate(sizes):
+        pixels = rng.integers(0, 256, (h, w, 3), dtype="uint8")
+        file = folder / f"{i}.png"
+        file.write_bytes(tf.io.encode_png(pixels).numpy())
+        files.append(file)
+    return files
+
+
+@pytest.fixture(scope="module")
+def image_export(tmp_path_factory):
+    """A trained-looking tiny image model and its verified export."""
+    tmp = tmp_path_factory.mktemp("image_export")
+    model = build_tiny_model()
+    path = tltf.export_saved_model(model, tmp / "export", class_names=NAMES)
+    return model, path, tmp
+
+
+def test_image_export_round_trip_in_fresh_process(image_export):
+    model, path, tmp = image_export
+    files = write_pngs(tmp / "images", [(32, 32), (45, 37)])
+    pixels = np.stack(
+        [
+            tf.image.resize(tf.io.decode_png(f.read_bytes(), channels=3), (32, 32))
+            for f in files
+        ]
+    )
+    expected = np.asarray(model(pixels, training=False))
+    request = {
+        "calls": {
+            "serving_default": {"image_files": [str(f) for f in files]},
+            "pixels": {"pixels": pixels.tolist()},
+        }
+    }
+    out = reload_in_fresh_process(path, request, tmp)
+    assert out["imported_tltf"] is False
+    assert set(out["signatures"]) == {"serving_default", "pixels"}
+    for name in ("serving_default", "pixels"):
+        np.testing.assert_allclose(out[name]["probabilities"], expected, atol=1e-5)
+        assert out[name]["class_index"] == expected.argmax(-1).tolist()
+        assert out[name]["class_name"] == [NAMES[i] for i in expected.argmax(-1)]
+
+
+def test_image_export_metadata_and_saved_model_cli(image_export):
+    _, path, _ = image_export
+    meta = tltf.read_export_metadata(path)
+    assert meta["modality"] == "image" and meta["class_names"] == NAMES
+    assert meta["custom_ops"] == [] and meta["requires"] is None
+    check = meta["verification"]["saved_model"]
+    assert check["reloaded_in_fresh_process"] and check["max_abs_difference"] < 1e-4
+    shown = saved_model_cli_show_all(path)
+    for expected in (
+        "signature_def['serving_default']",
+        "inputs['image_bytes'] tensor_info:\n        dtype: DT_STRING",
+        "signature_def['pixels']",
+        "inputs['pixels'] tensor_info:\n        dtype: DT_FLOAT",
+        "outputs['probabilities'] tensor_info:\n        dtype: DT_FLOAT",
+        "outputs['class_index'] tensor_info:\n        dtype: DT_INT64",
+        "outputs['class_name'] tensor_info:\n        dtype: DT_STRING",
+    ):
+        assert expected in shown
+
+
+def test_existing_target_is_refused_without_overwrite(image_export):
+    model, path, _ = image_export
+    before = sorted(p.name for p in path.iterdir())
+    with pytest.raises(tltf.ExportError, match="already exists.*overwrite=True"):
+        tltf.export_saved_model(model, path, class_names=NAMES)
+    assert sorted(p.name for p in path.iterdir()) == before
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return [p.name for p in folder.iterdir() if p.name.startswith(".")]
+
+
+def test_export_interrupted_before_the_rename_leaves_no_target(tmp_path, monkeypatch):
+    model = build_tiny_model()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # e.g. Ctrl-C during the reload check
+
+    monkeypatch.setattr("tltf.export.saved_model._verify", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        tltf.export_saved_model(model, tmp_path / "export", class_names=NAMES)
+    assert not (tmp_path / "export").exists()
+    assert _leftovers(tmp_path) == []
+
+
+def test_failed_rename_keeps_the_old_export(tmp_path, monkeypatch):
+    model = build_tiny_model()
+    target = tmp_path / "export"
+    tltf.export_saved_model(model, target, class_names=NAMES, verify=False)
+    old = {p: p.read_bytes() for p in target.rglob("*") if p.is_file()}
+    rename = Path.rename
+
+    def failing_rename(self, destination):
+        if self.name.startswith(".export.tmp-"):
+            raise OSError("disk full")
+        return rename(self, destination)
+
+    monkeypatch.setattr(Path, "rename", failing_rename)
+    with pytest.raises(OSError, match="disk full"):
+        tltf.export_saved_model(
+            model, target, class_names=["x", "y", "z"], overwrite=True, verify=False
+        )
+    assert {p: p.read_bytes() for p in target.rglob("*") if p.is_file()} == old
+    assert tltf.read_export_metadata(target)["class_names"] == NAMES
+    assert _leftovers(tmp_path) == []
+
+
+def test_overwrite_replaces_the_export(tmp_path):
+    model = build_tiny_model()
+    target = tmp_path / "export"
+    tltf.export_saved_model(model, target, class_names=NAMES, verify=False)
+    tltf.export_saved_model(
+        model, target, class_names=["x", "y", "z"], overwrite=True, verify=False
+    )
+    assert tltf.read_export_metadata(target)["class_names"] == ["x", "y", "z"]
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_check_that_disagrees_fails_and_writes_nothing(tmp_path, monkeypatch):
+    model = build_tiny_model()
+    probs = np.asarray(model(np.zeros((3, 32, 32, 3)), training=False)).tolist()
+
+    def reloaded_with_other_outputs(requests):
+        outputs = {"probabilities": {"values": (np.asarray(probs) + 0.5).tolist()}}
+        response = {
+            "custom_ops": [],
+            "loaded_libraries": [],
+            "unresolved_ops": [],
+            "signatures": {},
+        }
+        return [
+            {**response, "results": [outputs for _ in request["calls"]]}
+            for _, request in requests
+        ]
+
+    monkeypatch.setattr(
+        "tltf.export.saved_model._run_checks", reloaded_with_other_outputs
+    )
+    with pytest.raises(tltf.ExportError, match="disagrees with the Keras model"):
+        tltf.export_saved_model(model, tmp_path / "e", class_names=NAMES)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_class_names_must_fit_the_model(tmp_path):
+    with pytest.raises(tltf.ConfigError, match="3 outputs but 2 class names"):
+        tltf.export_saved_model(build_tiny_model(), tmp_path / "e", class_names="ab")
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- text ---
+
+TEXTS = ["a good film", "great acting", "a bad film", "boring and dull"]
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(
+    {word for text in TEXTS for word in text.split()}
+)
+
+# Token ids first, with TF Text never imported; then the strings signature.
+RELOAD_TEXT = textwrap.dedent(
+    """
+    import json, sys
+    import tensorflow as tf
+    folder, request = sys.argv[1], json.load(open(sys.argv[2]))
+    token_model = tf.saved_model.load(folder + "/token_ids_model")
+    tokens = {k: tf.constant(v) for k, v in request["tokens"].items()}
+    by_ids = token_model.signatures["serving_default"](**tokens)
+    assert "tensorflow_text" not in sys.modules
+    import tensorflow_text
+    loaded = tf.saved_model.load(folder)
+    by_text = loaded.signatures["serving_default"](text=tf.constant(request["texts"]))
+    out = {
+        "ids": by_ids["probabilities"].numpy().tolist(),
+        "text": by_text["probabilities"].numpy().tolist(),
+        "names": [s.decode() for s in by_text["class_name"].numpy()],
+        "signatures": sorted(loaded.signatures),
+        "imported_tltf": any(m.startswith(("tltf", "keras_hub")) for m in sys.modules),
+    }
+    print("RESULT" + json.dumps(out))
+    """
+)
+
+
+def tiny_bert_preset(folder: Path) -> Path:
+    """Saves a 2-layer BERT with a tiny vocabulary as a local KerasHub preset."""
+    import keras_hub
+
+    keras_hub.models.BertTokenizer(vocabulary=VOCAB).save_to_preset(folder)
+    keras_hub.models.BertBackbone(
+        vocabulary_size=len(VOCAB),
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=8,
+        intermediate_dim=16,
+        max_sequence_length=16,
+    ).save_to_preset(folder)
+    return folder
+
+
+def tiny_text_model(tmp_path: Path):
+    """A text classifier on `tiny_bert_preset`."""
+    folder = tiny_bert_preset(tmp_path / "tiny_bert")
+    return tltf.build_text_classifier(f"kerashub:{folder}", 2, sequence_length=8)
+
+
+def test_text_export_round_trip_in_fresh_process(tmp_path):
+    model = tiny_text_model(tmp_path)
+    # The test reloads the export itself; the built-in check of text exports
+    # runs in the (slow) demo test, to keep this one quick.
+    path = tltf.export_saved_model(
+        model, tmp_path / "export", class_names=["neg", "pos"], verify=False
+    )
+    meta = tltf.read_export_metadata(path)
+    assert meta["modality"] == "text" and meta["token_ids_model"] == "token_ids_model"
+    assert any("Wordpiece" in op for op in meta["custom_ops"])
+    assert "import tensorflow_text" in meta["requires"]
+    assert set(meta["signatures"]["token_ids"]["inputs"]) == {
+        "token_ids",
+        "padding_mask",
+        "segment_ids",
+    }
+    assert meta["verification"] is None
+
+    expected = np.asarray(model(tf.constant(TEXTS), training=False))
+    tokens = model.get_layer("preprocess")(tf.constant(TEXTS))
+    script, request = tmp_path / "reload.py", tmp_path / "request.json"
+    script.write_text(RELOAD_TEXT)
+    request.write_text(
+        json.dumps(
+            {
+                "texts": TEXTS,
+                "tokens": {k: np.asarray(v).tolist() for k, v in tokens.items()},
+            }
+        )
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(
+        [sys.executable, str(script), str(path), str(request)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT"))
+    out = json.loads(line[len("RESULT") :])
+    assert out["imported_tltf"] is False
+    assert {"serving_default", "token_ids"} <= set(out["signatures"])
+    np.testing.assert_allclose(out["text"], expected, atol=1e-5)
+    np.testing.assert_allclose(out["ids"], expected, atol=1e-5)
+    assert out["names"] == [["neg", "pos"][i] for i in expected.argmax(-1)]

@@ -1,0 +1,224 @@
+"""Frozen-base feature caching: fit_frozen_head, compute_features, FeatureCache."""
+
+from __future__ import annotations
+
+import logging
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tltf
+from tests.helpers import TINY_GROUPS, build_tiny_model, same, tiny_base, weights_of
+from tltf.training import caching
+from tltf.training.caching import (
+    FeatureCache,
+    can_cache_features,
+    compute_features,
+    feature_key,
+    fit_frozen_head,
+    head_model,
+)
+
+
+class CountExamples(keras.layers.Layer):
+    """Identity that counts the examples it sees in a non-trainable variable."""
+
+    def build(self, input_shape):
+        self.seen = self.add_weight(shape=(), initializer="zeros", trainable=False)
+
+    def call(self, x):
+        self.seen.assign_add(keras.ops.cast(keras.ops.shape(x)[0], "float32"))
+        return x
+
+
+def counting_model() -> tuple[keras.Model, CountExamples]:
+    base = tiny_base()
+    counter = CountExamples(name="counter")
+    wrapped = keras.Model(base.input, counter(base.output), name="counted_base")
+    model = tltf.build_image_classifier(
+        wrapped, 3, preprocessing="unit", layer_groups=TINY_GROUPS, dropout=0.0
+    )
+    return model, counter
+
+
+def data(n: int = 24, batch: int = 8, seed: int = 0) -> tf.data.Dataset:
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 255, (n, 32, 32, 3)).astype("float32")
+    y = np.arange(n) % 3
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch)
+
+
+def sgd_model() -> keras.Model:
+    model = build_tiny_model(compile=False)
+    tltf.compile_model(model, optimizer=keras.optimizers.SGD(0.1))
+    return model
+
+
+def count_extractions(monkeypatch) -> list[int]:
+    calls = []
+    original = caching._extract
+
+    def counted(model, ds):
+        calls.append(1)
+        return original(model, ds)
+
+    monkeypatch.setattr(caching, "_extract", counted)
+    return calls
+
+
+def test_cached_fit_trains_head_and_keeps_base():
+    model = sgd_model()
+    base, head = (
+        weights_of(model.get_layer("backbone")),
+        weights_of(model.get_layer("head")),
+    )
+    history = fit_frozen_head(model, data(), data(seed=1), epochs=2, verbose=0)
+    assert same(base, weights_of(model.get_layer("backbone")))
+    assert not same(head, weights_of(model.get_layer("head")))
+    assert set(history.history) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert len(history.history["loss"]) == 2
+    assert model.history is history
+
+
+def test_base_runs_once_per_fit_not_per_epoch():
+    model, counter = counting_model()
+    fit_frozen_head(model, data(24), data(8, seed=1), epochs=3, verbose=0, cache=False)
+    assert float(counter.seen.numpy()) == 24 + 8
+    model.fit(data(24), validation_data=data(8, seed=1), epochs=3, verbose=0)
+    assert float(counter.seen.numpy()) == 24 + 8 + 3 * (24 + 8)
+
+
+def test_matches_plain_fit_without_dropout():
+    plain, cached = sgd_model(), sgd_model()
+    cached.set_weights(plain.get_weights())
+    train, val = data(), data(seed=1)
+    expected = plain.fit(train, validation_data=val, epochs=3, verbose=0).history
+    got = fit_frozen_head(cached, train, val, epochs=3, verbose=0, cache=False).history
+    assert set(got) == set(expected)
+    for name, values in expected.items():
+        np.testing.assert_allclose(got[name], values, rtol=1e-4, atol=1e-5)
+    x = next(iter(train))[0]
+    np.testing.assert_allclose(
+        cached.predict(x, verbose=0), plain.predict(x, verbose=0), atol=1e-5
+    )
+    # The model's own optimizer was reused: its step count continues.
+    assert int(cached.optimizer.iterations.numpy()) == 3 * 3
+
+
+def test_disabled_with_augmentation_and_falls_back(caplog):
+    model = build_tiny_model(augment="default")
+    assert not can_cache_features(model)
+    with pytest.raises(tltf.ConfigError, match="augment_flip"):
+        compute_features(model, data())
+    head = weights_of(model.get_layer("head"))
+    with caplog.at_level(logging.INFO, logger="tltf.training.caching"):
+        history = fit_frozen_head(model, data(), epochs=1, verbose=0)
+    assert "Feature caching off" in caplog.text
+    assert len(history.history["loss"]) == 1
+    assert not same(head, weights_of(model.get_layer("head")))
+
+
+def test_disabled_with_trainable_base():
+    model = build_tiny_model()
+    assert can_cache_features(model)
+    tltf.set_trainable_groups(model, ["block3"])
+    assert not can_cache_features(model)
+    assert "trainable" in " ".join(caching.cache_blockers(model))
+
+
+def test_disabled_when_dropout_in_base_runs_in_training_mode():
+    base = tiny_base()
+    noisy = keras.Model(base.input, keras.layers.Dropout(0.5)(base.output))
+    model = tltf.build_image_classifier(noisy, 3, preprocessing="unit")
+    assert can_cache_features(model)  # The base runs in inference mode.
+    model = tltf.build_image_classifier(noisy, 3, preprocessing="unit", train_bn=True)
+    assert not can_cache_features(model)
+
+
+def test_reused_and_invalidated_when_base_or_data_change(monkeypatch):
+    calls = count_extractions(monkeypatch)
+    model, cache = build_tiny_model(), FeatureCache()
+    first = np.concatenate([f for f, _ in compute_features(model, data(), cache)])
+    again = np.concatenate([f for f, _ in compute_features(model, data(), cache)])
+    assert len(calls) == 1 and np.array_equal(first, again)
+    compute_features(model, data(seed=5), cache)
+    assert len(calls) == 2
+    conv = model.get_layer("backbone").model.get_layer("block1_conv")
+    conv.kernel.assign(conv.kernel * 2.0)
+    changed = np.concatenate([f for f, _ in compute_features(model, data(), cache)])
+    assert len(calls) == 3 and not np.allclose(first, changed)
+
+
+def test_disk_cache_is_reused_across_cache_objects(tmp_path, monkeypatch):
+    calls = count_extractions(monkeypatch)
+    model = build_tiny_model()
+    first = list(compute_features(model, data(), cache=tmp_path / "features"))
+    second = list(compute_features(model, data(), cache=str(tmp_path / "features")))
+    assert len(calls) == 1
+    for (f1, y1), (f2, y2) in zip(first, second):
+        np.testing.assert_array_equal(f1, f2)
+        np.testing.assert_array_equal(y1, y2)
+    folders = [p.name for p in (tmp_path / "features").iterdir()]
+    assert folders == [feature_key(model, data())]
+
+
+def test_shuffled_data_gives_reshuffled_features():
+    model = build_tiny_model()
+    ds = data(48).unbatch().shuffle(48, seed=1).batch(8)
+    features = compute_features(model, ds, cache=False)
+    epoch1 = np.concatenate([y for _, y in features])
+    epoch2 = np.concatenate([y for _, y in features])
+    assert sorted(epoch1) == sorted(epoch2) and not np.array_equal(epoch1, epoch2)
+    ordered = np.concatenate(
+        [y for _, y in compute_features(model, data(48), cache=False)]
+    )
+    assert np.array_equal(ordered, np.arange(48) % 3)
+
+
+def test_head_model_shares_the_heads_layers():
+    model = build_tiny_model()
+    small = head_model(model)
+    head_ids = {id(v) for v in model.get_layer("head").weights}
+    assert {id(v) for v in small.weights} == head_ids
+    pooled = np.ones((2, 8), "float32")
+    expected = model.get_layer("head").classify(pooled)
+    np.testing.assert_allclose(small.predict(pooled, verbose=0), expected, atol=1e-6)
+
+
+def test_callbacks_see_the_full_model_and_can_stop():
+    model = sgd_model()
+    seen = []
+    record = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda *a, **k: seen.append(record.model)
+    )
+    stop = keras.callbacks.EarlyStopping(monitor="loss", min_delta=100.0, patience=0)
+    history = fit_frozen_head(
+        model, data(), epochs=5, callbacks=[record, stop], verbose=0
+    )
+    assert seen and all(m is model for m in seen)
+    assert len(history.history["loss"]) < 5
+
+
+def test_bad_inputs_fail_clearly():
+    with pytest.raises(tltf.ConfigError, match="not compiled"):
+        fit_frozen_head(build_tiny_model(compile=False), data(), epochs=1)
+    model = build_tiny_model()
+    with pytest.raises(tltf.DataError, match="batched"):
+        compute_features(model, data().unbatch())
+    with pytest.raises(tltf.DataError, match="finite"):
+        compute_features(model, data().repeat())
+    with pytest.raises(tltf.ConfigError, match="cache must be"):
+        compute_features(model, data(), cache=3)
+
+
+def test_model_saves_and_reloads_after_cached_fit(tmp_path):
+    model = sgd_model()
+    fit_frozen_head(model, data(), epochs=1, verbose=0)
+    model.save(tmp_path / "model.keras")
+    reloaded = keras.saving.load_model(tmp_path / "model.keras")
+    x = next(iter(data()))[0]
+    np.testing.assert_allclose(
+        reloaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6
+    )

@@ -1,0 +1,121 @@
+"""fine_tune: frozen head epochs (cached when safe), then unfrozen at fastai's rates."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tltf
+from tests.helpers import build_tiny_model, same, weights_of
+from tltf.data.base import LoadedData
+from tltf.training import caching, recipes
+
+X = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3)).astype("float32")
+Y = np.array([0, 1, 2, 0, 1, 2, 0, 1])
+GROUPS = ("block1", "block2", "block3")
+
+
+def _data() -> LoadedData:
+    dataset = tf.data.Dataset.from_tensor_slices((X, Y)).batch(4)
+    return LoadedData(dataset, dataset, ["a", "b", "c"], num_train=8, num_validation=8)
+
+
+class BaseAtEpochEnd(keras.callbacks.Callback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seen.append(weights_of(self.model.get_layer("backbone").model.layers))
+
+
+def test_fine_tune_trains_head_frozen_then_everything_at_fastai_rates(monkeypatch):
+    calls = []
+    real = caching.fit_frozen_head
+    monkeypatch.setattr(
+        caching, "fit_frozen_head", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    model = build_tiny_model()
+    backbone = model.get_layer("backbone")
+    initial = weights_of(backbone.model.layers)
+    bn_stats = [
+        np.array(backbone.model.get_layer(f"{g}_bn").moving_mean) for g in GROUPS
+    ]
+    record = BaseAtEpochEnd()
+
+    history = tltf.fine_tune(
+        model, _data(), epochs=2, base_lr=1e-2, callbacks=[record], verbose=0
+    )
+
+    assert calls == [1]  # the frozen epoch used feature caching
+    assert history.epoch == [0, 1, 2] and len(history.history["val_loss"]) == 3
+    assert history.history["stage"] == [0.0, 1.0, 1.0]
+    assert same(initial, record.seen[0])  # base frozen in epoch 0
+    assert not same(record.seen[0], record.seen[1])  # trains from epoch 1
+    lrs = {k: history.history[f"lr_{k}"] for k in ("head", *GROUPS)}
+    assert lrs["head"] == pytest.approx([1e-2, 5e-3, 5e-3])  # halved, as fastai
+    assert lrs["block1"] == pytest.approx([0.0, 5e-5, 5e-5])  # base_lr / 2 / lr_mult
+    assert lrs["block2"][1] == pytest.approx(5e-5 * 100 ** (1 / 3), rel=1e-5)
+    assert lrs["block3"][1] == pytest.approx(5e-5 * 100 ** (2 / 3), rel=1e-5)
+    assert tltf.trainable_groups(model) == list(GROUPS)
+    after = [np.array(backbone.model.get_layer(f"{g}_bn").moving_mean) for g in GROUPS]
+    assert same(bn_stats, after)  # BatchNorm stays in inference mode
+
+
+def test_fine_tune_falls_back_to_plain_fit_when_caching_is_unsafe(monkeypatch):
+    calls = []
+    monkeypatch.setattr(caching, "fit_frozen_head", lambda *a, **k: calls.append(1))
+    model = build_tiny_model(augment=[keras.layers.RandomFlip(name="augment_flip")])
+    assert not caching.can_cache_features(model)
+    history = tltf.fine_tune(model, (X, Y), epochs=1, verbose=0)
+    assert calls == []
+    assert history.history["stage"] == [0.0, 1.0]
+    assert history.history["lr_head"] == pytest.approx([1e-3, 5e-4])
+
+
+def test_fine_tune_schedules_are_counted_from_the_first_unfrozen_epoch():
+    model = build_tiny_model()
+    assert recipes._full_schedule(model, "all", 2) == {0: "head", 2: "all"}
+    assert recipes._full_schedule(model, "gradual", 1) == {
+        0: "head",
+        1: "top:1",
+        2: "top:2",
+        3: "top:3",
+    }
+    assert recipes._full_schedule(model, "gradual:2", 1) == {
+        0: "head",
+        1: "top:1",
+        3: "top:2",
+        5: "top:3",
+    }
+    assert recipes._full_schedule(model, "plateau", 1) == "plateau"
+    assert recipes._full_schedule(model, {1: "all"}, 1) == {0: "head", 2: "all"}
+    assert recipes._full_schedule(model, "all", 0) == {0: "all"}
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"epochs": -1}, "epochs must be"),
+        ({"epochs": 0, "freeze_epochs": 0}, ">= 1"),
+        ({"epochs": 1, "lr_mult": 0.5}, "lr_mult"),
+        ({"epochs": 1, "schedule": "sometimes"}, "schedule"),
+        ({"epochs": 1, "schedule": "gradual:x"}, "preset"),
+        ({"epochs": 1, "schedule": {0: "conv5"}}, "Unknown layer group"),
+    ],
+)
+def test_fine_tune_rejects_bad_arguments_before_training(kwargs, message):
+    model = build_tiny_model()
+    before = weights_of(model.layers)
+    with pytest.raises(tltf.ConfigError, match=message):
+        tltf.fine_tune(model, (X, Y), verbose=0, **kwargs)
+    assert same(before, weights_of(model.layers))
+
+
+def test_fine_tune_needs_a_tltf_model():
+    inputs = keras.Input((4,))
+    plain = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    with pytest.raises(tltf.ConfigError, match="Backbone"):
+        tltf.fine_tune(plain, (np.zeros((2, 4)), np.zeros(2)), epochs=1)

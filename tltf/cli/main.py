@@ -1,0 +1,280 @@
+"""The ``tltf`` command line: train, tune, evaluate, export, predict, demo.
+
+A thin layer over the library. Every flag defaults to None and is dropped
+before the library is called, so the library's defaults are the defaults.
+A config file (YAML or JSON) holds the same settings as the flags, with the
+flag names as keys (``epochs: 3``, ``backbone: keras:resnet50``); flags given
+on the command line win over the file.
+
+Bad input ends with a one-line error that says what to do and exit status 1;
+``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from collections.abc import Sequence
+
+from tltf.errors import TltfError
+
+_EXAMPLES = {
+    None: """
+        examples:
+          tltf demo              # offline: MiniLM fine-tuned on the shipped dataset
+          tltf train --data flowers/ --backbone keras:mobilenet_v2 --epochs 5
+          tltf train --csv reviews.csv --text-column review --label-column stars
+          tltf evaluate --model runs/tltf/model.keras --data flowers/
+          tltf export --model runs/tltf/model.keras --output serving/flowers
+          tltf predict --model serving/flowers rose.jpg tulip.png
+          tltf list-backbones --modality image
+
+        Run `tltf <command> --help` for the flags of a command.""",
+    "train": """
+        examples:
+          # An image folder (one subfolder per class), 5 epochs, exported at the end:
+          tltf train --data flowers/ --backbone keras:mobilenet_v2 --epochs 5 --export
+          # A CSV/TSV with text and label columns, on the offline MiniLM encoder:
+          tltf train --csv reviews.tsv --text-column review --label-column label
+          # A TFDS dataset by name, unfreezing one more layer group per epoch:
+          tltf train --tfds tf_flowers --schedule gradual --epochs 6
+          # The same settings from a file (flags win over the file):
+          tltf train --config run.yaml --epochs 2
+          # No data: the offline demo (same as `tltf demo`):
+          tltf train""",
+    "tune": """
+        examples:
+          tltf tune --data flowers/ --backbone keras:mobilenet_v2 --max-trials 4
+          tltf tune --csv reviews.csv --output runs/search""",
+    "evaluate": """
+        examples:
+          tltf evaluate --model runs/tltf/model.keras --data flowers/
+          tltf evaluate --model runs/tltf/model.keras --csv test.csv --output eval/""",
+    "export": """
+        examples:
+          tltf export --model runs/tltf/model.keras --output serving/flowers
+          tltf export --model runs/tltf/model.keras --output serving/flowers --overwrite
+          saved_model_cli show --dir serving/flowers --all  # see the signatures""",
+    "predict": """
+        examples:
+          tltf predict --model runs/tltf/model.keras rose.jpg tulip.png
+          tltf predict --model serving/flowers rose.jpg          # a tltf export
+          tltf predict --model runs/demo/model.keras "the match went to extra time" """,
+    "list-backbones": """
+        examples:
+          tltf list-backbones
+          tltf list-backbones --modality text""",
+    "demo": """
+        examples:
+          tltf demo                       # writes to runs/tltf-demo
+          tltf demo --output /tmp/demo --epochs 4""",
+}
+
+_HELP = {
+    "train": "fine-tune a pretrained base on your data (no data: the offline demo)",
+    "tune": "search learning rates with KerasTuner",
+    "evaluate": "write a metrics report and plots for a trained model",
+    "export": "write a verified SavedModel for serving",
+    "predict": "classify image files or text with a model or an export",
+    "list-backbones": "list the registered pretrained bases",
+    "demo": "offline end-to-end run: MiniLM on the shipped dataset",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``tltf`` and its subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="tltf",
+        description="Transfer learning for Keras 3: fine-tune, tune, evaluate, export.",
+        epilog=textwrap.dedent(_EXAMPLES[None]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug", action="store_true", help="show tracebacks on errors"
+    )
+    common.add_argument(
+        "--config", help="YAML or JSON file with the same settings as the flags"
+    )
+    for name, adder in _SUBCOMMANDS.items():
+        p = sub.add_parser(
+            name,
+            parents=[common],
+            help=_HELP[name],
+            description=_HELP[name].capitalize() + ".",
+            epilog=textwrap.dedent(_EXAMPLES[name]),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        adder(p)
+    return parser
+
+
+# --- flags shared by subcommands ---
+
+
+def _data_flags(p: argparse.ArgumentParser, required: bool = False) -> None:
+    g = p.add_argument_group("data (one of --data, --csv, --tfds)")
+    g.add_argument("--data", help="image folder: <folder>/<class>/<images>")
+    g.add_argument("--csv", help="CSV or TSV file with a text and a label column")
+    g.add_argument("--tfds", help="TensorFlow Datasets name, e.g. tf_flowers")
+    g.add_argument("--text-column", help="text column of --csv")
+    g.add_argument("--label-column", help="label column of --csv")
+    g.add_argument(
+        "--image-size", type=_size, help="resize images to SIZE or HxW, e.g. 224"
+    )
+    g.add_argument("--batch-size", type=int, help="examples per batch")
+    g.add_argument("--validation-split", type=float, help="fraction held out, e.g. 0.2")
+
+
+def _model_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument(
+        "--backbone",
+        help="pretrained base, e.g. keras:mobilenet_v2 or kerashub:all-minilm-l6-v2 "
+        "(see `tltf list-backbones`)",
+    )
+    g.add_argument(
+        "--weights",
+        help="image base weights: imagenet, none (random) or a weights file",
+    )
+    g.add_argument("--sequence-length", type=int, help="tokens per text example")
+
+
+def _output_flag(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--output", help=f"output folder for {what}")
+
+
+def _add_train(p: argparse.ArgumentParser) -> None:
+    _data_flags(p)
+    _model_flags(p)
+    g = p.add_argument_group("training")
+    g.add_argument(
+        "--epochs", type=int, help="epochs after the frozen stage (default 3)"
+    )
+    g.add_argument(
+        "--schedule",
+        help="how the base unfreezes after the frozen epoch: all, gradual "
+        "(one more layer group per epoch) or JSON {epoch: groups} counted from "
+        'the first unfrozen epoch, e.g. \'{"0": "top:1", "2": "top:3", "4": "all"}\'',
+    )
+    g.add_argument("--learning-rate", type=float, help="head learning rate")
+    _output_flag(p, "the model, report and export (default runs/tltf)")
+    p.add_argument(
+        "--export", action="store_const", const=True, help="also export a SavedModel"
+    )
+
+
+def _add_tune(p: argparse.ArgumentParser) -> None:
+    _data_flags(p)
+    _model_flags(p)
+    p.add_argument("--max-trials", type=int, help="trials to run")
+    p.add_argument("--epochs", type=int, help="epochs per trial")
+    _output_flag(p, "the search (resumes when it exists)")
+
+
+def _add_evaluate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="a .keras model written by tltf train")
+    _data_flags(p)
+    _output_flag(p, "report.json and the plots (default: next to the model)")
+
+
+def _add_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="a .keras model written by tltf train")
+    _output_flag(p, "the SavedModel (must not exist unless --overwrite)")
+    p.add_argument(
+        "--overwrite", action="store_const", const=True, help="replace an export"
+    )
+    p.add_argument(
+        "--no-verify",
+        dest="verify",
+        action="store_const",
+        const=False,
+        help="skip the reload check",
+    )
+
+
+def _add_predict(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="a .keras model or a tltf export folder")
+    p.add_argument("inputs", nargs="*", help="image files, or texts for text models")
+    p.add_argument("--top-k", type=int, help="classes to show per input (default 1)")
+
+
+def _add_list(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--modality", choices=["image", "text"], help="filter")
+
+
+def _add_demo(p: argparse.ArgumentParser) -> None:
+    _output_flag(p, "the demo run (default runs/tltf-demo)")
+    p.add_argument("--epochs", type=int, help="total epochs (default 4)")
+
+
+_SUBCOMMANDS = {
+    "train": _add_train,
+    "tune": _add_tune,
+    "evaluate": _add_evaluate,
+    "export": _add_export,
+    "predict": _add_predict,
+    "list-backbones": _add_list,
+    "demo": _add_demo,
+}
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        parts = [int(v) for v in text.lower().replace(",", "x").split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or min(parts) < 1:
+        raise argparse.ArgumentTypeError(
+            f"image size must be SIZE or HEIGHTxWIDTH (224, 160x224); got {text!r}"
+        )
+    return parts[0], parts[1]
+
+
+# --- entry point ---
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs ``tltf`` with ``argv`` (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0 on success, 1 on bad input, 2 on bad usage.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    from tltf.cli import commands as cli_commands
+    from tltf.cli import options as cli_options
+
+    try:
+        options = cli_options.merge_config(args)
+        return cli_commands.run(args.command, options)
+    except TltfError as err:
+        if args.debug:
+            raise
+        _fail(args.command, str(err))
+    except KeyboardInterrupt:
+        print("tltf: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - one line unless --debug.
+        if args.debug:
+            raise
+        _fail(args.command, f"{type(err).__name__}: {err}")
+    return 1
+
+
+def _fail(command: str, message: str) -> None:
+    line = " ".join(message.split())
+    print(
+        f"tltf {command}: error: {line} (--debug shows the traceback)", file=sys.stderr
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,308 @@
+"""Evaluation reports: per-class and macro metrics, confusion matrix, plots.
+
+`evaluate` runs a classifier over labelled data and returns an
+`EvaluationReport`: accuracy, precision, recall and F1 per class and macro
+averaged, and the confusion matrix. With ``output_dir`` it also writes
+``report.json``, ``confusion_matrix.png`` and, given the training History,
+``training_curves.png`` with the unfreezing stages marked.
+
+Macro averages follow `tltf.metrics` and scikit-learn's ``average="macro"``:
+classes that occur neither in the labels nor in the predictions are left out,
+and a class that is never predicted has precision 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tltf.errors import ConfigError, DataError
+
+REPORT_FILE = "report.json"
+CONFUSION_FILE = "confusion_matrix.png"
+CURVES_FILE = "training_curves.png"
+
+
+@dataclasses.dataclass
+class EvaluationReport:
+    """Classification metrics of a model on a labelled set.
+
+    Attributes:
+        class_names: Name of each label, in label order.
+        num_examples: Examples evaluated.
+        accuracy: Fraction of examples whose top class is the label.
+        precision: Precision per class.
+        recall: Recall per class.
+        f1: F1 per class.
+        support: Examples per class in the labels.
+        macro: Macro averages ``{"precision", "recall", "f1"}``.
+        confusion_matrix: ``matrix[i][j]`` counts label ``i`` predicted ``j``.
+        files: Files written, by kind (``report``, ``confusion_matrix``,
+            ``training_curves``).
+    """
+
+    class_names: list[str]
+    num_examples: int
+    accuracy: float
+    precision: list[float]
+    recall: list[float]
+    f1: list[float]
+    support: list[int]
+    macro: dict[str, float]
+    confusion_matrix: list[list[int]]
+    files: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data, per-class metrics keyed by name."""
+        per_class = {
+            name: {
+                "precision": self.precision[i],
+                "recall": self.recall[i],
+                "f1": self.f1[i],
+                "support": self.support[i],
+            }
+            for i, name in enumerate(self.class_names)
+        }
+        return {
+            "num_examples": self.num_examples,
+            "accuracy": self.accuracy,
+            "macro": self.macro,
+            "per_class": per_class,
+            "class_names": self.class_names,
+            "confusion_matrix": self.confusion_matrix,
+        }
+
+    def summary(self) -> str:
+        """A plain-text table of the per-class and macro metrics."""
+        width = max([len(n) for n in self.class_names] + [9])
+        lines = [f"{'class':<{width}}  precision  recall     f1  support"]
+        for i, name in enumerate(self.class_names):
+            lines.append(
+                f"{name:<{width}}  {self.precision[i]:9.3f}  {self.recall[i]:6.3f}"
+                f"  {self.f1[i]:5.3f}  {self.support[i]:7d}"
+            )
+        m = self.macro
+        lines.append(
+            f"{'macro avg':<{width}}  {m['precision']:9.3f}  {m['recall']:6.3f}"
+            f"  {m['f1']:5.3f}  {self.num_examples:7d}"
+        )
+        lines.append(f"accuracy {self.accuracy:.3f} on {self.num_examples} examples")
+        return "\n".join(lines)
+
+
+def classification_metrics(
+    labels: Sequence[int] | np.ndarray,
+    predictions: Sequence[int] | np.ndarray,
+    class_names: Sequence[str],
+) -> EvaluationReport:
+    """Computes the report from integer labels and predicted classes.
+
+    Args:
+        labels: True class of each example.
+        predictions: Predicted class of each example.
+        class_names: Name of each class; its length is the number of classes.
+
+    Returns:
+        The `EvaluationReport` (no files written).
+
+    Raises:
+        DataError: Empty or unequal inputs, or labels outside the classes.
+
+    Example:
+        >>> r = classification_metrics([0, 0, 1], [0, 1, 1], ["a", "b"])
+        >>> r.accuracy, r.precision
+        (0.6666666666666666, [1.0, 0.5])
+    """
+    y, p = np.asarray(labels, "int64").ravel(), np.asarray(predictions, "int64").ravel()
+    n = len(class_names)
+    if y.size == 0 or y.size != p.size:
+        raise DataError(
+            f"Need equal, non-empty labels and predictions. Received: "
+            f"{y.size} labels, {p.size} predictions."
+        )
+    if y.min() < 0 or y.max() >= n:
+        raise DataError(
+            f"Labels must lie in [0, {n - 1}] for {n} class names. Received: "
+            f"labels from {y.min()} to {y.max()}. Pass the class_names the "
+            "model was trained with."
+        )
+    matrix = np.zeros((n, n), dtype="int64")
+    np.add.at(matrix, (y, p), 1)
+    tp = np.diag(matrix).astype("float64")
+    predicted, actual = matrix.sum(axis=0), matrix.sum(axis=1)
+    precision = np.divide(tp, predicted, out=np.zeros(n), where=predicted > 0)
+    recall = np.divide(tp, actual, out=np.zeros(n), where=actual > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(n), where=denom > 0)
+    present = (predicted + actual) > 0
+    macro = {
+        "precision": float(precision[present].mean()),
+        "recall": float(recall[present].mean()),
+        "f1": float(f1[present].mean()),
+    }
+    return EvaluationReport(
+        class_names=[str(c) for c in class_names],
+        num_examples=int(y.size),
+        accuracy=float(tp.sum() / y.size),
+        precision=precision.tolist(),
+        recall=recall.tolist(),
+        f1=f1.tolist(),
+        support=actual.astype(int).tolist(),
+        macro=macro,
+        confusion_matrix=matrix.astype(int).tolist(),
+    )
+
+
+def evaluate(
+    model: keras.Model,
+    data: Any,
+    *,
+    class_names: Sequence[str] | None = None,
+    output_dir: str | os.PathLike | None = None,
+    history: keras.callbacks.History | Mapping[str, Sequence[float]] | None = None,
+) -> EvaluationReport:
+    """Evaluates a classifier and optionally writes a JSON report and plots.
+
+    Args:
+        model: A multiclass classifier (softmax outputs).
+        data: A `tltf.data.LoadedData` (its validation split, or its training
+            split when it has none), a batched ``tf.data.Dataset`` of
+            ``(inputs, labels)``, or an ``(inputs, labels)`` tuple of arrays.
+        class_names: Class names in label order; defaults to the data's, or
+            ``"0", "1", ...``.
+        output_dir: Folder for ``report.json``, ``confusion_matrix.png`` and
+            ``training_curves.png``; None writes nothing.
+        history: The ``History`` returned by ``fit`` / `tltf.fine_tune`, or its
+            ``.history`` dict. Stage changes logged by `tltf.StagedUnfreezing`
+            are marked on the curves and listed in the report.
+
+    Returns:
+        The `EvaluationReport`; ``report.files`` lists what was written.
+
+    Raises:
+        ConfigError: The model is not a multiclass classifier.
+        DataError: The data is empty or its labels do not fit the classes.
+
+    Example:
+        >>> report = tltf.evaluate(model, data, output_dir="runs/eval")
+        >>> report.macro["f1"]
+        0.93
+    """
+    dataset, data_names = _as_dataset(data)
+    labels, probabilities = _predict(model, dataset)
+    num_classes = probabilities.shape[-1]
+    names = list(class_names or data_names or [str(i) for i in range(num_classes)])
+    if len(names) != num_classes:
+        raise ConfigError(
+            f"The model has {num_classes} outputs but {len(names)} class names "
+            f"were given. Received: class_names={names}"
+        )
+    report = classification_metrics(labels, probabilities.argmax(axis=-1), names)
+    if output_dir is not None:
+        report.files = _write(report, Path(output_dir), history)
+    return report
+
+
+# --- prediction ---
+
+
+def _as_dataset(data: Any) -> tuple[tf.data.Dataset, list[str] | None]:
+    from tltf.data.base import LoadedData
+
+    if isinstance(data, LoadedData):
+        split = data.validation if data.validation is not None else data.train
+        return split, list(data.class_names)
+    if isinstance(data, tf.data.Dataset):
+        return data, None
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        x, y = data
+        return tf.data.Dataset.from_tensor_slices((x, np.asarray(y))).batch(64), None
+    raise DataError(
+        "evaluate needs a tltf.data.LoadedData, a batched tf.data.Dataset of "
+        f"(inputs, labels) or an (inputs, labels) tuple. Received: {type(data)}"
+    )
+
+
+def _predict(model: keras.Model, dataset: tf.data.Dataset):
+    _check_multiclass(model)
+    labels, outputs = [], []
+    for batch in dataset:
+        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+            raise DataError(
+                "evaluate needs labelled data: a dataset of (inputs, labels) batches."
+            )
+        x, y = batch[0], batch[1]
+        outputs.append(np.asarray(model.predict_on_batch(x)))
+        labels.append(np.asarray(y).reshape(-1))
+    if not labels or sum(len(y) for y in labels) == 0:
+        raise DataError("The evaluation data is empty. Pass at least one example.")
+    return np.concatenate(labels), np.concatenate(outputs).astype("float64")
+
+
+def _check_multiclass(model: keras.Model) -> None:
+    from tltf.heads import Head
+
+    heads = [layer for layer in model.layers if isinstance(layer, Head)]
+    task = heads[0].task if len(heads) == 1 else "multiclass"
+    if task != "multiclass" or model.outputs[0].shape[-1] < 2:
+        raise ConfigError(
+            f"evaluate reports classification metrics of multiclass models; "
+            f"'{model.name}' is a {task} model with "
+            f"{model.outputs[0].shape[-1]} output(s). Use model.evaluate for it."
+        )
+
+
+# --- files ---
+
+
+def _write(report: EvaluationReport, folder: Path, history: Any) -> dict[str, str]:
+    from tltf import plots
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {"report": str(folder / REPORT_FILE)}
+    logs = history_dict(history)
+    plots.confusion_matrix(report, folder / CONFUSION_FILE)
+    files["confusion_matrix"] = str(folder / CONFUSION_FILE)
+    if logs:
+        plots.training_curves(logs, folder / CURVES_FILE)
+        files["training_curves"] = str(folder / CURVES_FILE)
+    content = report.to_dict()
+    if logs:
+        content["history"] = logs
+        content["stages"] = plots.stage_changes(logs)
+    content["files"] = files
+    tmp = folder / f".{REPORT_FILE}.tmp"
+    tmp.write_text(json.dumps(content, indent=2, default=_jsonable) + "\n")
+    tmp.replace(folder / REPORT_FILE)
+    return files
+
+
+def history_dict(history: Any) -> dict[str, list[Any]]:
+    """The per-epoch logs of a ``History`` (or the dict itself) as lists."""
+    if history is None:
+        return {}
+    logs = getattr(history, "history", history)
+    if not isinstance(logs, Mapping):
+        raise ConfigError(
+            "history must be the History returned by fit (or its .history "
+            f"dict). Received: {type(history)}"
+        )
+    return {str(k): [_jsonable(v) for v in values] for k, values in logs.items()}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    if hasattr(value, "numpy"):
+        return np.asarray(value).tolist()
+    if isinstance(value, (str, int, float, bool, list, dict)) or value is None:
+        return value
+    return str(value)

@@ -1,0 +1,104 @@
+"""Reloads a SavedModel with plain TensorFlow and runs its signatures.
+
+This file is run as a script in a fresh process by `tltf.export_saved_model`
+(``python check.py <saved model> <request.json> <response.json>``). It
+must never import tltf, Keras or KerasHub: it proves that a serving system that
+has never heard of tltf can load the export. It imports ``tensorflow_text``
+only when the request allows it and the SavedModel uses ops that plain
+TensorFlow does not register, and reports which ops those were.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+from tensorflow.core.protobuf import saved_model_pb2  # noqa: E402
+from tensorflow.python.framework import op_def_registry  # noqa: E402
+
+
+def unregistered_ops(saved_model_dir: str) -> list[str]:
+    """Op types used by the SavedModel that this process does not know."""
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(saved_model_dir, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    ops: set[str] = set()
+    functions: set[str] = set()
+    for meta_graph in proto.meta_graphs:
+        ops.update(node.op for node in meta_graph.graph_def.node)
+        for function in meta_graph.graph_def.library.function:
+            functions.add(function.signature.name)
+            ops.update(node.op for node in function.node_def)
+    return sorted(op for op in ops - functions if op_def_registry.get(op) is None)
+
+
+def decode_tensor(spec: dict) -> tf.Tensor:
+    """Turns a JSON tensor (``{"dtype", "values"}``) into a tensor."""
+    if spec["dtype"] == "bytes_b64":
+        return tf.constant([base64.b64decode(v) for v in spec["values"]])
+    return tf.constant(spec["values"], dtype=spec["dtype"])
+
+
+def encode_tensor(tensor: tf.Tensor) -> dict:
+    """Turns a tensor into JSON: strings as UTF-8 text, numbers as lists."""
+    value = tensor.numpy()
+    if tensor.dtype == tf.string:
+        flat = [v.decode("utf-8", "replace") for v in value.reshape(-1).tolist()]
+        return {"dtype": "string", "shape": list(value.shape), "values": flat}
+    return {"dtype": tensor.dtype.name, "values": value.tolist()}
+
+
+def describe_signatures(loaded) -> dict:
+    """Input and output names, dtypes and shapes of every signature."""
+    out = {}
+    for name, fn in loaded.signatures.items():
+        _, kwargs = fn.structured_input_signature
+        out[name] = {
+            "inputs": {k: [s.dtype.name, s.shape.as_list()] for k, s in kwargs.items()},
+            "outputs": {
+                k: [s.dtype.name, s.shape.as_list()]
+                for k, s in fn.structured_outputs.items()
+            },
+        }
+    return out
+
+
+def main(argv: list[str]) -> int:
+    saved_model_dir, request_path, response_path = argv
+    with open(request_path) as f:
+        request = json.load(f)
+    missing = unregistered_ops(saved_model_dir)
+    libraries = []
+    if missing and request.get("allow_tensorflow_text"):
+        import tensorflow_text  # noqa: F401  (registers the TF Text ops)
+
+        libraries.append("tensorflow_text")
+    still_missing = unregistered_ops(saved_model_dir) if libraries else missing
+    response = {
+        "custom_ops": missing,
+        "loaded_libraries": libraries,
+        "unresolved_ops": still_missing,
+    }
+    if not still_missing:
+        loaded = tf.saved_model.load(saved_model_dir)
+        response["signatures"] = describe_signatures(loaded)
+        response["results"] = []
+        for call in request["calls"]:
+            fn = loaded.signatures[call["signature"]]
+            inputs = {k: decode_tensor(v) for k, v in call["inputs"].items()}
+            outputs = fn(**inputs)
+            response["results"].append(
+                {k: encode_tensor(v) for k, v in sorted(outputs.items())}
+            )
+    with open(response_path, "w") as f:
+        json.dump(response, f)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,369 @@
+"""SavedModel export for serving, written atomically and verified.
+
+`export_saved_model` writes a SavedModel that a serving system which has never
+heard of tltf can load (TF Serving, ``tf.saved_model.load``):
+
+- Image models: ``serving_default`` takes encoded JPEG/PNG/GIF/BMP bytes
+  (``image_bytes``, decoded and resized inside the graph, exactly as the tltf
+  image loaders do); ``pixels`` takes float pixels in [0, 255].
+- Text models: ``serving_default`` takes strings (``text``); ``token_ids``
+  takes the tokenizer's outputs (token ids, padding mask, ...). When the
+  tokenizer uses TF Text ops, loading the SavedModel needs
+  ``import tensorflow_text`` first; the export's metadata says so and a
+  second SavedModel with only the token-ids signature, which needs no custom
+  ops, is written to ``<path>/token_ids_model``.
+- Other models: ``serving_default`` takes the model's input tensor.
+
+Every classification signature returns ``probabilities``, ``class_index`` (the
+top class) and ``class_name``; regression models return ``predictions``. The
+export carries ``assets/tltf_export.json``: signatures, class names, the custom
+ops it needs and the verification result.
+
+The export is written to a temporary folder next to the target, reloaded in a
+fresh Python process with plain TensorFlow (no tltf, no Keras) and compared
+with the Keras model on sample inputs, and only then renamed into place.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tltf.errors import ExportError
+from tltf.export.signatures import Endpoint, ServingPlan, plan_endpoints
+
+METADATA_FILE = "tltf_export.json"
+TOKEN_IDS_MODEL = "token_ids_model"
+_CHECK_SCRIPT = Path(__file__).with_name("check.py")
+_CHECK_TIMEOUT_S = 600
+
+
+def export_saved_model(
+    model: keras.Model,
+    path: str | os.PathLike,
+    *,
+    class_names: Sequence[str] | None = None,
+    overwrite: bool = False,
+    verify: bool = True,
+    sample_inputs: Sequence[Any] | None = None,
+    image_size: tuple[int, int] | None = None,
+    atol: float = 1e-4,
+) -> Path:
+    """Exports a tltf model as a SavedModel that takes raw inputs.
+
+    Args:
+        model: A model built by a tltf builder (or any single-input Keras
+            classifier).
+        path: Folder to create. Its parent must exist or be creatable.
+        class_names: Names of the classes, in label order; defaults to
+            ``"0", "1", ...``.
+        overwrite: Replace an existing export at ``path``.
+        verify: Reload the export in a fresh process with plain TensorFlow
+            and compare its outputs with the Keras model's before committing.
+        sample_inputs: Raw inputs for the check (encoded image bytes or
+            strings); tltf makes some when None.
+        image_size: ``(height, width)`` that image bytes are resized to;
+            defaults to the model's input size.
+        atol: Largest difference in probabilities the check accepts.
+
+    Returns:
+        The path of the export.
+
+    Raises:
+        ExportError: ``path`` exists and ``overwrite`` is False, the export
+            could not be written, or it did not reload with the same outputs.
+            ``path`` is untouched in every one of these cases.
+        ConfigError: The model's inputs or ``class_names`` do not fit.
+
+    Example:
+        >>> model = tltf.build_image_classifier(
+        ...     "keras:mobilenet_v2", 2, weights=None, input_shape=(32, 32, 3))
+        >>> tltf.export_saved_model(model, "export/", class_names=["cat", "dog"])
+        PosixPath('export')
+    """
+    target = Path(path)
+    _check_target(target, overwrite)
+    plan = plan_endpoints(model, class_names, image_size, sample_inputs)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private (0o700).
+    try:
+        metadata = _build(model, plan, staging, verify=verify, atol=atol)
+        _write_metadata(staging, metadata)
+        _commit(staging, target, overwrite)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def read_export_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """Reads ``assets/tltf_export.json`` of an export.
+
+    Args:
+        path: The export folder.
+
+    Returns:
+        The metadata: modality, signatures, class names, custom ops, checks.
+
+    Raises:
+        ExportError: ``path`` holds no tltf export.
+    """
+    file = Path(path) / "assets" / METADATA_FILE
+    if not file.is_file():
+        raise ExportError(
+            f"{str(path)!r} is not a tltf export (no assets/{METADATA_FILE}). "
+            f"Export a model with tltf.export_saved_model. Received: {str(path)!r}"
+        )
+    return json.loads(file.read_text())
+
+
+# --- writing ---
+
+
+def _check_target(target: Path, overwrite: bool) -> None:
+    if target.exists() and not overwrite:
+        raise ExportError(
+            f"Export path {str(target)!r} already exists. Choose a new path, or "
+            f"pass overwrite=True (--overwrite) to replace it. Received: "
+            f"{str(target)!r}"
+        )
+    if target.exists() and not target.is_dir():
+        raise ExportError(
+            f"Export path {str(target)!r} is a file; a SavedModel is a folder. "
+            "Choose another path."
+        )
+
+
+def _build(
+    model: keras.Model, plan: ServingPlan, staging: Path, *, verify: bool, atol: float
+) -> dict[str, Any]:
+    main = staging / "model"
+    _write_archive(model, plan.endpoints, main)
+    custom_ops = _custom_ops(main)
+    models = [("saved_model", main, plan.endpoints, custom_ops)]
+    if plan.modality == "text" and custom_ops and plan.token_endpoint is not None:
+        token_only = [dataclasses.replace(plan.token_endpoint, name="serving_default")]
+        _write_archive(model, token_only, main / TOKEN_IDS_MODEL)
+        models.append((TOKEN_IDS_MODEL, main / TOKEN_IDS_MODEL, token_only, []))
+    checks = _verify(models, atol) if verify else {}
+    if verify:
+        custom_ops = checks["saved_model"]["custom_ops"]
+    # Move the SavedModel up so that the staging folder is the export itself.
+    for item in main.iterdir():
+        item.rename(staging / item.name)
+    main.rmdir()
+    return plan.metadata(custom_ops, checks, len(models) > 1)
+
+
+def _write_archive(
+    model: keras.Model, endpoints: Sequence[Endpoint], path: Path
+) -> None:
+    archive = keras.export.ExportArchive()
+    # Not archive.track(model): the endpoints already capture every variable
+    # they use, and tracking the model as well stores each variable twice.
+    for endpoint in endpoints:
+        archive.add_endpoint(endpoint.name, endpoint.fn, endpoint.input_signature)
+    try:
+        archive.write_out(str(path), verbose=False)
+    except Exception as err:
+        raise ExportError(
+            f"Could not write the SavedModel to {str(path)!r}: {_first_line(err)}"
+        ) from err
+
+
+def _custom_ops(saved_model_dir: Path) -> list[str]:
+    """Ops of the SavedModel that core TensorFlow does not define (TF Text's)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((saved_model_dir / "saved_model.pb").read_bytes())
+    ops: set[str] = set()
+    functions: set[str] = set()
+    for meta_graph in proto.meta_graphs:
+        ops.update(node.op for node in meta_graph.graph_def.node)
+        for function in meta_graph.graph_def.library.function:
+            functions.add(function.signature.name)
+            ops.update(node.op for node in function.node_def)
+    return sorted(op for op in ops - functions if not hasattr(tf.raw_ops, op))
+
+
+def _write_metadata(staging: Path, metadata: dict[str, Any]) -> None:
+    assets = staging / "assets"
+    assets.mkdir(exist_ok=True)
+    (assets / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+
+
+def _commit(staging: Path, target: Path, overwrite: bool) -> None:
+    """Renames the finished export into place; replaces the old one last."""
+    if not target.exists():
+        staging.rename(target)
+        return
+    if not overwrite:  # Appeared while we were exporting.
+        raise ExportError(f"Export path {str(target)!r} appeared during the export.")
+    backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    backup.rmdir()
+    target.rename(backup)
+    try:
+        staging.rename(target)
+    except BaseException:
+        backup.rename(target)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
+
+
+# --- verification in a fresh process ---
+
+
+def _verify(
+    models: Sequence[tuple[str, Path, Sequence[Endpoint], list[str]]], atol: float
+) -> dict[str, Any]:
+    """Reloads SavedModels in plain TensorFlow and compares their outputs.
+
+    Args:
+        models: ``(key, folder, endpoints, custom ops)`` per SavedModel. Each
+            is checked in its own fresh process (all at once); TF Text is
+            imported only for SavedModels with custom ops.
+        atol: Largest difference in probabilities accepted.
+
+    Returns:
+        ``{key: check summary}``.
+    """
+    requests = [
+        (
+            folder,
+            {
+                "allow_tensorflow_text": bool(custom_ops),
+                "calls": [
+                    {"signature": e.name, "inputs": _encode_inputs(e.sample)}
+                    for e in endpoints
+                ],
+            },
+        )
+        for _, folder, endpoints, custom_ops in models
+    ]
+    responses = _run_checks(requests)
+    return {
+        key: _summarize(response, endpoints, atol)
+        for (key, _, endpoints, _), response in zip(models, responses)
+    }
+
+
+def _summarize(
+    response: dict[str, Any], endpoints: Sequence[Endpoint], atol: float
+) -> dict[str, Any]:
+    if response["unresolved_ops"]:
+        raise ExportError(
+            "The export uses ops that plain TensorFlow (and TF Text) cannot "
+            f"load: {response['unresolved_ops']}. Export a model without them."
+        )
+    worst = 0.0
+    for endpoint, result in zip(endpoints, response["results"]):
+        worst = max(worst, _compare(endpoint, result, atol))
+    return {
+        "reloaded_in_fresh_process": True,
+        "custom_ops": response["custom_ops"],
+        "loaded_libraries": response["loaded_libraries"],
+        "signatures": response["signatures"],
+        "num_samples": {e.name: len(e.expected) for e in endpoints},
+        "max_abs_difference": worst,
+    }
+
+
+def _run_checks(requests: list[tuple[Path, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Runs `check.py` on each SavedModel, in parallel processes."""
+    with tempfile.TemporaryDirectory(prefix="tltf-check-") as tmp:
+        running = []
+        for i, (folder, request) in enumerate(requests):
+            request_file = Path(tmp, f"request{i}.json")
+            response_file = Path(tmp, f"response{i}.json")
+            request_file.write_text(json.dumps(request))
+            cmd = [sys.executable, str(_CHECK_SCRIPT), str(folder)]
+            cmd += [str(request_file), str(response_file)]
+            process = subprocess.Popen(
+                cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            )
+            running.append((process, response_file))
+        try:
+            return [_finish(process, file) for process, file in running]
+        finally:
+            for process, _ in running:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+
+
+def _finish(process: subprocess.Popen, response_file: Path) -> dict[str, Any]:
+    try:
+        _, stderr = process.communicate(timeout=_CHECK_TIMEOUT_S)
+    except subprocess.TimeoutExpired as err:
+        raise ExportError("Reloading the export took too long.") from err
+    if process.returncode != 0 or not response_file.is_file():
+        tail = (stderr.strip().splitlines() or ["no output"])[-1]
+        raise ExportError(
+            "The export did not reload in a fresh TensorFlow process: "
+            f"{tail}. Nothing was written to the target."
+        )
+    return json.loads(response_file.read_text())
+
+
+def _encode_inputs(sample: dict[str, Any]) -> dict[str, Any]:
+    encoded = {}
+    for name, value in sample.items():
+        if isinstance(value, list) and value and isinstance(value[0], bytes):
+            values = [base64.b64encode(v).decode("ascii") for v in value]
+            encoded[name] = {"dtype": "bytes_b64", "values": values}
+        elif isinstance(value, list):
+            encoded[name] = {"dtype": "string", "values": value}
+        else:
+            array = np.asarray(value)
+            encoded[name] = {"dtype": array.dtype.name, "values": array.tolist()}
+    return encoded
+
+
+def _compare(endpoint: Endpoint, result: dict[str, Any], atol: float) -> float:
+    key = endpoint.compare_key
+    got = np.asarray(result[key]["values"], dtype="float64")
+    want = np.asarray(endpoint.expected, dtype="float64")
+    diff = float(np.max(np.abs(got - want))) if want.size else 0.0
+    if got.shape != want.shape or not diff <= atol:
+        raise ExportError(
+            f"The reloaded export's '{endpoint.name}' signature disagrees with "
+            f"the Keras model: largest difference in {key} {diff:.3g} > "
+            f"atol={atol}. Nothing was written to the target."
+        )
+    if "class_index" in result and want.ndim == 2 and want.shape[-1] > 1:
+        # Only rows whose top class is clear: ties may break either way.
+        top2 = np.sort(want, axis=-1)[:, -2:]
+        clear = (top2[:, 1] - top2[:, 0]) > 10 * atol
+        got_index = np.asarray(result["class_index"]["values"])
+        if np.any(got_index[clear] != np.argmax(want, axis=-1)[clear]):
+            raise ExportError(
+                f"The reloaded export's '{endpoint.name}' signature picks other "
+                "top classes than the Keras model. Nothing was written."
+            )
+    return diff
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

@@ -1,0 +1,391 @@
+"""The serving signatures of an export, with sample inputs to check them on.
+
+`plan_endpoints` looks at a model's input (pixels, strings or another tensor)
+and makes the ``tf.function`` bodies of its signatures, the input specs that
+name their inputs, and for each a few sample inputs with the Keras model's
+own outputs on them, which the export check compares against.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tltf.errors import ConfigError
+
+DEFAULT_TEXT_SAMPLES = (
+    "This is a short example sentence.",
+    "Another input, longer than the first one, to check the export with.",
+    "ok",
+)
+_SEED = 20240611
+
+
+@dataclasses.dataclass
+class Endpoint:
+    """One serving signature and what the check compares it on.
+
+    Attributes:
+        name: Signature name (``serving_default``, ``pixels``, ``token_ids``).
+        fn: Traceable function from input tensors to a dict of outputs.
+        input_signature: Named ``tf.TensorSpec`` per positional input.
+        sample: Sample inputs by input name.
+        expected: The Keras model's outputs on the sample.
+        compare_key: Output compared with ``expected``.
+        description: One line for the metadata.
+    """
+
+    name: str
+    fn: Callable[..., dict[str, tf.Tensor]]
+    input_signature: list[tf.TensorSpec]
+    sample: dict[str, Any]
+    expected: np.ndarray
+    compare_key: str
+    description: str
+
+
+@dataclasses.dataclass
+class ServingPlan:
+    """Everything the export writes, before it is written."""
+
+    modality: str
+    task: str
+    class_names: list[str]
+    endpoints: list[Endpoint]
+    token_endpoint: Endpoint | None = None
+    image_size: tuple[int, int] | None = None
+
+    def metadata(
+        self, custom_ops: list[str], checks: dict[str, Any], token_model: bool
+    ) -> dict[str, Any]:
+        """The content of ``assets/tltf_export.json``."""
+        from tltf import __version__
+
+        signatures = {
+            e.name: {
+                "description": e.description,
+                "inputs": {s.name: _spec(s) for s in e.input_signature},
+                "outputs": self.output_names(),
+            }
+            for e in self.endpoints
+        }
+        return {
+            "format": "tltf-saved-model/1",
+            "tltf_version": __version__,
+            "modality": self.modality,
+            "task": self.task,
+            "class_names": self.class_names,
+            "image_size": list(self.image_size) if self.image_size else None,
+            "signatures": signatures,
+            "custom_ops": custom_ops,
+            "requires": _requires(custom_ops),
+            "token_ids_model": "token_ids_model" if token_model else None,
+            "verification": checks or None,
+        }
+
+    def output_names(self) -> list[str]:
+        """Names of the outputs every signature returns."""
+        if self.task == "regression":
+            return ["predictions"]
+        return ["class_index", "class_name", "probabilities"]
+
+
+def plan_endpoints(
+    model: keras.Model,
+    class_names: Sequence[str] | None,
+    image_size: tuple[int, int] | None,
+    sample_inputs: Sequence[Any] | None,
+) -> ServingPlan:
+    """Chooses the signatures of ``model``'s export.
+
+    Args:
+        model: A single-input Keras model.
+        class_names: Label names, or None for ``"0", "1", ...``.
+        image_size: Size image bytes are resized to; None for the model's.
+        sample_inputs: Raw sample inputs for the check, or None.
+
+    Returns:
+        The plan, with sample inputs and the Keras model's outputs on them.
+
+    Raises:
+        ConfigError: Several inputs, or class names that do not fit.
+    """
+    if len(model.inputs) != 1:
+        raise ConfigError(
+            f"export_saved_model needs a model with one input; '{model.name}' "
+            f"has {len(model.inputs)}. Received: {model.inputs}"
+        )
+    task, num_outputs = _task(model)
+    names = _class_names(class_names, num_outputs, task)
+    outputs = _outputs_fn(task, names)
+    spec = model.inputs[0]
+    if spec.dtype == "string":
+        return _text_plan(model, task, names, outputs, sample_inputs)
+    if len(spec.shape) == 4 and spec.shape[-1] in (1, 3):
+        return _image_plan(model, task, names, outputs, image_size, sample_inputs)
+    return _tensor_plan(model, task, names, outputs, sample_inputs)
+
+
+# --- outputs ---
+
+
+def _task(model: keras.Model) -> tuple[str, int]:
+    from tltf.heads import Head
+
+    heads = [layer for layer in model.layers if isinstance(layer, Head)]
+    num_outputs = int(model.outputs[0].shape[-1])
+    if len(heads) == 1:
+        return heads[0].task, num_outputs
+    return ("multiclass" if num_outputs > 1 else "regression"), num_outputs
+
+
+def _class_names(class_names, num_outputs: int, task: str) -> list[str]:
+    if task == "regression":
+        return []
+    if class_names is None:
+        return [str(i) for i in range(num_outputs)]
+    names = [str(n) for n in class_names]
+    if len(names) != num_outputs:
+        raise ConfigError(
+            f"The model has {num_outputs} outputs but {len(names)} class names "
+            f"were given. Pass one name per class, in label order. Received: "
+            f"class_names={names}"
+        )
+    return names
+
+
+def _outputs_fn(task: str, names: list[str]) -> Callable:
+    def outputs(y):
+        y = tf.cast(y, tf.float32)
+        if task == "regression":
+            return {"predictions": y}
+        index = tf.argmax(y, axis=-1)
+        return {
+            "probabilities": y,
+            "class_index": index,
+            "class_name": tf.gather(tf.constant(names), index),
+        }
+
+    return outputs
+
+
+def _predict(model: keras.Model, x) -> np.ndarray:
+    return keras.ops.convert_to_numpy(model(x, training=False)).astype("float32")
+
+
+def _compare_key(task: str) -> str:
+    return "predictions" if task == "regression" else "probabilities"
+
+
+# --- images ---
+
+
+def _image_plan(model, task, names, outputs, image_size, samples) -> ServingPlan:
+    height, width, channels = model.inputs[0].shape[1:]
+    size = tuple(image_size or (height, width))
+    if None in size:
+        raise ConfigError(
+            f"Model '{model.name}' takes images of any size; pass image_size="
+            "(height, width) so that exported image bytes are resized to it."
+        )
+    pixel_shape = (*size, channels)
+
+    def decode(data):
+        image = tf.io.decode_image(data, channels=channels, expand_animations=False)
+        image = tf.image.resize(image, size)
+        image.set_shape(pixel_shape)
+        return image
+
+    def serve_bytes(image_bytes):
+        spec = tf.TensorSpec(pixel_shape, tf.float32)
+        pixels = tf.map_fn(decode, image_bytes, fn_output_signature=spec)
+        return outputs(model(pixels, training=False))
+
+    def serve_pixels(pixels):
+        return outputs(model(tf.cast(pixels, tf.float32), training=False))
+
+    encoded = list(samples) if samples else _sample_images(size, channels)
+    pixels = np.stack([decode(tf.constant(b)).numpy() for b in encoded])
+    expected = _predict(model, pixels)
+    key = _compare_key(task)
+    bytes_spec = tf.TensorSpec([None], tf.string, name="image_bytes")
+    pixel_spec = tf.TensorSpec([None, *pixel_shape], tf.float32, name="pixels")
+    endpoints = [
+        Endpoint(
+            "serving_default",
+            serve_bytes,
+            [bytes_spec],
+            {"image_bytes": encoded},
+            expected,
+            key,
+            f"Encoded JPEG/PNG/GIF/BMP bytes, decoded and resized to {size}.",
+        ),
+        Endpoint(
+            "pixels",
+            serve_pixels,
+            [pixel_spec],
+            {"pixels": pixels},
+            expected,
+            key,
+            f"Float RGB pixels in [0, 255], shape (batch, {size[0]}, {size[1]}, "
+            f"{channels}).",
+        ),
+    ]
+    return ServingPlan("image", task, names, endpoints, image_size=size)
+
+
+def _sample_images(size: tuple[int, int], channels: int) -> list[bytes]:
+    """Two PNGs and a JPEG of random pixels, not of the model's size."""
+    rng = np.random.default_rng(_SEED)
+    images = [
+        rng.integers(0, 256, (size[0] + 7, size[1] + 5, channels), dtype="uint8")
+        for _ in range(3)
+    ]
+    encoded = [tf.io.encode_png(image).numpy() for image in images[:2]]
+    jpeg = tf.io.encode_jpeg(images[2]) if channels in (1, 3) else None
+    if jpeg is not None:
+        encoded.append(jpeg.numpy())
+    return encoded
+
+
+# --- text ---
+
+
+def _text_plan(model, task, names, outputs, samples) -> ServingPlan:
+    rank = len(model.inputs[0].shape)
+
+    def serve_text(text):
+        x = tf.reshape(text, (-1, 1)) if rank == 2 else text
+        return outputs(model(x, training=False))
+
+    strings = [str(s) for s in samples] if samples else list(DEFAULT_TEXT_SAMPLES)
+    x = np.asarray(strings, dtype=object)
+    x = x.reshape(-1, 1) if rank == 2 else x
+    expected = _predict(model, tf.constant(x))
+    key = _compare_key(task)
+    text = Endpoint(
+        "serving_default",
+        serve_text,
+        [tf.TensorSpec([None], tf.string, name="text")],
+        {"text": strings},
+        expected,
+        key,
+        "Raw UTF-8 strings, tokenized inside the graph.",
+    )
+    token = _token_endpoint(model, tf.constant(x), outputs, key)
+    endpoints = [text] + ([token] if token is not None else [])
+    return ServingPlan("text", task, names, endpoints, token_endpoint=token)
+
+
+def _token_endpoint(model, strings, outputs, key) -> Endpoint | None:
+    """The signature that starts after the tokenizer, if the model has one."""
+    split = split_at_tokenizer(model, strings)
+    if split is None:
+        return None
+    encoder, names, values = split
+    specs = [
+        tf.TensorSpec([None, *v.shape[1:]], v.dtype, name=n)
+        for n, v in zip(names, values)
+    ]
+    # Functional models made from inner tensors take a dict keyed by the
+    # names Keras gave those tensors, in the order they were passed.
+    keys = [t.name for t in encoder.inputs]
+
+    def serve_tokens(*tensors):
+        return outputs(encoder(dict(zip(keys, tensors)), training=False))
+
+    sample = {n: keras.ops.convert_to_numpy(v) for n, v in zip(names, values)}
+    return Endpoint(
+        "token_ids",
+        serve_tokens,
+        specs,
+        sample,
+        _predict(model, strings),
+        key,
+        "The tokenizer's outputs (" + ", ".join(names) + "); needs no custom ops.",
+    )
+
+
+def split_at_tokenizer(
+    model: keras.Model, strings: tf.Tensor
+) -> tuple[keras.Model, list[str], list[tf.Tensor]] | None:
+    """Splits a text model after its tokenizer.
+
+    The tokenizer is the layer named ``"preprocess"`` (as in models built by
+    `tltf.build_text_classifier`).
+
+    Args:
+        model: A text model.
+        strings: Sample strings, tokenized to name and check the outputs.
+
+    Returns:
+        ``(model from the token tensors to the outputs, token tensor names,
+        the sample's token tensors)``, or None when the model has no such
+        layer.
+    """
+    try:
+        layer = model.get_layer("preprocess")
+    except ValueError:
+        return None
+    tokens = layer(strings)
+    # Keras flattens a layer's dict output by sorted key.
+    names = sorted(tokens) if isinstance(tokens, Mapping) else ["token_ids"]
+    values = [tokens[n] for n in names] if isinstance(tokens, Mapping) else [tokens]
+    symbolic = keras.tree.flatten(layer.output)
+    if [t.dtype for t in symbolic] != [
+        keras.backend.standardize_dtype(v.dtype) for v in values
+    ]:
+        return None
+    try:
+        encoder = keras.Model(symbolic, model.outputs, name=f"{model.name}_ids")
+    except Exception:  # noqa: BLE001 - any failure means "cannot split here".
+        return None
+    return encoder, names, values
+
+
+# --- other tensors ---
+
+
+def _tensor_plan(model, task, names, outputs, samples) -> ServingPlan:
+    spec = model.inputs[0]
+
+    def serve(inputs):
+        return outputs(model(inputs, training=False))
+
+    shape = [None, *spec.shape[1:]]
+    if samples is not None:
+        x = np.asarray(samples)
+    else:
+        rng = np.random.default_rng(_SEED)
+        concrete = [3] + [d or 4 for d in spec.shape[1:]]
+        x = rng.uniform(0, 1, concrete).astype(spec.dtype)
+    endpoint = Endpoint(
+        "serving_default",
+        serve,
+        [tf.TensorSpec(shape, spec.dtype, name="inputs")],
+        {"inputs": x},
+        _predict(model, x),
+        _compare_key(task),
+        f"The model's input tensor, shape {shape}.",
+    )
+    return ServingPlan("tensor", task, names, [endpoint])
+
+
+def _spec(spec: tf.TensorSpec) -> dict[str, Any]:
+    return {"dtype": spec.dtype.name, "shape": spec.shape.as_list()}
+
+
+def _requires(custom_ops: list[str]) -> str | None:
+    if not custom_ops:
+        return None
+    return (
+        "The text signature uses TF Text ops (" + ", ".join(custom_ops) + "): "
+        "run `import tensorflow_text` before tf.saved_model.load, and use a "
+        "TensorFlow Serving build with TF Text ops. Without them, serve "
+        "token_ids_model/ (signature serving_default takes token ids)."
+    )

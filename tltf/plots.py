@@ -1,0 +1,159 @@
+"""PNG plots of an evaluation: confusion matrix and training curves.
+
+Figures are drawn on matplotlib's Agg canvas directly: no display is needed
+and the global pyplot backend is left alone (inline plots in notebooks keep
+working). Stage changes that
+`tltf.StagedUnfreezing` logs to the History are drawn as vertical lines on the
+training curves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+#: History keys that carry the unfreezing stage, most specific first.
+STAGE_KEYS = ("unfreezing_stage", "stage")
+_DETAIL_KEYS = ("trainable_params", "lr_head", "learning_rate")
+
+
+def _figure(figsize: tuple[float, float]):
+    """A matplotlib Figure on an Agg canvas, outside pyplot's state."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def confusion_matrix(report: Any, path: str | Path) -> Path:
+    """Draws the confusion matrix of an `EvaluationReport` with counts.
+
+    Args:
+        report: The report (``class_names``, ``confusion_matrix``, ``accuracy``).
+        path: PNG file to write.
+
+    Returns:
+        The path written.
+    """
+    names = report.class_names
+    matrix = report.confusion_matrix
+    size = max(4.0, 0.6 * len(names) + 2.5)
+    fig = _figure((size, size))
+    ax = fig.subplots()
+    image = ax.imshow(matrix, cmap="Blues")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xticks(range(len(names)), labels=names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), labels=names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(f"Confusion matrix (accuracy {report.accuracy:.3f})")
+    peak = max(max(row) for row in matrix) or 1
+    for i, row in enumerate(matrix):
+        for j, count in enumerate(row):
+            color = "white" if count > peak / 2 else "black"
+            ax.text(j, i, str(count), ha="center", va="center", color=color)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return Path(path)
+
+
+def stage_changes(logs: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """Epochs where the unfreezing stage changed, from History logs.
+
+    Args:
+        logs: ``History.history``: per-epoch values by key.
+
+    Returns:
+        ``[{"epoch": 0, "stage": ..., ...}, ...]``: the first epoch of every
+        stage (epochs count from 0), with the other stage details logged on
+        that epoch (trainable groups, parameter count, learning rate).
+    """
+    key = next((k for k in STAGE_KEYS if k in logs), None)
+    if key is None:
+        return []
+    changes = []
+    previous = object()
+    for epoch, stage in enumerate(logs[key]):
+        if stage != previous:
+            entry = {"epoch": epoch, "stage": _label(stage)}
+            for detail in _DETAIL_KEYS:
+                if detail in logs and epoch < len(logs[detail]):
+                    entry[detail] = logs[detail][epoch]
+            changes.append(entry)
+        previous = stage
+    return changes
+
+
+def _label(stage: Any) -> Any:
+    """Stages logged as floats (1.0) read as integers (1)."""
+    if isinstance(stage, float) and stage.is_integer():
+        return int(stage)
+    return stage
+
+
+def training_curves(logs: Mapping[str, Sequence[Any]], path: str | Path) -> Path:
+    """Plots loss and metrics per epoch, training and validation, with stages.
+
+    Args:
+        logs: ``History.history``.
+        path: PNG file to write.
+
+    Returns:
+        The path written.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    metrics = _metric_names(logs)
+    fig = _figure((4.5 * len(metrics), 3.8))
+    axes = fig.subplots(1, len(metrics), squeeze=False)
+    changes = stage_changes(logs)
+    for ax, metric in zip(axes[0], metrics):
+        for key, style in ((metric, "-o"), (f"val_{metric}", "--s")):
+            if key in logs:
+                values = [float(v) for v in logs[key]]
+                ax.plot(range(1, len(values) + 1), values, style, label=key, ms=3)
+        for change in changes[1:]:
+            epoch = change["epoch"] + 0.5  # Between the last old and first new epoch.
+            ax.axvline(epoch, color="tab:red", alpha=0.6, linestyle=":")
+            ax.text(
+                epoch,
+                ax.get_ylim()[1],
+                f" stage {change['stage']}",
+                color="tab:red",
+                fontsize=8,
+                va="top",
+                rotation=90,
+            )
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_title(metric)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return Path(path)
+
+
+def _metric_names(logs: Mapping[str, Sequence[Any]]) -> list[str]:
+    """Numeric metrics to plot: loss first, then accuracy, f1, the rest."""
+    skip = set(STAGE_KEYS) | set(_DETAIL_KEYS) | {"lr"}
+    names = []
+    for key, values in logs.items():
+        base = key[4:] if key.startswith("val_") else key
+        if base in skip or base.startswith("lr_") or base in names:
+            continue
+        if not _numeric(values):
+            continue
+        names.append(base)
+    order = {"loss": 0, "accuracy": 1, "f1": 2}
+    return sorted(names, key=lambda n: order.get(n, 3))[:3] or ["loss"]
+
+
+def _numeric(values: Sequence[Any]) -> bool:
+    try:
+        [float(v) for v in values]
+    except (TypeError, ValueError):
+        return False
+    return len(values) > 0

@@ -1,0 +1,164 @@
+"""Where pooled base features are kept, and the keys that name them.
+
+`FeatureCache` holds feature sets in memory or as ``tf.data`` snapshots in a
+folder; `fingerprint` names a feature set by everything that determines it
+(the base's weights and configuration, and the data), so a changed base or
+changed data never finds stale features. `tltf.training.caching` uses both.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tltf.errors import ConfigError
+
+FORMAT_VERSION = "tltf-features-1"
+
+
+class FeatureCache:
+    """Pooled base features by fingerprint, in memory or in a folder.
+
+    In memory, the ``max_entries`` most recently used feature sets are kept
+    as numpy arrays. With a ``directory``, each feature set is a
+    ``tf.data`` snapshot in ``directory/<key>`` (written to a temporary folder
+    and renamed, so an interrupted run leaves no half-written cache), which
+    streams from disk and suits data larger than memory.
+
+    Args:
+        directory: Folder for disk caches; None keeps features in memory.
+        max_entries: In-memory feature sets to keep (least recently used go).
+
+    Example:
+        >>> cache = FeatureCache("/tmp/features")
+        >>> train = compute_features(model, data.train, cache=cache)
+    """
+
+    def __init__(
+        self, directory: str | os.PathLike | None = None, max_entries: int = 4
+    ) -> None:
+        self.directory = None if directory is None else Path(directory)
+        self.max_entries = int(max_entries)
+        self._memory: collections.OrderedDict[str, Any] = collections.OrderedDict()
+
+    def get(self, key: str) -> tf.data.Dataset | None:
+        """The cached unbatched ``(features, label[, weight])`` dataset, or None."""
+        if self.directory is not None:
+            path = self.directory / key
+            return tf.data.Dataset.load(str(path)) if path.is_dir() else None
+        if key not in self._memory:
+            return None
+        self._memory.move_to_end(key)
+        return tf.data.Dataset.from_tensor_slices(self._memory[key])
+
+    def put(self, key: str, batches: Iterator[tuple]) -> tf.data.Dataset:
+        """Stores feature batches under ``key`` and returns them unbatched.
+
+        Args:
+            key: Fingerprint naming the feature set.
+            batches: Iterator of ``(features, label[, weight])`` numpy batches.
+
+        Returns:
+            The stored examples as an unbatched dataset.
+        """
+        if self.directory is None:
+            parts = list(batches)
+            arrays = tuple(np.concatenate(column) for column in zip(*parts))
+            self._memory[key] = arrays
+            while len(self._memory) > max(self.max_entries, 0):
+                self._memory.popitem(last=False)
+            return tf.data.Dataset.from_tensor_slices(arrays)
+        return self._write(key, batches)
+
+    def clear(self) -> None:
+        """Forgets in-memory features and deletes this cache's disk folders."""
+        self._memory.clear()
+        if self.directory is not None and self.directory.is_dir():
+            for path in self.directory.glob(f"{FORMAT_VERSION}-*"):
+                shutil.rmtree(path, ignore_errors=True)
+
+    def _write(self, key: str, batches: Iterator[tuple]) -> tf.data.Dataset:
+        first = next(batches)
+        signature = tuple(
+            tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype)) for a in first
+        )
+
+        def generate():
+            yield first
+            yield from batches
+
+        ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        final = self.directory / key
+        tmp = self.directory / f".tmp-{key}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            ds.unbatch().save(str(tmp))
+            if final.exists():  # Written meanwhile by another process.
+                shutil.rmtree(tmp)
+            else:
+                os.replace(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return tf.data.Dataset.load(str(final))
+
+
+_DEFAULT_CACHE = FeatureCache()
+
+
+def default_cache() -> FeatureCache:
+    """The process-wide in-memory `FeatureCache` used by ``cache=True``."""
+    return _DEFAULT_CACHE
+
+
+def resolve_cache(
+    cache: bool | str | os.PathLike | FeatureCache,
+) -> FeatureCache | None:
+    if isinstance(cache, FeatureCache):
+        return cache
+    if cache is True:
+        return _DEFAULT_CACHE
+    if cache is False or cache is None:
+        return None
+    if isinstance(cache, (str, os.PathLike)):
+        return FeatureCache(cache)
+    raise ConfigError(
+        "cache must be True (memory), False, a folder path (disk) or a "
+        f"FeatureCache. Received: cache={cache!r}"
+    )
+
+
+def fingerprint(
+    config: Any, weights: Iterable[Any], data: tf.data.Dataset, first: Any
+) -> str:
+    """A file-name-safe key for features of ``data`` under a base.
+
+    Args:
+        config: Anything whose ``repr`` captures how features are computed.
+        weights: Every variable the features depend on (values are hashed).
+        data: The batched dataset (its element spec and cardinality count).
+        first: Its first batch (contents are hashed).
+
+    Returns:
+        ``"tltf-features-1-<32 hex digits>"``.
+    """
+    digest = hashlib.sha256()
+    digest.update(repr(config).encode())
+    for variable in weights:
+        value = keras.ops.convert_to_numpy(variable)
+        digest.update(f"{variable.path}{value.shape}{value.dtype}".encode())
+        digest.update(np.ascontiguousarray(value).tobytes())
+    digest.update(repr(data.element_spec).encode())
+    digest.update(str(int(data.cardinality())).encode())
+    for tensor in tf.nest.flatten(first):
+        digest.update(np.asarray(tensor).tobytes())
+    return f"{FORMAT_VERSION}-{digest.hexdigest()[:32]}"

@@ -1,0 +1,369 @@
+"""`tune_learning_rate`: one call that searches a model's learning rate(s).
+
+It wraps `TransferHyperModel` and `TransferTuner` (`tltf.training.tuning`):
+picks the objective from the task, shares one set of base weights across
+all trials (saved in the project folder, so a resumed search keeps them),
+resumes interrupted searches without re-running finished trials, and
+returns a `TuningResult` with the best values, a table of trials, the
+rebuilt best model and how much work feature reuse saved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import keras_tuner as kt
+import numpy as np
+import tensorflow as tf
+
+from tltf.data.base import LoadedData
+from tltf.errors import ConfigError, TltfError
+from tltf.training.tuning import (
+    TransferHyperModel,
+    TransferTuner,
+    default_objective,
+    distribution_scope,
+    make_oracle,
+)
+
+BASE_WEIGHTS_FILE = "shared_base.npz"
+
+
+@dataclasses.dataclass
+class TrialRecord:
+    """One trial of a search: its values, score and status."""
+
+    trial_id: str
+    hyperparameters: dict[str, Any]
+    score: float | None
+    status: str
+
+
+@dataclasses.dataclass
+class TuningResult:
+    """The outcome of `tune_learning_rate`.
+
+    Attributes:
+        best_hyperparameters: Values of the best trial, e.g.
+            ``{"head_learning_rate": 0.003}``.
+        best_model: The best configuration rebuilt through the builder:
+            compiled at the best head rate, base frozen, base weights the
+            search's shared ones. With ``best_model_weights == "trained"`` its
+            head (and any groups the trial fine-tuned) hold the weights of the
+            best trial's best epoch; with ``"fresh"`` the head is untrained.
+        best_model_weights: ``"trained"`` or ``"fresh"``.
+        trials: Every trial of the project (earlier runs too), best first.
+        objective: Name of the metric the search optimized.
+        direction: ``"max"`` or ``"min"``.
+        new_trials: Number of trials run by this call.
+        base_batches: Batches the base ran in this call.
+        base_batches_without_reuse: Batches it would have run without reusing
+            features across epochs and trials.
+        project_dir: The search's folder (resume by calling again with it).
+        tuner: The KerasTuner tuner, for anything else.
+    """
+
+    best_hyperparameters: dict[str, Any]
+    best_model: keras.Model
+    best_model_weights: str
+    trials: list[TrialRecord]
+    objective: str
+    direction: str
+    new_trials: int
+    base_batches: int
+    base_batches_without_reuse: int
+    project_dir: Path
+    tuner: kt.Tuner
+
+    @property
+    def best_learning_rate(self) -> float:
+        """The best head learning rate."""
+        return float(self.best_hyperparameters["head_learning_rate"])
+
+    def summary(self) -> str:
+        """A table of trials and what feature reuse saved, as text."""
+        names = list(self.best_hyperparameters)
+        widths = [max(len(n), 9) for n in names]
+        lines = [
+            f"Learning-rate search in {self.project_dir}: {len(self.trials)} "
+            f"trials ({self.new_trials} new), objective {self.objective} "
+            f"({self.direction})",
+            "  ".join(
+                ["trial", *(n.rjust(w) for n, w in zip(names, widths))]
+                + ["   score", "status"]
+            ),
+        ]
+        for t in self.trials:
+            values = [
+                _fmt(t.hyperparameters.get(n)).rjust(w) for n, w in zip(names, widths)
+            ]
+            score = "-" if t.score is None else f"{t.score:.4f}"
+            lines.append(
+                "  ".join([f"{t.trial_id:>5}", *values, f"{score:>8}", t.status])
+            )
+        best = ", ".join(f"{k}={_fmt(v)}" for k, v in self.best_hyperparameters.items())
+        return "\n".join(
+            [*lines, f"Best: {best}", self._model_line(), self._work_line()]
+        )
+
+    def _model_line(self) -> str:
+        if self.best_model_weights == "trained":
+            return (
+                "Best model: weights of the best trial's best epoch (trained "
+                "head; base = the weights shared by all trials, fine-tuned if "
+                "that epoch was a fine-tuning one)."
+            )
+        return "Best model: fresh head; base weights shared by all trials."
+
+    def _work_line(self) -> str:
+        saved = self.base_batches_without_reuse - self.base_batches
+        share = saved / self.base_batches_without_reuse if saved > 0 else 0.0
+        return (
+            f"Base forward passes this run: {self.base_batches} batches (without "
+            f"feature reuse: {self.base_batches_without_reuse}; {share:.0%} saved)."
+        )
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+def tune_learning_rate(
+    model: str | keras.Model | os.PathLike | TransferHyperModel,
+    data: LoadedData | tf.data.Dataset,
+    validation: tf.data.Dataset | None = None,
+    *,
+    num_classes: int | None = None,
+    oracle: str | kt.Oracle = "bayesian",
+    max_trials: int = 10,
+    epochs: int = 3,
+    fine_tune_epochs: int | None = None,
+    objective: str | kt.Objective | None = None,
+    directory: str | os.PathLike = "tltf_tuning",
+    project_name: str = "learning_rate",
+    overwrite: bool = False,
+    distribution_strategy: tf.distribute.Strategy | str | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    seed: int | None = None,
+    verbose: int = 1,
+    **hypermodel_args: Any,
+) -> TuningResult:
+    """Searches the learning rate(s) of a transfer-learning model.
+
+    Each trial builds the model through the public builder with the picked
+    arguments, trains the head for ``epochs`` (on base features computed once
+    per search when the base is frozen and nothing random runs before the
+    head) and, if a fine-tuning rate is searched, fine-tunes for
+    ``fine_tune_epochs``. Calling again with the same ``directory`` and
+    ``project_name`` resumes: finished trials are not run again, and a larger
+    ``max_trials`` adds trials. A resumed project keeps its saved search space
+    and base weights; to change ranges or backbone, use a new
+    ``project_name`` or ``overwrite=True``.
+
+    Args:
+        model: A backbone (registry name, ``keras.Model``, ``.keras`` path)
+            or a ready `TransferHyperModel`.
+        data: A `tltf.data.LoadedData`, or the batched training dataset.
+        validation: Validation dataset (default: ``data.validation``).
+        num_classes: Needed when ``data`` is a dataset and ``model`` a backbone.
+        oracle: ``"bayesian"``, ``"random"``, ``"hyperband"`` or a
+            ``kt.Oracle``.
+        max_trials: Total trials of the project.
+        epochs: Head-stage epochs per trial (sets the hypermodel's
+            ``head_epochs``).
+        fine_tune_epochs: Fine-tuning epochs per trial; default ``epochs``
+            when ``fine_tune_learning_rate`` is searched, else 0.
+        objective: Metric to optimize; default `default_objective`.
+        directory: Folder of the search's files.
+        project_name: Sub-folder of this search.
+        overwrite: Start afresh instead of resuming.
+        distribution_strategy: A ``tf.distribute.Strategy`` or a kind for
+            `tltf.distribute.get_strategy` (``"auto"``); trials run in it.
+        callbacks: Extra Keras callbacks for every trial.
+        seed: Seed of the oracle.
+        verbose: Verbosity of the search and of ``fit``.
+        **hypermodel_args: `TransferHyperModel` arguments: search space
+            (``head_learning_rate=(1e-5, 1e-1)``, ``fine_tune_learning_rate``,
+            ``unfreeze_groups``, ``dropout``, ``weight_decay``) and builder
+            arguments (``weights``, ``input_shape``, ...).
+
+    Returns:
+        A `TuningResult`; ``print(result)`` shows the table of trials.
+
+    Raises:
+        ConfigError: Bad arguments, or a resumed project whose base differs.
+        TltfError: No trial finished (the first failure is shown).
+
+    Example:
+        >>> result = tltf.tune_learning_rate(
+        ...     "keras:mobilenet_v2", data, weights=None,
+        ...     input_shape=(32, 32, 3), max_trials=4, epochs=2)
+        >>> result.best_learning_rate
+    """
+    train, validation, num_classes = _split_data(data, validation, num_classes)
+    hypermodel = _hypermodel(model, num_classes, hypermodel_args)
+    fine = _fine_tune_epochs(hypermodel, fine_tune_epochs, epochs)
+    hypermodel.head_epochs = epochs
+    strategy = _strategy(distribution_strategy)
+    tuner = TransferTuner(
+        make_oracle(
+            oracle,
+            objective=objective
+            or default_objective(hypermodel.task, validation is not None),
+            max_trials=max_trials,
+            max_epochs=epochs + fine,
+            seed=seed,
+        ),
+        hypermodel,
+        directory=str(directory),
+        project_name=project_name,
+        overwrite=overwrite,
+        distribution_strategy=strategy,
+    )
+    _share_base_weights(tuner, hypermodel)
+    done_before = set(tuner.oracle.trials)
+    counts = hypermodel.base_batches, hypermodel.base_batches_without_reuse
+    tuner.search(
+        train,
+        validation_data=validation,
+        epochs=epochs + fine,
+        callbacks=list(callbacks),
+        verbose=verbose,
+    )
+    return _result(tuner, hypermodel, done_before, counts)
+
+
+def _split_data(data, validation, num_classes):
+    if isinstance(data, LoadedData):
+        validation = data.validation if validation is None else validation
+        return data.train, validation, num_classes or data.num_classes
+    if isinstance(data, tf.data.Dataset):
+        return data, validation, num_classes
+    raise ConfigError(
+        "data must be a tltf.data.LoadedData or a batched tf.data.Dataset of "
+        f"(inputs, labels). Received: {type(data).__name__}"
+    )
+
+
+def _hypermodel(model, num_classes, args) -> TransferHyperModel:
+    if isinstance(model, TransferHyperModel):
+        if args:
+            raise ConfigError(
+                "Give search-space and builder arguments to the TransferHyperModel, "
+                f"not to tune_learning_rate. Received: {sorted(args)}"
+            )
+        return model
+    if num_classes is None:
+        raise ConfigError(
+            "num_classes is needed when data is a dataset: pass num_classes=, or "
+            "data as a tltf.data.LoadedData."
+        )
+    return TransferHyperModel(model, num_classes, **args)
+
+
+def _fine_tune_epochs(hypermodel, fine_tune_epochs, epochs) -> int:
+    if epochs < 1:
+        raise ConfigError(f"epochs must be >= 1. Received: epochs={epochs!r}")
+    if fine_tune_epochs is None:
+        return epochs if hypermodel.fine_tunes else 0
+    if fine_tune_epochs > 0 and not hypermodel.fine_tunes:
+        raise ConfigError(
+            "fine_tune_epochs needs a fine-tuning rate to search: pass "
+            "fine_tune_learning_rate=(1e-6, 1e-3). Received: "
+            f"fine_tune_epochs={fine_tune_epochs!r}"
+        )
+    return int(fine_tune_epochs)
+
+
+def _strategy(strategy):
+    if strategy is None or isinstance(strategy, tf.distribute.Strategy):
+        return strategy
+    from tltf.distribute import get_strategy
+
+    return get_strategy(strategy)
+
+
+def _share_base_weights(tuner: TransferTuner, hypermodel: TransferHyperModel) -> None:
+    """Loads the project's shared base weights, or saves them for a resume.
+
+    A resumed project's weights are checked against one build right away, so
+    a different backbone fails here with a clear error, not inside a trial.
+    """
+    path = Path(tuner.project_dir) / BASE_WEIGHTS_FILE
+    if path.is_file():
+        with np.load(path) as saved:
+            hypermodel.base_weights = [
+                saved[f"arr_{i}"] for i in range(len(saved.files))
+            ]
+    if path.is_file() or hypermodel.base_weights is None:
+        with distribution_scope(tuner.distribution_strategy):
+            hypermodel.build(tuner.oracle.get_space())
+    if path.is_file():
+        return
+    temp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(temp, "wb") as handle:
+            np.savez(handle, *hypermodel.base_weights)
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _result(tuner, hypermodel, done_before, counts) -> TuningResult:
+    oracle = tuner.oracle
+    best = [t for t in oracle.get_best_trials(1) if t.status == "COMPLETED"]
+    if not best:
+        failures = [t.message for t in oracle.trials.values() if t.message]
+        raise TltfError(
+            "No trial of the search finished. First failure:\n"
+            + (failures[0] if failures else "(no message)")
+        )
+    ranked = oracle.get_best_trials(len(oracle.trials))
+    ranked += [t for t in oracle.trials.values() if t not in ranked]
+    model, trained = _best_model(tuner, hypermodel, best[0])
+    return TuningResult(
+        best_hyperparameters=_values(best[0]),
+        best_model=model,
+        best_model_weights="trained" if trained else "fresh",
+        trials=[
+            TrialRecord(t.trial_id, _values(t), t.score, str(t.status)) for t in ranked
+        ],
+        objective=oracle.objective.name,
+        direction=oracle.objective.direction,
+        new_trials=len(set(oracle.trials) - done_before),
+        base_batches=hypermodel.base_batches - counts[0],
+        base_batches_without_reuse=hypermodel.base_batches_without_reuse - counts[1],
+        project_dir=Path(tuner.project_dir),
+        tuner=tuner,
+    )
+
+
+def _best_model(tuner, hypermodel, trial) -> tuple[keras.Model, bool]:
+    """The best trial's model: its checkpoint if saved, else freshly built."""
+    if os.path.exists(tuner._get_checkpoint_fname(trial.trial_id)):
+        with warnings.catch_warnings():
+            # The checkpoint holds the head-stage optimizer's slots; the
+            # rebuilt model starts with a fresh optimizer on purpose.
+            warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+            return tuner.load_model(trial), True
+    with distribution_scope(tuner.distribution_strategy):
+        return hypermodel.build(trial.hyperparameters), False
+
+
+def _values(trial) -> dict[str, Any]:
+    return {
+        k: v
+        for k, v in trial.hyperparameters.values.items()
+        if not k.startswith("tuner/")
+    }
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.2e}" if value and abs(value) < 1e-2 else f"{value:.4g}"
+    return "-" if value is None else str(value)

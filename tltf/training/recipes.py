@@ -1,0 +1,250 @@
+"""`fine_tune`: the frozen-then-unfrozen transfer-learning recipe in one call.
+
+fastai's ``Learner.fine_tune`` is the model: train the new head with the base
+frozen for ``freeze_epochs`` at ``base_lr``, then halve the rate, unfreeze
+and train ``epochs`` more with discriminative rates from ``base_lr / 2 /
+lr_mult`` (earliest group) to ``base_lr / 2`` (head). The frozen epochs use
+frozen-base feature caching (`tltf.training.caching`) when it is safe, so
+the base runs once instead of once per epoch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+
+from tltf.backbones.layers import find_backbone
+from tltf.data.base import LoadedData
+from tltf.errors import ConfigError
+from tltf.training.freezing import set_trainable_groups
+from tltf.training.optimizers import grouped_part
+from tltf.training.schedule import StageSpec, parse_schedule
+from tltf.training.unfreezing import StagedUnfreezing
+
+DEFAULT_BASE_LR = 2e-3
+
+
+def fine_tune(
+    model: keras.Model,
+    train_data: Any,
+    val_data: Any = None,
+    *,
+    epochs: int,
+    freeze_epochs: int = 1,
+    base_lr: float | None = None,
+    lr_mult: float = 100.0,
+    lr_decay: float = 0.5,
+    schedule: str | Mapping[int, StageSpec] = "all",
+    warmup_steps: int = 0,
+    train_bn: bool | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] | None = None,
+    cache_features: bool = True,
+    verbose: str | int = "auto",
+) -> keras.callbacks.History:
+    """Trains the head with the base frozen, then unfreezes and fine-tunes.
+
+    Args:
+        model: A model built by a tltf builder (compiled or not).
+        train_data: A batched ``tf.data.Dataset`` of ``(inputs, labels)``,
+            arrays ``(x, y)``, or a `tltf.data.LoadedData` (its validation
+            split is used when ``val_data`` is None).
+        val_data: Validation data in the same form, or None.
+        epochs: Epochs after unfreezing.
+        freeze_epochs: Epochs of head-only training first (0 to skip).
+        base_lr: Head rate while frozen; None keeps the compiled optimizer's
+            rate (or 2e-3 if the model is not compiled).
+        lr_mult: Ratio between the head's rate and the earliest group's rate
+            once unfrozen (fastai's ``lr_mult``).
+        lr_decay: Once the base is unfrozen, every rate is multiplied by
+            this (0.5: fastai halves ``base_lr``).
+        schedule: How the base unfreezes after the frozen epochs: ``"all"``
+            at once, ``"gradual"`` (one more group per epoch, ULMFiT),
+            ``"gradual:n"`` (one more every n epochs), ``"plateau"`` (one more
+            each time the validation loss, or the training loss without
+            validation data, stops improving), or ``{epoch: spec}`` counted
+            from the first unfrozen epoch.
+        warmup_steps: Linear warm-up of newly unfrozen groups' rates.
+        train_bn: If not None, whether BatchNorm layers of the base train.
+        callbacks: Keras callbacks for both phases.
+        cache_features: Use frozen-base feature caching when safe.
+        verbose: As in ``model.fit``.
+
+    Returns:
+        One ``History`` for all ``freeze_epochs + epochs`` epochs, with
+        ``stage``, ``trainable_params`` and ``lr_<group>`` per epoch.
+
+    Raises:
+        ConfigError: Bad epochs, rates or schedule; a learning-rate schedule
+            object together with ``base_lr``.
+
+    Example:
+        >>> model = tltf.build_image_classifier(
+        ...     "keras:mobilenet_v2", 3, weights=None, input_shape=(32, 32, 3))
+        >>> history = tltf.fine_tune(model, data.train, data.validation, epochs=2)
+    """
+    if isinstance(train_data, LoadedData):
+        val_data = train_data.validation if val_data is None else val_data
+        train_data = train_data.train
+    _check_counts(epochs, freeze_epochs, lr_mult)
+    unfreezing = StagedUnfreezing(
+        _full_schedule(model, schedule, freeze_epochs),
+        monitor="val_loss" if val_data is not None else "loss",
+        stage_lr_decay=[1.0, lr_decay] if freeze_epochs else [lr_decay],
+        discriminative=(1.0 / lr_mult, 1.0),
+        warmup_steps=warmup_steps,
+        train_bn=train_bn,
+        verbose=0 if verbose == 0 else 1,
+    )
+    unfreezing.check(model)
+    _prepare(model, base_lr)
+    callbacks = list(callbacks or [])
+    total = freeze_epochs + epochs
+    frozen_fit = _cached_frozen_fit(model, callbacks) if cache_features else None
+    if freeze_epochs == 0 or frozen_fit is None:
+        return _fit(
+            model, train_data, val_data, 0, total, [unfreezing, *callbacks], verbose
+        )
+    first = frozen_fit(
+        model,
+        train_data,
+        val_data,
+        epochs=freeze_epochs,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    _add_frozen_stage_logs(first, model)
+    second = _fit(
+        model,
+        train_data,
+        val_data,
+        freeze_epochs,
+        total,
+        [unfreezing, *callbacks],
+        verbose,
+    )
+    model.history = _merge(first, second, model)
+    return model.history
+
+
+def _check_counts(epochs: int, freeze_epochs: int, lr_mult: float) -> None:
+    for name, value in (("epochs", epochs), ("freeze_epochs", freeze_epochs)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(
+                f"{name} must be an integer >= 0. Received: {name}={value!r}."
+            )
+    if epochs + freeze_epochs == 0:
+        raise ConfigError("fine_tune needs epochs + freeze_epochs >= 1. Received: 0.")
+    if not isinstance(lr_mult, (int, float)) or lr_mult < 1:
+        raise ConfigError(
+            f"lr_mult must be a number >= 1. Received: lr_mult={lr_mult!r}."
+        )
+
+
+def _prepare(model: keras.Model, base_lr: float | None) -> None:
+    """Compiles if needed, sets the base rate, freezes the base."""
+    from tltf.builders import compile_model
+
+    find_backbone(model)  # a clear error for models without a tltf Backbone
+    if getattr(model, "optimizer", None) is None:
+        compile_model(model, learning_rate=base_lr or DEFAULT_BASE_LR)
+    elif base_lr is not None:
+        try:
+            model.optimizer.learning_rate = float(base_lr)
+        except TypeError as error:
+            raise ConfigError(
+                "base_lr cannot override a learning-rate schedule object; "
+                f"leave base_lr=None or compile with a float rate. Received: {error}"
+            ) from None
+    grouped = grouped_part(model.optimizer)
+    if grouped is not None and grouped.built:  # rates left by an earlier run
+        grouped.set_multipliers(dict.fromkeys(grouped.built_paths, 1.0))
+    set_trainable_groups(model, [])
+
+
+def _full_schedule(
+    model: keras.Model, schedule: str | Mapping[int, StageSpec], start: int
+) -> dict[int, StageSpec] | str:
+    """The unfreezing schedule shifted by ``start`` frozen epochs."""
+    groups = find_backbone(model).group_names
+    if schedule == "plateau":
+        return schedule  # its stage 0 (head) goes on until the first plateau
+    if schedule == "all":
+        relative: dict[int, StageSpec] = {0: "all"}
+    elif isinstance(schedule, str) and schedule.startswith("gradual"):
+        parse_schedule(schedule)  # checks the preset's syntax
+        every = int(schedule[8:] or 1)
+        relative = {k * every: f"top:{k + 1}" for k in range(len(groups))}
+    elif isinstance(schedule, Mapping):
+        relative = dict(parse_schedule(schedule))
+        if start > 0 and relative.get(0) == "head":
+            relative.pop(0)  # the frozen epochs already train the head only
+    else:
+        raise ConfigError(
+            "fine_tune's schedule must be 'all', 'gradual', 'gradual:n', "
+            "'plateau' or {epoch: spec} counted from the first unfrozen epoch. "
+            f"Received: {schedule!r}."
+        )
+    full = {0: "head"} if start > 0 else {}
+    full.update({start + epoch: spec for epoch, spec in relative.items()})
+    return full
+
+
+def _cached_frozen_fit(model: keras.Model, callbacks: list) -> Any:
+    """`caching.fit_frozen_head` if available and safe here, else None."""
+    if any(isinstance(cb, keras.callbacks.BackupAndRestore) for cb in callbacks):
+        return None  # one resumable fit instead of two
+    try:
+        caching = importlib.import_module("tltf.training.caching")
+    except ModuleNotFoundError as error:
+        if error.name != "tltf.training.caching":
+            raise
+        return None
+    if not caching.can_cache_features(model):
+        return None
+    return caching.fit_frozen_head
+
+
+def _fit(model, train, val, initial_epoch, epochs, callbacks, verbose):
+    kwargs = dict(
+        validation_data=val,
+        initial_epoch=initial_epoch,
+        epochs=epochs,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    if isinstance(train, (tuple, list)):
+        x, y, *weights = train
+        return model.fit(x, y, sample_weight=weights[0] if weights else None, **kwargs)
+    return model.fit(train, shuffle=False, **kwargs)  # datasets shuffle themselves
+
+
+def _add_frozen_stage_logs(
+    history: keras.callbacks.History, model: keras.Model
+) -> None:
+    """Gives the frozen epochs the stage keys that `StagedUnfreezing` logs."""
+    n = len(history.epoch)
+    rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    trainable = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+    extra = {"stage": 0.0, "trainable_params": float(trainable), "lr_head": rate}
+    extra.update({f"lr_{g}": 0.0 for g in find_backbone(model).group_names})
+    for key, value in extra.items():
+        history.history.setdefault(key, [value] * n)
+
+
+def _merge(
+    first: keras.callbacks.History, second: keras.callbacks.History, model: keras.Model
+) -> keras.callbacks.History:
+    merged = keras.callbacks.History()
+    merged.set_model(model)
+    merged.params = second.params
+    merged.epoch = list(first.epoch) + list(second.epoch)
+    keys = list(dict.fromkeys([*first.history, *second.history]))
+    for key in keys:
+        a = first.history.get(key, [float("nan")] * len(first.epoch))
+        b = second.history.get(key, [float("nan")] * len(second.epoch))
+        merged.history[key] = list(a) + list(b)
+    return merged
