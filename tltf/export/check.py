@@ -22,8 +22,8 @@ from tensorflow.core.protobuf import saved_model_pb2  # noqa: E402
 from tensorflow.python.framework import op_def_registry  # noqa: E402
 
 
-def unregistered_ops(saved_model_dir: str) -> list[str]:
-    """Op types used by the SavedModel that this process does not know."""
+def graph_ops(saved_model_dir: str) -> set[str]:
+    """Op types the SavedModel's graphs use (its own functions left out)."""
     proto = saved_model_pb2.SavedModel()
     with open(os.path.join(saved_model_dir, "saved_model.pb"), "rb") as f:
         proto.ParseFromString(f.read())
@@ -34,7 +34,14 @@ def unregistered_ops(saved_model_dir: str) -> list[str]:
         for function in meta_graph.graph_def.library.function:
             functions.add(function.signature.name)
             ops.update(node.op for node in function.node_def)
-    return sorted(op for op in ops - functions if op_def_registry.get(op) is None)
+    return ops - functions
+
+
+def unregistered_ops(saved_model_dir: str) -> list[str]:
+    """Op types used by the SavedModel that this process does not know."""
+    return sorted(
+        op for op in graph_ops(saved_model_dir) if op_def_registry.get(op) is None
+    )
 
 
 def decode_tensor(spec: dict) -> tf.Tensor:

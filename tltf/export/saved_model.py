@@ -187,18 +187,11 @@ def _write_archive(
 
 def _custom_ops(saved_model_dir: Path) -> list[str]:
     """Ops of the SavedModel that core TensorFlow does not define (TF Text's)."""
-    from tensorflow.core.protobuf import saved_model_pb2
+    from tltf.export.check import graph_ops
 
-    proto = saved_model_pb2.SavedModel()
-    proto.ParseFromString((saved_model_dir / "saved_model.pb").read_bytes())
-    ops: set[str] = set()
-    functions: set[str] = set()
-    for meta_graph in proto.meta_graphs:
-        ops.update(node.op for node in meta_graph.graph_def.node)
-        for function in meta_graph.graph_def.library.function:
-            functions.add(function.signature.name)
-            ops.update(node.op for node in function.node_def)
-    return sorted(op for op in ops - functions if not hasattr(tf.raw_ops, op))
+    return sorted(
+        op for op in graph_ops(str(saved_model_dir)) if not hasattr(tf.raw_ops, op)
+    )
 
 
 def _write_metadata(staging: Path, metadata: dict[str, Any]) -> None:
