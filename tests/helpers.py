@@ -76,3 +76,50 @@ def weights_of(layers) -> list[np.ndarray]:
 def same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
     """True when two weight lists are exactly equal."""
     return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def bert_vocabulary(texts: list[str]) -> list[str]:
+    """BERT special tokens plus every word of ``texts``."""
+    words = sorted({word for text in texts for word in text.split()})
+    return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words
+
+
+def tiny_bert_preset(folder: Path, texts: list[str]) -> Path:
+    """Saves a 2-layer BERT whose vocabulary covers ``texts`` as a KerasHub preset."""
+    import keras_hub
+
+    keras_hub.models.BertTokenizer(vocabulary=bert_vocabulary(texts)).save_to_preset(
+        folder
+    )
+    keras_hub.models.BertBackbone(
+        vocabulary_size=len(bert_vocabulary(texts)),
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=8,
+        intermediate_dim=16,
+        max_sequence_length=16,
+    ).save_to_preset(folder)
+    return folder
+
+
+def run_fresh_process(script: Path, *args: Path, cwd: Path) -> dict:
+    """Runs a Python ``script`` in a new process; returns the JSON it prints.
+
+    The script prints one line ``RESULT<json>``.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, str(script), *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        cwd=cwd,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT"))
+    return json.loads(line[len("RESULT") :])

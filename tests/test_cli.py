@@ -119,11 +119,11 @@ def test_predict_with_model_and_with_export(workspace, capsys):
 @pytest.mark.slow
 def test_text_csv_train_evaluate_predict(tmp_path, capsys):
     """A TSV file through train, evaluate and predict (slow: ~20 s of CPU)."""
-    from tests.test_export import tiny_bert_preset
+    from tests.helpers import tiny_bert_preset
 
-    preset = tiny_bert_preset(tmp_path / "tiny_bert")
     rows = [("a good film", "pos"), ("great acting", "pos"), ("a bad film", "neg")]
     rows += [("boring and dull", "neg")]
+    preset = tiny_bert_preset(tmp_path / "tiny_bert", [text for text, _ in rows])
     csv = tmp_path / "reviews.tsv"
     csv.write_text("review\tsentiment\n" + "".join(f"{t}\t{y}\n" for t, y in rows * 2))
     data = ["--csv", str(csv), "--text-column", "review", "--label-column", "sentiment"]

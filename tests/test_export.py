@@ -5,9 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -16,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 import tltf
-from tests.helpers import build_tiny_model
+from tests.helpers import build_tiny_model, run_fresh_process, tiny_bert_preset
 
 NAMES = ["cats", "dogs", "owls"]
 
@@ -56,18 +53,7 @@ def reload_in_fresh_process(path: Path, request: dict, tmp_path: Path) -> dict:
     script, request_file = tmp_path / "reload.py", tmp_path / "request.json"
     script.write_text(RELOAD)
     request_file.write_text(json.dumps(request))
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run(
-        [sys.executable, str(script), str(path), str(request_file)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT"))
-    return json.loads(line[len("RESULT") :])
+    return run_fresh_process(script, path, request_file, cwd=tmp_path)
 
 
 def saved_model_cli_show_all(path: Path) -> str:
@@ -238,9 +224,6 @@ def test_class_names_must_fit_the_model(tmp_path):
 # --- text ---
 
 TEXTS = ["a good film", "great acting", "a bad film", "boring and dull"]
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(
-    {word for text in TEXTS for word in text.split()}
-)
 
 # Token ids first, with TF Text never imported; then the strings signature.
 RELOAD_TEXT = textwrap.dedent(
@@ -267,25 +250,9 @@ RELOAD_TEXT = textwrap.dedent(
 )
 
 
-def tiny_bert_preset(folder: Path) -> Path:
-    """Saves a 2-layer BERT with a tiny vocabulary as a local KerasHub preset."""
-    import keras_hub
-
-    keras_hub.models.BertTokenizer(vocabulary=VOCAB).save_to_preset(folder)
-    keras_hub.models.BertBackbone(
-        vocabulary_size=len(VOCAB),
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=8,
-        intermediate_dim=16,
-        max_sequence_length=16,
-    ).save_to_preset(folder)
-    return folder
-
-
 def tiny_text_model(tmp_path: Path):
     """A text classifier on `tiny_bert_preset`."""
-    folder = tiny_bert_preset(tmp_path / "tiny_bert")
+    folder = tiny_bert_preset(tmp_path / "tiny_bert", TEXTS)
     return tltf.build_text_classifier(f"kerashub:{folder}", 2, sequence_length=8)
 
 
@@ -319,18 +286,7 @@ def test_text_export_round_trip_in_fresh_process(tmp_path):
             }
         )
     )
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run(
-        [sys.executable, str(script), str(path), str(request)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT"))
-    out = json.loads(line[len("RESULT") :])
+    out = run_fresh_process(script, path, request, cwd=tmp_path)
     assert out["imported_tltf"] is False
     assert {"serving_default", "token_ids"} <= set(out["signatures"])
     np.testing.assert_allclose(out["text"], expected, atol=1e-5)

