@@ -126,19 +126,11 @@ def build_image_classifier(
     for layer in augmentation_layers(augment):
         x = layer(x)
     x = Preprocess(base.preprocessing, name="preprocess")(x)
-    wrapped = Backbone(
-        base.model,
-        layer_groups=base.layer_groups,
-        train_bn=train_bn,
-        source=base.source,
-    )
-    wrapped.trainable = False
+    wrapped = _frozen_backbone(base.model, base.layer_groups, train_bn, base.source)
     outputs = head(wrapped(x))
-    model_name = name or f"{base.short_name}_classifier"
-    model = keras.Model(inputs, outputs, name=_safe_name(model_name))
-    if compile:
-        compile_model(model, learning_rate=learning_rate)
-    return model
+    return _assemble(
+        inputs, outputs, name or f"{base.short_name}_classifier", compile, learning_rate
+    )
 
 
 def augmentation_layers(
@@ -190,6 +182,30 @@ def compile_model(
     args = compile_defaults(find_head(model))
     args.update(overrides)
     model.compile(optimizer=optimizer or keras.optimizers.Adam(learning_rate), **args)
+    return model
+
+
+def _frozen_backbone(
+    model: keras.layers.Layer,
+    layer_groups: dict[str, list[str]],
+    train_bn: bool,
+    source: str,
+) -> Backbone:
+    """Wraps a base as the model's ``backbone`` layer, frozen."""
+    wrapped = Backbone(
+        model, layer_groups=layer_groups, train_bn=train_bn, source=source
+    )
+    wrapped.trainable = False
+    return wrapped
+
+
+def _assemble(
+    inputs: Any, outputs: Any, name: str, compile: bool, learning_rate: float
+) -> keras.Model:
+    """The functional model of a builder, compiled with its head's defaults."""
+    model = keras.Model(inputs, outputs, name=_safe_name(name))
+    if compile:
+        compile_model(model, learning_rate=learning_rate)
     return model
 
 
@@ -298,19 +314,11 @@ def build_text_classifier(
     # --- layers ---
     inputs = keras.Input(shape=(), dtype="string", name="text")
     encoded = base.preprocessor(inputs)
-    wrapped = Backbone(
-        base.model,
-        layer_groups=layer_groups or _groups_for_pooling(base.layer_groups, pooling),
-        train_bn=train_bn,
-        source=base.source,
-    )
-    wrapped.trainable = False
+    groups = layer_groups or _groups_for_pooling(base.layer_groups, pooling)
+    wrapped = _frozen_backbone(base.model, groups, train_bn, base.source)
     outputs = _pool_text(base, wrapped(encoded), encoded, pooling, head)
     model_name = name or f"{base.source.split(':')[-1]}_classifier"
-    model = keras.Model(inputs, outputs, name=_safe_name(model_name))
-    if compile:
-        compile_model(model, learning_rate=learning_rate)
-    return model
+    return _assemble(inputs, outputs, model_name, compile, learning_rate)
 
 
 def _pool_text(
