@@ -18,6 +18,7 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import frozen  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -126,9 +127,16 @@ def prepare(cfg):
     )
     calibrate_batchnorm(base, next(iter(data.train.unbatch().batch(128)))[0])
     base.save_weights(cfg["weights"])
-    x, y = zip(*[(x.numpy(), y.numpy()) for x, y in data.train.unbatch()])
-    np.savez(cfg["arrays"], x=np.stack(x), y=np.array(y))
+    x, y = pixels(data.train)
+    vx, vy = pixels(data.validation)
+    np.savez(cfg["arrays"], x=x, y=y, vx=vx, vy=vy)
     return {"num_train": data.num_train, "num_validation": data.num_validation}
+
+
+def pixels(ds: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """One pass of a batched dataset as arrays (training data: one shuffle)."""
+    x, y = zip(*[(x.numpy(), y.numpy()) for x, y in ds.unbatch()])
+    return np.stack(x), np.array(y)
 
 
 def calibrate_batchnorm(base: keras.Model, pixels: tf.Tensor) -> None:
@@ -150,67 +158,23 @@ def calibrate_batchnorm(base: keras.Model, pixels: tf.Tensor) -> None:
         layer.momentum = momentum
 
 
-# --- 1. frozen stage ---
-
-
-@part
-def floor(cfg):
-    """One inference pass of preprocessing + base over the training set."""
-    data = load(cfg)
-    warm(data.train, data.validation)
-    base = keras.applications.MobileNetV2(
-        input_shape=shape(cfg), include_top=False, weights=cfg["weights"]
-    )
-    forward = tf.function(lambda x: base(x / 127.5 - 1.0, training=False))
-    start = time.perf_counter()
-    forward(next(iter(data.train))[0]).numpy()  # Trace once, timed apart.
-    seconds = {"trace_seconds": time.perf_counter() - start}
-    for name, ds in (("seconds", data.train), ("val_seconds", data.validation)):
-        start = time.perf_counter()
-        out = [forward(x) for x, _ in ds]
-        out[-1].numpy()
-        seconds[name] = time.perf_counter() - start
-    return {**seconds, "examples": data.num_train}
-
-
-@part
-def frozen_baseline(cfg):
-    data = load(cfg)
-    warm(data.train, data.validation)
-    model, _ = build_recipe_model(shape(cfg), cfg["num_classes"], cfg["weights"])
-    start = time.perf_counter()
-    history = model.fit(
-        data.train, validation_data=data.validation, epochs=cfg["epochs"], verbose=0
-    )
-    seconds = time.perf_counter() - start
-    return {"seconds": seconds, "val_accuracy": history.history["val_accuracy"][-1]}
+# --- 1. frozen stage (see frozen.py) ---
 
 
 @part
 def frozen_tltf(cfg):
-    data = load(cfg)
-    warm(data.train, data.validation)
-    model = tltf_model(cfg, dropout=0.2)
-    marks = {}
-    head_begins = keras.callbacks.LambdaCallback(
-        on_train_begin=lambda logs: marks.setdefault("head", time.perf_counter())
-    )
-    start = time.perf_counter()
-    history = tltf.fit_frozen_head(
-        model,
-        data.train,
-        data.validation,
-        epochs=cfg["epochs"],
-        callbacks=[head_begins],
-        verbose=0,
-    )
-    seconds = time.perf_counter() - start
-    return {
-        "seconds": seconds,
-        "features_seconds": marks["head"] - start,
-        "val_accuracy": history.history["val_accuracy"][-1],
-        "cached": tltf.can_cache_features(model),
-    }
+    """Floor and tltf's frozen stage, alternating; paired accuracy."""
+
+    def model_fn(size: int) -> keras.Model:
+        return tltf_model({**cfg, "image_size": size}, dropout=0.2)
+
+    return frozen.run_interleaved(cfg, model_fn)
+
+
+@part
+def frozen_baseline(cfg):
+    """The Keras recipe's frozen stage: fit over the images every epoch."""
+    return frozen.run_recipe(cfg, build_recipe_model)
 
 
 # --- 2. fine-tuning step ---
@@ -243,43 +207,43 @@ def finetune_tltf(cfg):
 
 
 def unfreezing(model: keras.Model, cfg: dict[str, Any]) -> tuple[list, str]:
-    """The staged-unfreezing callback if tltf has it (and not ``manual``),
-    else the manual equivalent: unfreeze every group and recompile."""
-    try:
-        from tltf.training.unfreezing import StagedUnfreezing
-    except ImportError:
-        StagedUnfreezing = None
-    if StagedUnfreezing is None or cfg.get("manual"):
-        tltf.set_trainable_groups(
-            model, tltf.backbones.layers.find_backbone(model).group_names
-        )
-        tltf.compile_model(model, learning_rate=1e-5, jit_compile=cfg["jit"])
-        return (
-            [],
-            "set_trainable_groups(all groups) + compile_model(learning_rate=1e-5)",
-        )
+    """The staged-unfreezing callback, unfreezing every group from epoch 0."""
     tltf.compile_model(model, learning_rate=1e-5, jit_compile=cfg["jit"])
-    return [StagedUnfreezing({0: "all"}, verbose=0)], "StagedUnfreezing({0: 'all'})"
+    callback = tltf.StagedUnfreezing({0: "all"}, verbose=0)
+    return [callback], "StagedUnfreezing({0: 'all'})"
 
 
 # --- 3. input pipeline ---
 
 
 @part
-def pipeline_folder(cfg):
-    """tltf model, plain fit, fed by tltf.data.image_folder (JPEG decode)."""
-    data = load(cfg, cache=cfg["folder_cache"])
-    model = tltf_model(cfg, dropout=0.2)
-    return {"step_seconds": step_time(model, data.train, epochs=cfg["pipeline_epochs"])}
+def pipeline(cfg):
+    """One tltf model fed, epoch after epoch in turn, from in-memory tensors,
+    the cached JPEG folder and the uncached one (decoding every epoch).
 
-
-@part
-def pipeline_tensors(cfg):
-    """The same model fed from decoded pixels held in memory."""
+    The model and its traced step are shared, so only the input differs; the
+    first round warms up (tracing, filling the folder's cache) and is not
+    counted. Each input keeps its fastest epoch median of the later rounds.
+    """
     arrays = np.load(cfg["arrays"])
-    data = tltf.data.from_arrays(arrays["x"], arrays["y"], batch_size=cfg["batch_size"])
+    inputs = {
+        "tensors": tltf.data.from_arrays(
+            arrays["x"], arrays["y"], batch_size=cfg["batch_size"]
+        ).train,
+        "folder": load(cfg, cache=True).train,
+        "folder_nocache": load(cfg, cache=False).train,
+    }
     model = tltf_model(cfg, dropout=0.2)
-    return {"step_seconds": step_time(model, data.train, epochs=cfg["pipeline_epochs"])}
+    medians = {name: [] for name in inputs}
+    for _ in range(cfg["pipeline_rounds"]):
+        for name, ds in inputs.items():
+            timer = StepTimes()
+            model.fit(ds, epochs=1, callbacks=[timer], verbose=0, shuffle=False)
+            medians[name].append(float(np.median([t for _, t in timer.times])))
+    return {
+        name: {"step_seconds": min(m[1:]), "rounds_step_seconds": m}
+        for name, m in medians.items()
+    }
 
 
 # --- 4. serving ---
@@ -315,11 +279,8 @@ def serving_inputs(cfg) -> tuple[np.ndarray, np.ndarray]:
 @part
 def export(cfg):
     model = tltf_model(cfg, dropout=0.2)
-    if hasattr(tltf, "export_saved_model"):
-        tltf.export_saved_model(model, cfg["export_dir"], overwrite=True, verify=False)
-        return {"how": "tltf.export_saved_model"}
-    model.export(cfg["export_dir"])
-    return {"how": "model.export"}
+    tltf.export_saved_model(model, cfg["export_dir"], overwrite=True, verify=False)
+    return {"how": "tltf.export_saved_model"}
 
 
 @part

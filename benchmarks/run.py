@@ -5,10 +5,14 @@ Usage::
     python benchmarks/run.py            # MobileNetV2 at 96x96, ~2000 JPEGs
     python benchmarks/run.py --large    # 160x160, ~4000 JPEGs
 
-Every measure runs in its own process (`benchmarks/parts.py`) on the same
-JPEG folder and the same base weights, so timings do not share warm caches
-and each peak memory figure is that process's own (``ru_maxrss``). The
-figures are printed and written to ``benchmarks/RESULTS.md``.
+Each part runs in its own process (`benchmarks/parts.py`) on the same JPEG
+folder and the same base weights, so each peak memory figure is that
+process's own (``ru_maxrss``): the recipe and tltf never share one. Where
+only speed is compared (the forward-pass floor against tltf's frozen stage,
+and the three input pipelines), the variants alternate inside one process
+so that slow spells of a shared machine hit them alike (`frozen.py`
+explains the frozen stage's timing and its paired accuracy comparison).
+The figures are printed and written to ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -27,8 +31,18 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 
 SETTINGS = {
-    "default": {"image_size": 96, "images_per_class": 500, "finetune_steps": 8},
-    "large": {"image_size": 160, "images_per_class": 1000, "finetune_steps": 20},
+    "default": {
+        "image_size": 96,
+        "images_per_class": 500,
+        "finetune_steps": 8,
+        "frozen_large_size": 160,
+    },
+    "large": {
+        "image_size": 160,
+        "images_per_class": 1000,
+        "finetune_steps": 20,
+        "frozen_large_size": 224,
+    },
 }
 # XLA on CPU runs the MobileNetV2 training step far slower: time fewer steps.
 JIT_STEPS = {"default": 2, "large": 2}
@@ -43,14 +57,15 @@ def config(large: bool, workdir: Path) -> dict[str, Any]:
         "batch_size": 32,
         "epochs": 10,
         "seed": 7,
-        "pipeline_epochs": 2,
-        "serving_calls": 100,
+        "frozen_reps": 2,
+        "frozen_large_reps": 2,
+        "pipeline_rounds": 3,
+        "serving_calls": 60,
         "folder": str(workdir / "jpegs"),
         "weights": str(workdir / "mobilenet_v2_random.weights.h5"),
         "arrays": str(workdir / "train_pixels.npz"),
         "export_dir": str(workdir / "export"),
         "jit": False,
-        "folder_cache": True,
     }
 
 
@@ -77,38 +92,43 @@ def run_part(name: str, cfg: dict[str, Any], workdir: Path, **overrides: Any) ->
     return result
 
 
-# Timed comparisons run interleaved, ROUNDS times, and keep each
-# variant's fastest round: load from other processes only ever slows a run.
+# Timed comparisons that need a process each (their peak memory is part of
+# the report) run interleaved, ROUNDS times, and keep each variant's fastest
+# round: load from other processes only ever slows a run. The frozen stage
+# and the input pipeline alternate their variants inside one process.
 ROUNDS = 2
-STEP_PARTS = {
-    "floor": ("floor", {}),
-    "frozen_tltf": ("frozen_tltf", {}),
-    "finetune_baseline_jit0": ("finetune_baseline", {}),
-    "finetune_tltf_jit0": ("finetune_tltf", {}),
-    "finetune_tltf_manual_jit0": ("finetune_tltf", {"manual": True}),
-    "pipeline_tensors": ("pipeline_tensors", {}),
-    "pipeline_folder": ("pipeline_folder", {}),
-    "pipeline_folder_nocache": ("pipeline_folder", {"folder_cache": False}),
+FINETUNE_PARTS = {
+    "finetune_baseline": ("finetune_baseline", {}),
+    "finetune_tltf": ("finetune_tltf", {}),
 }
+
+
+def fastest_of_rounds(
+    cfg: dict[str, Any], workdir: Path, parts: dict[str, tuple], suffix: str, **extra
+) -> dict[str, dict]:
+    """Runs ``parts`` interleaved ROUNDS times; keeps each one's fastest round."""
+    rounds: dict[str, list[dict]] = {key: [] for key in parts}
+    for _ in range(ROUNDS):
+        for key, (name, overrides) in parts.items():
+            rounds[key].append(run_part(name, cfg, workdir, **overrides, **extra))
+    return {
+        key + suffix: {
+            **min(runs, key=lambda x: x["step_seconds"]),
+            "rounds_step_seconds": [x["step_seconds"] for x in runs],
+            "peak_rss_mb": max(x["peak_rss_mb"] for x in runs),
+        }
+        for key, runs in rounds.items()
+    }
 
 
 def run_all(cfg: dict[str, Any], workdir: Path) -> dict[str, dict]:
     """Every measure, in order; names are the keys of the report."""
     r = {"prepare": run_part("prepare", cfg, workdir)}
     r["frozen_baseline"] = run_part("frozen_baseline", cfg, workdir)
-    rounds: dict[str, list[dict]] = {key: [] for key in STEP_PARTS}
-    for _ in range(ROUNDS):
-        for key, (name, overrides) in STEP_PARTS.items():
-            rounds[key].append(run_part(name, cfg, workdir, **overrides))
-    for key, runs in rounds.items():
-        timed = "step_seconds" if "step_seconds" in runs[0] else "seconds"
-        r[key] = {
-            **min(runs, key=lambda x: x[timed]),
-            f"rounds_{timed}": [x[timed] for x in runs],
-            "peak_rss_mb": max(x["peak_rss_mb"] for x in runs),
-        }
-    for name in ("finetune_baseline", "finetune_tltf"):
-        r[f"{name}_jit1"] = run_part(name, cfg, workdir, jit=True)
+    r["frozen_tltf"] = run_part("frozen_tltf", cfg, workdir)
+    r.update(fastest_of_rounds(cfg, workdir, FINETUNE_PARTS, "_jit0"))
+    r["pipeline"] = run_part("pipeline", cfg, workdir)
+    r.update(fastest_of_rounds(cfg, workdir, FINETUNE_PARTS, "_jit1", jit=True))
     for name in ("export", "serve_keras", "serve_savedmodel"):
         r[name] = run_part(name, cfg, workdir)
     return r

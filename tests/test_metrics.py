@@ -63,3 +63,19 @@ def test_reset_state_and_config_round_trip():
     assert float(m.result()) == 0.0
     clone = MacroPrecision.from_config(m.get_config())
     assert clone.num_classes == 3 and clone.name == "precision"
+
+
+def test_sample_weights_count_each_example_once_like_scikit_learn():
+    from sklearn.metrics import precision_recall_fscore_support
+
+    rng = np.random.default_rng(1)
+    y_true = rng.integers(0, 3, 40)
+    probs = rng.dirichlet(np.ones(3), 40)
+    weights = rng.choice([0.5, 1.0, 2.0], 40)
+    metrics = [MacroPrecision(3), MacroRecall(3), MacroF1(3)]
+    for m in metrics:
+        m.update_state(y_true, probs, sample_weight=weights)
+    expected = precision_recall_fscore_support(
+        y_true, probs.argmax(axis=1), average="macro", sample_weight=weights
+    )[:3]
+    np.testing.assert_allclose([float(m.result()) for m in metrics], expected)

@@ -40,10 +40,23 @@ class _ClassCounts(keras.metrics.Metric):
         self.num_classes = int(num_classes)
         self.multi_label = bool(multi_label)
         self.threshold = float(threshold)
-        shape = (self.num_classes,)
-        self.tp = self.add_variable(shape, initializer="zeros", name="tp")
-        self.fp = self.add_variable(shape, initializer="zeros", name="fp")
-        self.fn = self.add_variable(shape, initializer="zeros", name="fn")
+        # Rows: true positives, false positives, false negatives per class;
+        # one variable, so a step updates (and an epoch resets) it once.
+        self.counts = self.add_variable(
+            (3, self.num_classes), initializer="zeros", name="counts"
+        )
+
+    @property
+    def tp(self):
+        return self.counts[0]
+
+    @property
+    def fp(self):
+        return self.counts[1]
+
+    @property
+    def fn(self):
+        return self.counts[2]
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_pred = ops.convert_to_tensor(y_pred)
@@ -62,16 +75,17 @@ class _ClassCounts(keras.metrics.Metric):
             true = ops.one_hot(labels, self.num_classes)
             pred = ops.one_hot(ops.argmax(y_pred, axis=-1), self.num_classes)
             pred = ops.reshape(pred, (-1, self.num_classes))
+        hits = true * pred
         if sample_weight is not None:
             weight = ops.reshape(ops.cast(sample_weight, "float32"), (-1, 1))
-            true, pred = true * weight, pred * weight
-        self.tp.assign_add(ops.sum(true * pred, axis=0))
-        self.fp.assign_add(ops.sum((1.0 - true) * pred, axis=0))
-        self.fn.assign_add(ops.sum(true * (1.0 - pred), axis=0))
+            true, pred, hits = true * weight, pred * weight, hits * weight
+        tp = ops.sum(hits, axis=0)
+        fp = ops.sum(pred, axis=0) - tp
+        fn = ops.sum(true, axis=0) - tp
+        self.counts.assign_add(ops.stack([tp, fp, fn]))
 
     def reset_state(self):
-        for variable in (self.tp, self.fp, self.fn):
-            variable.assign(ops.zeros_like(variable))
+        self.counts.assign(ops.zeros_like(self.counts))
 
     def _macro(self, per_class):
         present = ops.cast((self.tp + self.fp + self.fn) > 0, "float32")

@@ -90,6 +90,16 @@ def test_base_runs_once_per_fit_not_per_epoch():
     assert float(counter.seen.numpy()) == 24 + 8 + 3 * (24 + 8)
 
 
+def test_base_is_traced_once_whatever_the_batch_sizes():
+    model = sgd_model()
+    # 20 examples by 8: batches of 8, 8 and 4; then a set batched by 5.
+    train = compute_features(model, data(20, batch=8), cache=False)
+    val = compute_features(model, data(10, batch=5, seed=1), cache=False)
+    assert [int(f.shape[0]) for f, _ in train] == [8, 8, 4]
+    assert [int(f.shape[0]) for f, _ in val] == [5, 5]
+    assert caching._pooler(model).experimental_get_tracing_count() == 1
+
+
 def test_matches_plain_fit_without_dropout():
     plain, cached = sgd_model(), sgd_model()
     cached.set_weights(plain.get_weights())
@@ -105,6 +115,27 @@ def test_matches_plain_fit_without_dropout():
     )
     # The model's own optimizer was reused: its step count continues.
     assert int(cached.optimizer.iterations.numpy()) == 3 * 3
+
+
+def test_matches_plain_fit_with_dropout_when_masks_are_paired():
+    # Same start, same example order, same dropout masks: the cached run must
+    # train exactly as model.fit does (what the benchmark's paired run checks).
+    plain, cached = (build_tiny_model(dropout=0.5, compile=False) for _ in range(2))
+    cached.set_weights(plain.get_weights())
+    for model in (plain, cached):
+        tltf.compile_model(model, optimizer=keras.optimizers.SGD(0.1))
+        dropout = tltf.heads.find_head(model).dropouts[-1]
+        dropout.seed_generator.state.assign(np.array([3, 0], "int64"))
+    start = weights_of(cached.get_layer("head"))
+    train, val = data(), data(seed=1)
+    expected = plain.fit(train, validation_data=val, epochs=3, verbose=0).history
+    got = fit_frozen_head(cached, train, val, epochs=3, verbose=0, cache=False).history
+    for name, values in expected.items():
+        np.testing.assert_allclose(got[name], values, rtol=1e-4, atol=1e-5)
+    trained = weights_of(cached.get_layer("head"))
+    assert not same(start, trained)
+    for a, b in zip(trained, weights_of(plain.get_layer("head"))):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_disabled_with_augmentation_and_falls_back(caplog):

@@ -58,6 +58,7 @@ _DROPOUT_TYPES = (
 )
 _SHUFFLE_BUFFER = 50_000
 _POOLERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_EXTRACTORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 # --- when caching is safe ---
@@ -251,17 +252,20 @@ def compute_features(
 
 
 def _extractor_model(model: keras.Model) -> keras.Model:
-    """The model from the inputs to the head's (unpooled) input."""
-    return keras.Model(model.input, find_head(model).input, name="features")
+    """The model from the inputs to the head's (unpooled) input (one per model)."""
+    if model not in _EXTRACTORS:
+        head_input = find_head(model).input
+        _EXTRACTORS[model] = keras.Model(model.input, head_input, name="features")
+    return _EXTRACTORS[model]
 
 
 def _pooler(model: keras.Model) -> Callable:
-    """One traced ``inputs -> pooled features`` function per model."""
+    """One ``inputs -> pooled features`` tf.function per model."""
     if model not in _POOLERS:
         head = find_head(model)
         extractor = _extractor_model(model)
 
-        @tf.function(reduce_retracing=True)
+        @tf.function
         def pooled(x):
             features = extractor(x, training=False)
             return head.pool(features, mask=getattr(features, "_keras_mask", None))
@@ -270,8 +274,20 @@ def _pooler(model: keras.Model) -> Callable:
     return _POOLERS[model]
 
 
+def _any_batch_size(spec: Any) -> Any:
+    """``spec`` with an unknown batch dimension (tensor specs only)."""
+    if isinstance(spec, tf.TensorSpec) and spec.shape.rank:
+        return tf.TensorSpec([None, *spec.shape[1:]], spec.dtype, spec.name)
+    return spec
+
+
 def _extract(model: keras.Model, data: tf.data.Dataset) -> Iterator[tuple]:
-    pooled = _pooler(model)
+    x_spec = keras.utils.unpack_x_y_sample_weight(data.element_spec)[0]
+    # One trace for every batch size: a short last batch does not retrace the
+    # whole base (which costs about as much as a quarter of a pass over it).
+    pooled = _pooler(model).get_concrete_function(
+        tf.nest.map_structure(_any_batch_size, x_spec)
+    )
     for element in data:
         x, y, w = keras.utils.unpack_x_y_sample_weight(element)
         out = (pooled(x), y) if w is None else (pooled(x), y, w)
@@ -400,6 +416,7 @@ def fit_frozen_head(
         epochs=epochs,
         callbacks=callback_list,
         verbose=verbose,
+        shuffle=False,  # The feature dataset reshuffles itself.
     )
     model.history = history
     return history
