@@ -18,6 +18,19 @@ def floors(r: dict[str, dict]) -> dict[str, float]:
         "train": train,
         "train_val": train + f["val_pass_seconds"],
         "large": f["large_trace_seconds"] + f["large_train_pass_seconds"],
+        "train_cpu": f["train_cpu_seconds"],
+        "train_val_cpu": f["train_cpu_seconds"] + f["val_cpu_seconds"],
+        "large_cpu": f["large_train_cpu_seconds"],
+    }
+
+
+def cpu_ratios(r: dict[str, dict]) -> dict[str, float]:
+    """The frozen-stage ratios in process CPU time instead of wall time."""
+    f, floor = r["frozen_tltf"], floors(r)
+    return {
+        "train only": f["train_only"]["cpu_seconds"] / floor["train_cpu"],
+        "with validation": f["with_val"]["cpu_seconds"] / floor["train_val_cpu"],
+        "larger images": f["large_train_only"]["cpu_seconds"] / floor["large_cpu"],
     }
 
 
@@ -294,6 +307,11 @@ def render(r: dict[str, dict], cfg: dict[str, Any], info: dict[str, str]) -> str
             ["measure", "target", "measured", "result"],
             [[m, t, v, _met(ok)] for m, t, v, ok in targets(r, cfg)],
         ),
+        "",
+        "Frozen-stage ratios in process CPU time (fastest run of each; CPU "
+        "time varies far less than wall time on a shared machine): "
+        + ", ".join(f"{k} {v:.2f}x" for k, v in cpu_ratios(r).items())
+        + ".",
         "",
         "## 1. Frozen stage",
         "",

@@ -33,9 +33,9 @@ HERE = Path(__file__).resolve().parent
 SETTINGS = {
     "default": {
         "image_size": 96,
-        "images_per_class": 500,
+        "images_per_class": 400,
         "finetune_steps": 8,
-        "frozen_large_size": 160,
+        "frozen_large_size": 128,
     },
     "large": {
         "image_size": 160,
@@ -57,8 +57,8 @@ def config(large: bool, workdir: Path) -> dict[str, Any]:
         "batch_size": 32,
         "epochs": 10,
         "seed": 7,
-        "frozen_reps": 2,
-        "frozen_large_reps": 2,
+        "frozen_reps": 3,
+        "frozen_large_reps": 3,
         "pipeline_rounds": 3,
         "serving_calls": 60,
         "folder": str(workdir / "jpegs"),
