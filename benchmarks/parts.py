@@ -2,7 +2,8 @@
 
 Each part prints one line ``RESULT <json>`` with its figures and the peak
 resident memory of its own process (``ru_maxrss``), so the memory peaks of
-tltf and of the baseline never mix. `benchmarks/run.py` runs them all.
+tltf and of the baseline do not mix (except in `finetune_xla`, which runs
+both). `benchmarks/run.py` runs them all.
 """
 
 from __future__ import annotations
@@ -204,6 +205,52 @@ def finetune_tltf(cfg):
     callbacks, how = unfreezing(model, cfg)
     step = step_time(model, finetune_data(cfg, data), callbacks=callbacks)
     return {"step_seconds": step, "how": how}
+
+
+@part
+def finetune_xla(cfg):
+    """Both fine-tuning steps with XLA, alternating epochs in one process.
+
+    With XLA on CPU a step takes seconds and each model compiles for tens of
+    seconds, so a process per model and round would take minutes and meet
+    different slow spells of a shared machine. Instead tltf's ``fit`` runs
+    the recipe's next epoch at the end of each of its own epochs (a
+    callback; the recipe's compiled step is kept from one ``fit`` to the
+    next): both models see the same machine, epoch after epoch.
+    """
+    cfg = {**cfg, "jit": True}
+    data = load(cfg)
+    warm(data.train)
+    train = finetune_data(cfg, data)
+    recipe, base = build_recipe_model(shape(cfg), cfg["num_classes"], cfg["weights"])
+    unfreeze_recipe(recipe, base, jit_compile=True)
+    recipe_times, tltf_times = StepTimes(), StepTimes()
+
+    def recipe_epoch(epoch, logs=None):
+        recipe.fit(
+            train,
+            initial_epoch=epoch,
+            epochs=epoch + 1,
+            callbacks=[recipe_times],
+            verbose=0,
+        )
+
+    model = tltf_model(cfg, dropout=0.2)
+    callbacks, how = unfreezing(model, cfg)
+    alternate = keras.callbacks.LambdaCallback(on_epoch_end=recipe_epoch)
+    model.fit(
+        train,
+        epochs=1 + cfg["xla_epochs"],
+        callbacks=[*callbacks, tltf_times, alternate],
+        verbose=0,
+    )
+    return {
+        "baseline_step_seconds": recipe_times.median_after_first_epoch(),
+        "tltf_step_seconds": tltf_times.median_after_first_epoch(),
+        "baseline_steps": [t for _, t in recipe_times.times],
+        "tltf_steps": [t for _, t in tltf_times.times],
+        "how": how,
+    }
 
 
 def unfreezing(model: keras.Model, cfg: dict[str, Any]) -> tuple[list, str]:

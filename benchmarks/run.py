@@ -7,11 +7,12 @@ Usage::
 
 Each part runs in its own process (`benchmarks/parts.py`) on the same JPEG
 folder and the same base weights, so each peak memory figure is that
-process's own (``ru_maxrss``): the recipe and tltf never share one. Where
-only speed is compared (the forward-pass floor against tltf's frozen stage,
-and the three input pipelines), the variants alternate inside one process
-so that slow spells of a shared machine hit them alike (`frozen.py`
-explains the frozen stage's timing and its paired accuracy comparison).
+process's own (``ru_maxrss``). Where only speed is compared (the
+forward-pass floor against tltf's frozen stage, and the three input
+pipelines), and for XLA fine-tuning (minutes of compiling per process), the
+variants alternate inside one process so that slow spells of a shared
+machine hit them alike (`frozen.py` explains the frozen stage's timing and
+its paired accuracy comparison).
 The figures are printed and written to ``benchmarks/RESULTS.md``.
 """
 
@@ -57,8 +58,9 @@ def config(large: bool, workdir: Path) -> dict[str, Any]:
         "batch_size": 32,
         "epochs": 10,
         "seed": 7,
-        "frozen_reps": 3,
-        "frozen_large_reps": 3,
+        "frozen_reps": 5,
+        "xla_epochs": 3,
+        "frozen_large_reps": 2,
         "pipeline_rounds": 3,
         "serving_calls": 60,
         "folder": str(workdir / "jpegs"),
@@ -94,8 +96,9 @@ def run_part(name: str, cfg: dict[str, Any], workdir: Path, **overrides: Any) ->
 
 # Timed comparisons that need a process each (their peak memory is part of
 # the report) run interleaved, ROUNDS times, and keep each variant's fastest
-# round: load from other processes only ever slows a run. The frozen stage
-# and the input pipeline alternate their variants inside one process.
+# round: load from other processes only ever slows a run. The frozen stage,
+# the input pipeline and XLA fine-tuning (minutes per process) alternate
+# their variants inside one process.
 ROUNDS = 2
 FINETUNE_PARTS = {
     "finetune_baseline": ("finetune_baseline", {}),
@@ -128,7 +131,7 @@ def run_all(cfg: dict[str, Any], workdir: Path) -> dict[str, dict]:
     r["frozen_tltf"] = run_part("frozen_tltf", cfg, workdir)
     r.update(fastest_of_rounds(cfg, workdir, FINETUNE_PARTS, "_jit0"))
     r["pipeline"] = run_part("pipeline", cfg, workdir)
-    r.update(fastest_of_rounds(cfg, workdir, FINETUNE_PARTS, "_jit1", jit=True))
+    r["finetune_xla"] = run_part("finetune_xla", cfg, workdir)
     for name in ("export", "serve_keras", "serve_savedmodel"):
         r[name] = run_part(name, cfg, workdir)
     return r
@@ -184,6 +187,7 @@ def main(argv: list[str] | None = None) -> None:
         total = time.perf_counter() - start
     info["load average (1 min) at end"] = f"{os.getloadavg()[0]:.2f}"
     info["total wall time"] = f"{total / 60:.1f} min"
+    results["run"] = {"minutes": total / 60, "large": args.large}
     text = render(results, cfg, info)
     print(text)
     Path(args.output).write_text(text)

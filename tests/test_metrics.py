@@ -79,3 +79,48 @@ def test_sample_weights_count_each_example_once_like_scikit_learn():
         y_true, probs.argmax(axis=1), average="macro", sample_weight=weights
     )[:3]
     np.testing.assert_allclose([float(m.result()) for m in metrics], expected)
+
+
+def test_compiled_together_the_metrics_count_each_batch_once(monkeypatch):
+    import tensorflow as tf
+
+    from tltf import metrics as metrics_module
+
+    calls = []
+    original = metrics_module._class_counts
+    monkeypatch.setattr(
+        metrics_module,
+        "_class_counts",
+        lambda *args: calls.append(1) or original(*args),
+    )
+    rng = np.random.default_rng(2)
+    y_true = tf.constant(rng.integers(0, 3, 30))
+    probs = tf.constant(rng.dirichlet(np.ones(3), 30), tf.float32)
+    other = tf.constant(rng.dirichlet(np.ones(3), 30), tf.float32)
+    metrics = [MacroPrecision(3), MacroRecall(3), MacroF1(3)]
+
+    @tf.function
+    def step(y, p):
+        for m in metrics:
+            m.update_state(y, p)
+        return [m.result() for m in metrics]
+
+    got = [float(v) for v in step(y_true, probs)]
+    assert len(calls) == 1  # one count for the three metrics
+    expected = hand_macro(y_true.numpy(), probs.numpy().argmax(axis=1), 3)
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    # Other predictions (or an array changed in place) are counted anew.
+    recall = MacroRecall(3)
+    recall.update_state(y_true, other)
+    np.testing.assert_allclose(
+        float(recall.result()),
+        hand_macro(y_true.numpy(), other.numpy().argmax(axis=1), 3)[1],
+        rtol=1e-6,
+    )
+    labels = y_true.numpy()
+    first, second = MacroRecall(3), MacroRecall(3)
+    first.update_state(labels, probs)
+    labels[:] = (labels + 1) % 3
+    second.update_state(labels, probs)
+    expected = hand_macro(labels, probs.numpy().argmax(axis=1), 3)[1]
+    np.testing.assert_allclose(float(second.result()), expected, rtol=1e-6)

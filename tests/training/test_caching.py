@@ -11,7 +11,7 @@ import tensorflow as tf
 
 import tltf
 from tests.helpers import TINY_GROUPS, build_tiny_model, same, tiny_base, weights_of
-from tltf.training import caching
+from tltf.training import caching, features, head_loop
 from tltf.training.caching import (
     FeatureCache,
     can_cache_features,
@@ -58,13 +58,13 @@ def sgd_model() -> keras.Model:
 
 def count_extractions(monkeypatch) -> list[int]:
     calls = []
-    original = caching._extract
+    original = features._extract
 
     def counted(model, ds):
         calls.append(1)
         return original(model, ds)
 
-    monkeypatch.setattr(caching, "_extract", counted)
+    monkeypatch.setattr(features, "_extract", counted)
     return calls
 
 
@@ -97,15 +97,55 @@ def test_base_is_traced_once_whatever_the_batch_sizes():
     val = compute_features(model, data(10, batch=5, seed=1), cache=False)
     assert [int(f.shape[0]) for f, _ in train] == [8, 8, 4]
     assert [int(f.shape[0]) for f, _ in val] == [5, 5]
-    assert caching._pooler(model).experimental_get_tracing_count() == 1
+    assert features._pooler(model).experimental_get_tracing_count() == 1
 
 
-def test_matches_plain_fit_without_dropout():
+class EveryBatch(keras.callbacks.Callback):
+    """A callback with a batch hook: the head trains with Keras' own fit."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        pass
+
+
+def spy_routes(monkeypatch) -> list[str]:
+    """Records which loop trains the head: "memory" or "fit"."""
+    routes = []
+    original_loop, original_fit = head_loop.fit_arrays, keras.Model.fit
+
+    def in_memory(*args, **kwargs):
+        routes.append("memory")
+        return original_loop(*args, **kwargs)
+
+    def fit(self, *args, **kwargs):
+        routes.append("fit")
+        return original_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(head_loop, "fit_arrays", in_memory)
+    monkeypatch.setattr(keras.Model, "fit", fit)
+    return routes
+
+
+@pytest.mark.parametrize("route", ["memory", "disk", "batch_hooks", "weighted"])
+def test_matches_plain_fit_without_dropout(route, tmp_path, monkeypatch):
     plain, cached = sgd_model(), sgd_model()
     cached.set_weights(plain.get_weights())
     train, val = data(), data(seed=1)
+    if route == "weighted":
+        x, y = next(iter(data(batch=24)))
+        weights = np.linspace(0.2, 2.0, 24).astype("float32")
+        train = tf.data.Dataset.from_tensor_slices((x, y, weights)).batch(8)
     expected = plain.fit(train, validation_data=val, epochs=3, verbose=0).history
-    got = fit_frozen_head(cached, train, val, epochs=3, verbose=0, cache=False).history
+    routes = spy_routes(monkeypatch)
+    got = fit_frozen_head(
+        cached,
+        train,
+        val,
+        epochs=3,
+        verbose=0,
+        cache=tmp_path if route == "disk" else False,
+        callbacks=[EveryBatch()] if route == "batch_hooks" else None,
+    ).history
+    assert routes == (["memory"] if route in ("memory", "weighted") else ["fit"])
     assert set(got) == set(expected)
     for name, values in expected.items():
         np.testing.assert_allclose(got[name], values, rtol=1e-4, atol=1e-5)
@@ -115,6 +155,52 @@ def test_matches_plain_fit_without_dropout():
     )
     # The model's own optimizer was reused: its step count continues.
     assert int(cached.optimizer.iterations.numpy()) == 3 * 3
+
+
+class FirstLabel(keras.metrics.Metric):
+    """The label of the first training example of the epoch, and how many
+    times the epoch saw each example (labels are example numbers)."""
+
+    def __init__(self, num_examples: int, name: str = "first_label"):
+        super().__init__(name=name)
+        self.first = self.add_variable((), initializer="zeros", name="first")
+        self.seen = self.add_variable((num_examples,), initializer="zeros", name="seen")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        labels = tf.cast(tf.reshape(y_true, [-1]), "int32")
+        empty = tf.reduce_sum(self.seen) == 0
+        self.first.assign(tf.where(empty, tf.cast(labels[0], "float32"), self.first))
+        counts = tf.math.bincount(labels, minlength=self.seen.shape[0])
+        self.seen.assign_add(tf.cast(counts, "float32")[: self.seen.shape[0]])
+
+    def result(self):
+        once = tf.reduce_all(tf.equal(self.seen, 1.0))
+        return tf.where(once, self.first, -1.0)
+
+    def reset_state(self):
+        self.first.assign(0.0)
+        self.seen.assign(tf.zeros_like(self.seen))
+
+
+@pytest.mark.parametrize("shuffled", [True, False])
+def test_in_memory_epochs_see_every_example_once_in_a_new_order(shuffled):
+    # 20 examples in batches of 8 (8, 8 and a short 4), labelled 0..19.
+    n = 20
+    x = np.random.default_rng(0).uniform(0, 255, (n, 32, 32, 3)).astype("float32")
+    ds = tf.data.Dataset.from_tensor_slices((x, np.arange(n)))
+    ds = (ds.shuffle(n) if shuffled else ds).batch(8)
+    model = tltf.build_image_classifier(
+        tiny_base(), n, preprocessing="unit", layer_groups=TINY_GROUPS, dropout=0.0
+    )
+    tltf.compile_model(model, metrics=[FirstLabel(n)])
+    history = fit_frozen_head(model, ds, epochs=6, verbose=0, cache=False)
+    firsts = history.history["first_label"]
+    assert -1.0 not in firsts  # every epoch saw each example exactly once
+    if shuffled:
+        assert len(set(firsts)) > 1
+    else:
+        assert firsts == [0.0] * 6
+    assert int(model.optimizer.iterations.numpy()) == 6 * 3
 
 
 def test_matches_plain_fit_with_dropout_when_masks_are_paired():
@@ -198,9 +284,9 @@ def test_disk_cache_is_reused_across_cache_objects(tmp_path, monkeypatch):
 def test_shuffled_data_gives_reshuffled_features():
     model = build_tiny_model()
     ds = data(48).unbatch().shuffle(48, seed=1).batch(8)
-    features = compute_features(model, ds, cache=False)
-    epoch1 = np.concatenate([y for _, y in features])
-    epoch2 = np.concatenate([y for _, y in features])
+    pooled = compute_features(model, ds, cache=False)
+    epoch1 = np.concatenate([y for _, y in pooled])
+    epoch2 = np.concatenate([y for _, y in pooled])
     assert sorted(epoch1) == sorted(epoch2) and not np.array_equal(epoch1, epoch2)
     ordered = np.concatenate(
         [y for _, y in compute_features(model, data(48), cache=False)]

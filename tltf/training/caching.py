@@ -1,39 +1,35 @@
 """Frozen-base feature caching: train the head on base features computed once.
 
-While the base is frozen and nothing random runs before the head, every epoch
-of ``model.fit`` pushes the same images through the same base. Here the base
-runs once per dataset (preprocess -> Backbone -> ``Head.pool``), the pooled
-features are kept in memory or in a ``tf.data`` snapshot on disk, and the
-model's own head layers train on them. The head is shared with the model, so
-after `fit_frozen_head` returns, ``model.predict`` uses the trained head.
-
-Caching is automatic and safe: `can_cache_features` refuses models whose
-cached features would differ from what ``fit`` computes (augmentation,
-trainable base, dropout inside a base that runs in training mode), and cached
-features are keyed by a fingerprint of the base's weights and of the data, so
-a changed base or changed data never reuses stale features.
+`fit_frozen_head` is ``model.fit`` for a model whose base is frozen: the base
+runs once per dataset (`tltf.training.features`), and the model's own head
+layers train on the pooled features, in memory by `tltf.training.head_loop`
+(a whole epoch per compiled call) or from a disk cache by ``fit``. The head
+is shared with the model, so after `fit_frozen_head` returns,
+``model.predict`` uses the trained head. When caching would be wrong, it
+says why and runs ``model.fit``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import weakref
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from tltf.backbones.layers import find_backbone
-from tltf.errors import ConfigError, DataError, TltfError
+from tltf.errors import ConfigError
 from tltf.heads import find_head
-from tltf.training.feature_cache import (
-    FeatureCache,
-    default_cache,
-    fingerprint,
-    resolve_cache,
+from tltf.training import head_loop
+from tltf.training.feature_cache import FeatureCache, default_cache, resolve_cache
+from tltf.training.features import (
+    FeatureSet,
+    base_key,
+    cache_blockers,
+    can_cache_features,
+    compute_features,
+    feature_key,
+    feature_set,
 )
 from tltf.training.head_training import callbacks_for, compile_like, uses_batch_hooks
 
@@ -49,86 +45,6 @@ __all__ = [
     "fit_frozen_head",
     "head_model",
 ]
-
-_DROPOUT_TYPES = (
-    keras.layers.Dropout,
-    keras.layers.GaussianNoise,
-    keras.layers.GaussianDropout,
-    keras.layers.AlphaDropout,
-)
-_SHUFFLE_BUFFER = 50_000
-_POOLERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_EXTRACTORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-# --- when caching is safe ---
-
-
-def can_cache_features(model: keras.Model) -> bool:
-    """Whether the head can train on base features computed once.
-
-    True when the model's base is fully frozen, nothing random (augmentation
-    layers, dropout or noise; inside the base too when ``train_bn`` makes it
-    run in training mode) acts before the head, and the head is called once
-    and gives the model's only output.
-
-    Args:
-        model: A model built by a tltf builder.
-
-    Returns:
-        True if `fit_frozen_head` can use cached features.
-    """
-    return not cache_blockers(model)
-
-
-def cache_blockers(model: keras.Model) -> list[str]:
-    """Reasons why the model's features cannot be cached; empty if they can.
-
-    Args:
-        model: A model built by a tltf builder.
-
-    Returns:
-        Human-readable reasons, e.g. ``["the base has 12 trainable weights"]``.
-    """
-    try:
-        backbone, head = find_backbone(model), find_head(model)
-    except TltfError as err:
-        return [str(err)]
-    reasons = []
-    if len(getattr(head, "_inbound_nodes", ())) != 1:
-        reasons.append("the head is called more than once")
-    elif len(model.outputs) != 1 or model.outputs[0] is not head.output:
-        reasons.append("the head's output is not the model's only output")
-    head_ids = {id(v) for v in head.weights}
-    trainable = [v.path for v in model.trainable_weights if id(v) not in head_ids]
-    if trainable:
-        reasons.append(
-            f"the base has {len(trainable)} trainable weight(s), e.g. {trainable[0]!r}"
-        )
-    for layer in model.layers:
-        if layer is head:
-            continue
-        inner = _sublayers(layer)
-        if layer is backbone and not backbone.train_bn:
-            inner = [layer]  # The base runs in inference mode.
-        random = [sub.name for sub in inner if _is_random(sub)]
-        if random:
-            reasons.append(f"layer {random[0]!r} is random in training")
-    return reasons
-
-
-def _sublayers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
-    flatten = getattr(layer, "_flatten_layers", None)
-    return list(flatten(include_self=True, recursive=True)) if flatten else [layer]
-
-
-def _is_random(layer: keras.layers.Layer) -> bool:
-    if layer.name.startswith("augment_") or isinstance(layer, _DROPOUT_TYPES):
-        return getattr(layer, "rate", 1.0) != 0.0
-    return any(isinstance(v, keras.random.SeedGenerator) for v in vars(layer).values())
-
-
-# --- features ---
 
 
 def head_model(model: keras.Model) -> keras.Model:
@@ -152,194 +68,6 @@ def head_model(model: keras.Model) -> keras.Model:
     pooled_shape = head.compute_pooled_shape(head.input.shape)
     inputs = keras.Input(shape=pooled_shape[1:], name="pooled_features")
     return keras.Model(inputs, head.classify(inputs), name=f"{model.name}_head")
-
-
-def feature_key(model: keras.Model, data: tf.data.Dataset) -> str:
-    """Fingerprint of the model's base and of a batched dataset.
-
-    It hashes every weight before the head, the pooling and BatchNorm
-    policy, the dataset's element spec and cardinality and the contents of its
-    first batch. Data changes that keep all of these (e.g. a file edited in
-    place in the middle of a folder) are not detected: pass an explicit
-    ``key`` to `compute_features` in that case.
-
-    Args:
-        model: A model built by a tltf builder.
-        data: Batched ``(inputs, labels[, weights])`` dataset.
-
-    Returns:
-        A file-name-safe key.
-    """
-    return _key(model, data, _first_batch(data))
-
-
-def _key(model: keras.Model, data: tf.data.Dataset, first: Any) -> str:
-    head, backbone = find_head(model), find_backbone(model)
-    extractor = _extractor_model(model)
-    config = (
-        head.pooling,
-        backbone.train_bn,
-        [type(x).__name__ for x in extractor.layers],
-    )
-    return fingerprint(config, extractor.weights, data, first)
-
-
-def compute_features(
-    model: keras.Model,
-    data: tf.data.Dataset | tuple,
-    cache: bool | str | os.PathLike | FeatureCache = True,
-    *,
-    key: str | None = None,
-    shuffle: bool | None = None,
-) -> tf.data.Dataset:
-    """Runs the frozen base over ``data`` once and returns pooled features.
-
-    Features are ``Head.pool`` of the base's output, computed in inference
-    mode; they are looked up in (or added to) ``cache`` under a fingerprint
-    of the base weights and the data (`feature_key`).
-
-    Args:
-        model: A model built by a tltf builder whose features can be cached
-            (see `can_cache_features`).
-        data: Batched dataset of ``(inputs, labels[, sample weights])``, or
-            a tuple of arrays ``(x, y[, w])`` (batched by 32, shuffled).
-        cache: True (process-wide memory cache), False (compute, keep
-            nothing), a folder path (disk cache for data larger than memory)
-            or a `FeatureCache`.
-        key: Explicit cache key instead of the fingerprint.
-        shuffle: Reshuffle the features every epoch; None follows ``data``
-            (True if its pipeline shuffles).
-
-    Returns:
-        Batched dataset of ``(pooled_features, labels[, weights])`` with the
-        batch size of ``data``.
-
-    Raises:
-        ConfigError: The model's features cannot be cached (the reasons
-            are listed).
-        DataError: ``data`` is empty, unbatched or has no labels.
-
-    Example:
-        >>> train = compute_features(model, data.train)
-        >>> head_model(model).predict(train.map(lambda f, y: f))
-    """
-    reasons = cache_blockers(model)
-    if reasons:
-        raise ConfigError(
-            "Cannot cache features of this model: " + "; ".join(reasons) + ". "
-            "Freeze the base and remove augmentation, or train with model.fit."
-        )
-    data, default_shuffle = _as_dataset(data)
-    first = _first_batch(data, len(tf.nest.flatten(model.inputs)[0].shape))
-    batch_size = int(tf.nest.flatten(first)[0].shape[0])
-    store = resolve_cache(cache)
-    key = key or _key(model, data, first)
-    examples = store.get(key) if store is not None else None
-    if examples is None:
-        batches = _extract(model, data)
-        if store is None:
-            parts = list(batches)
-            examples = tf.data.Dataset.from_tensor_slices(
-                tuple(np.concatenate(column) for column in zip(*parts))
-            )
-        else:
-            examples = store.put(key, batches)
-    else:
-        logger.info("Reusing cached base features %s.", key)
-    if default_shuffle if shuffle is None else shuffle:
-        examples = examples.shuffle(_SHUFFLE_BUFFER, reshuffle_each_iteration=True)
-    return examples.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
-def _extractor_model(model: keras.Model) -> keras.Model:
-    """The model from the inputs to the head's (unpooled) input (one per model)."""
-    if model not in _EXTRACTORS:
-        head_input = find_head(model).input
-        _EXTRACTORS[model] = keras.Model(model.input, head_input, name="features")
-    return _EXTRACTORS[model]
-
-
-def _pooler(model: keras.Model) -> Callable:
-    """One ``inputs -> pooled features`` tf.function per model."""
-    if model not in _POOLERS:
-        head = find_head(model)
-        extractor = _extractor_model(model)
-
-        @tf.function
-        def pooled(x):
-            features = extractor(x, training=False)
-            return head.pool(features, mask=getattr(features, "_keras_mask", None))
-
-        _POOLERS[model] = pooled
-    return _POOLERS[model]
-
-
-def _any_batch_size(spec: Any) -> Any:
-    """``spec`` with an unknown batch dimension (tensor specs only)."""
-    if isinstance(spec, tf.TensorSpec) and spec.shape.rank:
-        return tf.TensorSpec([None, *spec.shape[1:]], spec.dtype, spec.name)
-    return spec
-
-
-def _extract(model: keras.Model, data: tf.data.Dataset) -> Iterator[tuple]:
-    x_spec = keras.utils.unpack_x_y_sample_weight(data.element_spec)[0]
-    # One trace for every batch size: a short last batch does not retrace the
-    # whole base (which costs about as much as a quarter of a pass over it).
-    pooled = _pooler(model).get_concrete_function(
-        tf.nest.map_structure(_any_batch_size, x_spec)
-    )
-    for element in data:
-        x, y, w = keras.utils.unpack_x_y_sample_weight(element)
-        out = (pooled(x), y) if w is None else (pooled(x), y, w)
-        yield tuple(np.asarray(t) for t in out)
-
-
-def _as_dataset(data: tf.data.Dataset | tuple) -> tuple[tf.data.Dataset, bool]:
-    """Batched dataset of the data and whether it shuffles each epoch."""
-    if isinstance(data, tf.data.Dataset):
-        return data, _shuffles(data)
-    if isinstance(data, (tuple, list)) and len(data) in (2, 3):
-        ds = tf.data.Dataset.from_tensor_slices(tuple(data)).batch(32)
-        return ds, True
-    raise DataError(
-        "Data must be a batched tf.data.Dataset of (inputs, labels) or a tuple "
-        f"of arrays (x, y). Received: {type(data).__name__}"
-    )
-
-
-def _shuffles(data: tf.data.Dataset) -> bool:
-    pending = [data]
-    while pending:
-        ds = pending.pop()
-        if "Shuffle" in type(ds).__name__:
-            return True
-        pending.extend(getattr(ds, "_inputs", list)())
-    return False
-
-
-def _first_batch(data: tf.data.Dataset, rank: int | None = None) -> Any:
-    if int(data.cardinality()) == tf.data.INFINITE_CARDINALITY:
-        raise DataError(
-            "Feature caching needs a finite dataset (one pass = one epoch); "
-            "remove .repeat() from the pipeline."
-        )
-    for element in data.take(1):
-        flat = tf.nest.flatten(element)
-        if not isinstance(element, tuple) or len(element) < 2:
-            raise DataError(
-                "Feature caching needs (inputs, labels) elements. Received "
-                f"elements of spec {data.element_spec}"
-            )
-        if len(flat[0].shape) == 0 or (rank and len(flat[0].shape) < rank):
-            raise DataError(
-                "Feature caching needs a batched dataset; call .batch(). "
-                f"Received inputs of shape {flat[0].shape}"
-            )
-        return element
-    raise DataError("The dataset is empty: there is nothing to compute features on.")
-
-
-# --- training ---
 
 
 def fit_frozen_head(
@@ -402,24 +130,54 @@ def fit_frozen_head(
         return _plain_fit(
             model, train_data, validation_data, epochs, callbacks, verbose
         )
-    train = compute_features(model, train_data, cache=cache)
+    # The base's weights are hashed once for both feature sets.
+    base = base_key(model) if resolve_cache(cache) is not None else None
+    train = feature_set(model, train_data, cache, base=base)
     val = None
     if validation_data is not None:
-        val = compute_features(model, validation_data, cache=cache, shuffle=False)
+        val = feature_set(model, validation_data, cache, shuffle=False, base=base)
     small = head_model(model)
-    compile_like(small, model, batch_hooks=any(map(uses_batch_hooks, callbacks)))
-    callback_list = callbacks_for(small, model, callbacks, verbose, epochs, train)
+    batch_hooks = any(map(uses_batch_hooks, callbacks))
+    compile_like(small, model, batch_hooks=batch_hooks)
+    callback_list = callbacks_for(small, model, callbacks, verbose, epochs, train.steps)
     model.stop_training = False
-    history = small.fit(
-        train,
-        validation_data=val,
-        epochs=epochs,
-        callbacks=callback_list,
-        verbose=verbose,
-        shuffle=False,  # The feature dataset reshuffles itself.
-    )
+    history = _train_head(small, train, val, epochs, callback_list, batch_hooks)
     model.history = history
     return history
+
+
+def _train_head(
+    small: keras.Model,
+    train: FeatureSet,
+    val: FeatureSet | None,
+    epochs: int,
+    callback_list: keras.callbacks.CallbackList,
+    batch_hooks: bool,
+) -> keras.callbacks.History:
+    """`head_loop.fit_arrays` on features in memory when it can, else ``fit``."""
+    reasons = head_loop.loop_blockers(small, batch_hooks)
+    if train.arrays is None or (val is not None and val.arrays is None):
+        reasons.append("the features stream from disk")
+    if not reasons:
+        return head_loop.fit_arrays(
+            small,
+            train.arrays,
+            val.arrays if val is not None else None,
+            batch_size=train.batch_size,
+            validation_batch_size=val.batch_size if val is not None else None,
+            epochs=epochs,
+            shuffle=train.shuffle,
+            callbacks=callback_list,
+        )
+    logger.debug("Training the head with fit (%s).", "; ".join(reasons))
+    return small.fit(
+        train.dataset(),
+        validation_data=val.dataset() if val is not None else None,
+        epochs=epochs,
+        callbacks=callback_list,
+        verbose=0,  # The callback list has its own progress bar.
+        shuffle=False,  # The feature dataset reshuffles itself.
+    )
 
 
 def _plain_fit(model, train_data, validation_data, epochs, callbacks, verbose):

@@ -24,15 +24,32 @@ from tltf.errors import ConfigError
 
 FORMAT_VERSION = "tltf-features-1"
 
+# Unbatched examples ``(features, label[, weight])``: numpy arrays when they
+# are in memory, a dataset when they stream from disk.
+Examples = tuple[np.ndarray, ...] | tf.data.Dataset
+
+
+def as_dataset(examples: Examples) -> tf.data.Dataset:
+    """The examples as an unbatched dataset."""
+    if isinstance(examples, tf.data.Dataset):
+        return examples
+    return tf.data.Dataset.from_tensor_slices(examples)
+
+
+def concatenate(batches: Iterable[tuple]) -> tuple[np.ndarray, ...]:
+    """Numpy batches ``(features, label[, weight])`` joined column by column."""
+    return tuple(np.concatenate(column) for column in zip(*batches))
+
 
 class FeatureCache:
     """Pooled base features by fingerprint, in memory or in a folder.
 
     In memory, the ``max_entries`` most recently used feature sets are kept
-    as numpy arrays. With a ``directory``, each feature set is a
-    ``tf.data`` snapshot in ``directory/<key>`` (written to a temporary folder
-    and renamed, so an interrupted run leaves no half-written cache), which
-    streams from disk and suits data larger than memory.
+    as numpy arrays (which `tltf.training.head_loop` trains on directly).
+    With a ``directory``, each feature set is a ``tf.data`` snapshot in
+    ``directory/<key>`` (written to a temporary folder and renamed, so an
+    interrupted run leaves no half-written cache), which streams from disk
+    and suits data larger than memory.
 
     Args:
         directory: Folder for disk caches; None keeps features in memory.
@@ -52,13 +69,8 @@ class FeatureCache:
 
     def get(self, key: str) -> tf.data.Dataset | None:
         """The cached unbatched ``(features, label[, weight])`` dataset, or None."""
-        if self.directory is not None:
-            path = self.directory / key
-            return tf.data.Dataset.load(str(path)) if path.is_dir() else None
-        if key not in self._memory:
-            return None
-        self._memory.move_to_end(key)
-        return tf.data.Dataset.from_tensor_slices(self._memory[key])
+        examples = self.lookup(key)
+        return None if examples is None else as_dataset(examples)
 
     def put(self, key: str, batches: Iterator[tuple]) -> tf.data.Dataset:
         """Stores feature batches under ``key`` and returns them unbatched.
@@ -70,13 +82,26 @@ class FeatureCache:
         Returns:
             The stored examples as an unbatched dataset.
         """
+        return as_dataset(self.store(key, batches))
+
+    def lookup(self, key: str) -> Examples | None:
+        """The cached examples (arrays in memory, a dataset on disk), or None."""
+        if self.directory is not None:
+            path = self.directory / key
+            return tf.data.Dataset.load(str(path)) if path.is_dir() else None
+        if key not in self._memory:
+            return None
+        self._memory.move_to_end(key)
+        return self._memory[key]
+
+    def store(self, key: str, batches: Iterator[tuple]) -> Examples:
+        """Stores feature batches under ``key``; returns them as `lookup` would."""
         if self.directory is None:
-            parts = list(batches)
-            arrays = tuple(np.concatenate(column) for column in zip(*parts))
+            arrays = concatenate(batches)
             self._memory[key] = arrays
             while len(self._memory) > max(self.max_entries, 0):
                 self._memory.popitem(last=False)
-            return tf.data.Dataset.from_tensor_slices(arrays)
+            return arrays
         return self._write(key, batches)
 
     def clear(self) -> None:
@@ -137,19 +162,15 @@ def resolve_cache(
     )
 
 
-def fingerprint(
-    config: Any, weights: Iterable[Any], data: tf.data.Dataset, first: Any
-) -> str:
-    """A file-name-safe key for features of ``data`` under a base.
+def base_fingerprint(config: Any, weights: Iterable[Any]) -> str:
+    """A digest of how features are computed, for `fingerprint`.
 
     Args:
         config: Anything whose ``repr`` captures how features are computed.
         weights: Every variable the features depend on (values are hashed).
-        data: The batched dataset (its element spec and cardinality count).
-        first: Its first batch (contents are hashed).
 
     Returns:
-        ``"tltf-features-1-<32 hex digits>"``.
+        64 hex digits.
     """
     digest = hashlib.sha256()
     digest.update(repr(config).encode())
@@ -157,6 +178,22 @@ def fingerprint(
         value = keras.ops.convert_to_numpy(variable)
         digest.update(f"{variable.path}{value.shape}{value.dtype}".encode())
         digest.update(np.ascontiguousarray(value).tobytes())
+    return digest.hexdigest()
+
+
+def fingerprint(base: str, data: tf.data.Dataset, first: Any) -> str:
+    """A file-name-safe key for features of ``data`` under a base.
+
+    Args:
+        base: The base's `base_fingerprint` (hashing the weights is the
+            costly part: one per base serves every dataset).
+        data: The batched dataset (its element spec and cardinality count).
+        first: Its first batch (contents are hashed).
+
+    Returns:
+        ``"tltf-features-1-<32 hex digits>"``.
+    """
+    digest = hashlib.sha256(base.encode())
     digest.update(repr(data.element_spec).encode())
     digest.update(str(int(data.cardinality())).encode())
     for tensor in tf.nest.flatten(first):

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-import tensorflow as tf
 
 # Head steps run per compiled call when no callback needs every batch.
 _HEAD_STEPS_PER_EXECUTION = 16
@@ -81,7 +80,7 @@ def callbacks_for(
     callbacks: list[keras.callbacks.Callback],
     verbose: str | int,
     epochs: int,
-    train: tf.data.Dataset,
+    steps: int | None,
 ) -> keras.callbacks.CallbackList:
     """Callbacks that see ``model`` while ``small`` trains.
 
@@ -91,7 +90,8 @@ def callbacks_for(
         callbacks: The user's callbacks.
         verbose: As in ``fit`` (adds a progress bar unless 0).
         epochs: Number of epochs, for the progress bar.
-        train: The training feature dataset, for the number of steps.
+        steps: Training steps per epoch, for the progress bar (None if
+            unknown).
 
     Returns:
         A ``CallbackList`` for ``small.fit``: History and progress bar on
@@ -103,7 +103,6 @@ def callbacks_for(
         if model.stop_training:
             small.stop_training = True
 
-    steps = int(train.cardinality())
     sync = keras.callbacks.LambdaCallback(
         on_train_batch_end=sync_stop, on_epoch_end=sync_stop
     )
@@ -113,7 +112,7 @@ def callbacks_for(
         add_progbar=verbose != 0,
         verbose=verbose,
         epochs=epochs,
-        steps=steps if steps >= 0 else None,
+        steps=steps,
         model=small,
     )
     for callback in callbacks:
