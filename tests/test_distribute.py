@@ -178,6 +178,30 @@ def test_builder_builds_and_compiles_inside_the_strategy(one_cpu_mirrored):
         tltf.distribute.resolve_strategy(tltf.get_strategy("cpu"), model)
 
 
+def test_cached_frozen_fit_trains_the_head_in_the_models_strategy(
+    one_cpu_mirrored, monkeypatch
+):
+    model = _tiny_model(one_cpu_mirrored)
+    before = [np.array(w) for w in model.get_layer("head").get_weights()]
+    x = np.random.default_rng(0).uniform(0, 255, (8, 16, 16, 3)).astype("float32")
+    ds = tf.data.Dataset.from_tensor_slices((x, np.arange(8) % 2)).batch(4)
+    strategies = []
+    original = keras.Model.fit
+
+    def fit(self, *args, **kwargs):
+        strategies.append(self.distribute_strategy)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", fit)
+    history = tltf.fit_frozen_head(model, ds, epochs=2, verbose=0, cache=False)
+    # The head model is built and compiled in the model's strategy, and
+    # trained by Keras' fit (the in-memory loop is for the default strategy).
+    assert strategies == [one_cpu_mirrored]
+    assert len(history.history["loss"]) == 2
+    after = model.get_layer("head").get_weights()
+    assert any(not np.allclose(a, b) for a, b in zip(before, after))
+
+
 def test_base_built_outside_the_scope_is_refused(one_cpu_mirrored):
     inputs = keras.Input((16, 16, 3))
     base = keras.Model(inputs, keras.layers.Conv2D(4, 3, name="conv1")(inputs))

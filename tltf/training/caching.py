@@ -136,9 +136,10 @@ def fit_frozen_head(
     val = None
     if validation_data is not None:
         val = feature_set(model, validation_data, cache, shuffle=False, base=base)
-    small = head_model(model)
     batch_hooks = any(map(uses_batch_hooks, callbacks))
-    compile_like(small, model, batch_hooks=batch_hooks)
+    with model.distribute_strategy.scope():  # Optimizer and metrics in it too.
+        small = head_model(model)
+        compile_like(small, model, batch_hooks=batch_hooks)
     callback_list = callbacks_for(small, model, callbacks, verbose, epochs, train.steps)
     model.stop_training = False
     history = _train_head(small, train, val, epochs, callback_list, batch_hooks)
