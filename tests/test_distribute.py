@@ -73,6 +73,28 @@ def test_auto_without_tpu_or_gpu_picks_default_and_says_so(caplog):
     assert tltf.get_strategy("auto") is strategy  # one object per process
 
 
+def test_auto_choice_is_one_stderr_line_when_logging_is_not_configured(
+    monkeypatch, capsys
+):
+    # pytest's own log capture puts handlers on the root logger; a plain
+    # script has none.
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+    tltf.get_strategy("auto")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "tltf: Using the default strategy (1 replica): auto: no TPU and no GPU found."
+    ]
+    tltf.get_strategy("auto")  # the same strategy again: said once
+    assert capsys.readouterr().err == ""
+
+
+def test_auto_choice_goes_to_logging_when_it_is_configured(caplog, capsys):
+    caplog.set_level(logging.INFO, logger="tltf")
+    tltf.get_strategy("auto")
+    assert "Using the default strategy" in caplog.text
+    assert capsys.readouterr().err == ""
+
+
 class _FailingResolver:
     def __init__(self, tpu=None):
         raise ValueError("Please provide a TPU Name to connect to.")
@@ -271,6 +293,28 @@ def test_per_replica_batches_become_global_batches():
         tltf.distribute.rebatch(
             ds.unbatch().batch(4, drop_remainder=True), 8, input_batch_size=2
         )
+
+
+@pytest.mark.parametrize(
+    ("value", "received"),
+    [
+        ([1, 2, 3], "list [1, 2, 3]"),
+        (np.zeros((2, 3)), "ndarray of shape (2, 3) float64"),
+    ],
+)
+def test_distribute_dataset_of_a_non_dataset_is_one_clear_error(value, received):
+    with pytest.raises(DataError) as info:
+        tltf.distribute_dataset(value)
+    message = str(info.value)
+    assert "needs a batched tf.data.Dataset" in message
+    assert "tf.data.Dataset.from_tensor_slices((x, y)).batch(32)" in message
+    assert f"Received: {received}" in message and "\n" not in message
+
+
+def test_distribute_dataset_of_loaded_data_says_which_dataset_to_pass():
+    data = tltf.data.from_arrays(np.zeros((4, 2)), np.array([0, 1, 0, 1]))
+    with pytest.raises(DataError, match=r"pass its \.train \(or \.validation\)"):
+        tltf.distribute_dataset(data)
 
 
 def test_shard_policy_is_data_in_memory_and_file_for_readers(tmp_path):

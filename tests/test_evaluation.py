@@ -138,7 +138,9 @@ def test_stage_changes_read_stage_logs():
 
 def test_bad_inputs_give_clear_errors():
     with pytest.raises(tltf.ConfigError, match="3 outputs but 2 class names"):
-        tltf.evaluate(argmax_model(), (one_hot([0]), np.array([0])), class_names="ab")
+        tltf.evaluate(
+            argmax_model(), (one_hot([0]), np.array([0])), class_names=["a", "b"]
+        )
     with pytest.raises(tltf.DataError, match="Labels must lie in"):
         tltf.evaluate(argmax_model(), (one_hot([0]), np.array([5])))
     regression = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
@@ -146,3 +148,28 @@ def test_bad_inputs_give_clear_errors():
         tltf.evaluate(regression, (one_hot([0]), np.array([0])))
     with pytest.raises(tltf.DataError, match="LoadedData"):
         tltf.evaluate(argmax_model(), "not data")
+
+
+def test_an_existing_report_is_kept_unless_overwrite(tmp_path, monkeypatch):
+    data = (one_hot([0, 1, 2]), np.array([0, 1, 2]))
+    tltf.evaluate(argmax_model(), data, output_dir=tmp_path)
+    first = (tmp_path / "report.json").read_text()
+
+    def no_prediction(*args, **kwargs):
+        raise AssertionError("refused before any prediction")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("tltf.evaluation._predict", no_prediction)
+        with pytest.raises(tltf.ConfigError, match="already exists.*overwrite=True"):
+            tltf.evaluate(
+                argmax_model(), (one_hot([0]), np.array([1])), output_dir=tmp_path
+            )
+    assert (tmp_path / "report.json").read_text() == first
+    report = tltf.evaluate(
+        argmax_model(),
+        (one_hot([0]), np.array([1])),
+        output_dir=tmp_path,
+        overwrite=True,
+    )
+    assert json.loads((tmp_path / "report.json").read_text())["accuracy"] == 0.0
+    assert report.accuracy == 0.0

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
+import os
+import shutil
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -170,13 +174,64 @@ def test_failed_rename_keeps_the_old_export(tmp_path, monkeypatch):
         return rename(self, destination)
 
     monkeypatch.setattr(Path, "rename", failing_rename)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(tltf.ExportError, match="disk full"):
         tltf.export_saved_model(
             model, target, class_names=["x", "y", "z"], overwrite=True, verify=False
         )
     assert {p: p.read_bytes() for p in target.rglob("*") if p.is_file()} == old
     assert tltf.read_export_metadata(target)["class_names"] == NAMES
     assert _leftovers(tmp_path) == []
+
+
+@contextlib.contextmanager
+def read_only(folder: Path):
+    """``folder`` made read-only; as root, the process acts as 'nobody' too.
+
+    Root ignores file modes, so a root test run drops its effective user id
+    for the block (the folder sits in /tmp, which 'nobody' may enter).
+    """
+    folder.chmod(0o555)
+    as_root = os.geteuid() == 0
+    try:
+        if as_root:
+            os.seteuid(65534)
+        yield folder
+    finally:
+        if as_root:
+            os.seteuid(0)
+        folder.chmod(0o755)
+
+
+@pytest.fixture
+def public_tmp():
+    """A folder in /tmp that other users may enter (pytest's tmp_path is 0o700)."""
+    folder = Path(tempfile.mkdtemp(prefix="tltf-ro-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.parametrize("target", ["export", "new/deeper/export"])
+def test_read_only_folder_is_one_clear_error_and_leaves_nothing(public_tmp, target):
+    model = build_tiny_model()
+    with read_only(public_tmp), pytest.raises(tltf.ExportError) as info:
+        tltf.export_saved_model(model, public_tmp / target, verify=False)
+    message = str(info.value)
+    assert "Cannot write the export" in message and "Permission denied" in message
+    assert "\n" not in message and "Choose a folder you can write to" in message
+    assert list(public_tmp.iterdir()) == []
+
+
+def test_failed_staging_removes_the_parents_it_created(tmp_path, monkeypatch):
+    model = build_tiny_model()
+
+    def read_only_fs(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path))
+
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only_fs)
+    with pytest.raises(tltf.ExportError, match="Read-only file system"):
+        tltf.export_saved_model(model, tmp_path / "a" / "b" / "export", verify=False)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_overwrite_replaces_the_export(tmp_path):

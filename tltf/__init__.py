@@ -1,31 +1,21 @@
 """tltf: transfer learning for Keras 3 on TensorFlow.
 
 The data flows one way: data -> backbone -> head -> schedule -> distribute ->
-export. Everything a user needs is re-exported here.
+export. Everything a user needs is re-exported here (from `tltf._public`).
+
+``import tltf`` imports the whole library, so every tltf layer is registered
+with Keras before a saved model is loaded. The one exception is the process of
+the ``tltf`` command, which parses its arguments first and loads the library
+(and TensorFlow) only when a subcommand runs.
 """
 
-from tltf import data, distribute
-from tltf.backbones import (
-    Backbone,
-    BackboneSpec,
-    HubLayer,
-    Preprocess,
-    get_backbone,
-    list_backbones,
-)
-from tltf.builders import (
-    build_image_classifier,
-    build_text_classifier,
-    compile_model,
-)
-from tltf.distribute import (
-    WorkerBackupAndRestore,
-    distribute_dataset,
-    fault_tolerance_callbacks,
-    get_strategy,
-    global_batch_size,
-    strategy_scope,
-)
+# ruff: noqa: F405 (the names of __all__ come from tltf._public)
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 from tltf.errors import (
     ConfigError,
     DataError,
@@ -33,28 +23,9 @@ from tltf.errors import (
     MissingWeightsError,
     TltfError,
 )
-from tltf.evaluation import EvaluationReport, evaluate
-from tltf.export import export_saved_model, read_export_metadata
-from tltf.heads import Head
-from tltf.metrics import MacroF1, MacroPrecision, MacroRecall
-from tltf.training.caching import (
-    FeatureCache,
-    can_cache_features,
-    compute_features,
-    fit_frozen_head,
-)
-from tltf.training.distill import Distiller, distill, distillation_report
-from tltf.training.freezing import (
-    freeze_backbone,
-    set_trainable_groups,
-    trainable_groups,
-    unfreeze_backbone,
-)
-from tltf.training.lr_finder import LRFinderResult, find_learning_rate
-from tltf.training.lr_search import TrialRecord, TuningResult, tune_learning_rate
-from tltf.training.recipes import fine_tune
-from tltf.training.tuning import TransferHyperModel, TransferTuner
-from tltf.training.unfreezing import StagedUnfreezing
+
+if TYPE_CHECKING:  # The names `_load` adds, for type checkers and IDEs.
+    from tltf._public import *  # noqa: F403
 
 __version__ = "0.1.0"
 
@@ -78,6 +49,7 @@ __all__ = [
     "StagedUnfreezing",
     "TltfError",
     "TransferHyperModel",
+    "TransferModel",
     "TransferTuner",
     "TrialRecord",
     "TuningResult",
@@ -110,3 +82,41 @@ __all__ = [
     "tune_learning_rate",
     "unfreeze_backbone",
 ]
+
+_ERRORS = {
+    "ConfigError",
+    "DataError",
+    "ExportError",
+    "MissingWeightsError",
+    "TltfError",
+}
+_load_started = False
+
+
+def _load() -> None:
+    """Imports the public API into this module (once)."""
+    global _load_started
+    if _load_started:
+        return
+    _load_started = True
+    from tltf import _public
+
+    public = set(__all__) - _ERRORS
+    globals().update({name: getattr(_public, name) for name in public})
+
+
+def __getattr__(name: str) -> Any:
+    """Loads the library on first use in the ``tltf`` command's process."""
+    if name in __all__ and name not in _ERRORS and not _load_started:
+        _load()
+        return globals()[name]
+    raise AttributeError(f"module 'tltf' has no attribute {name!r}")
+
+
+def _is_command_line() -> bool:
+    """Whether this process is the ``tltf`` command (its console script)."""
+    return bool(sys.argv) and Path(sys.argv[0]).stem == "tltf"
+
+
+if not _is_command_line():
+    _load()

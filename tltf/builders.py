@@ -29,6 +29,7 @@ from tltf.distribute.scope import distributed_build
 from tltf.distribute.strategy import StrategyLike
 from tltf.errors import ConfigError
 from tltf.heads import Head, compile_defaults, find_head
+from tltf.model import TransferModel
 
 DEFAULT_LEARNING_RATE = 1e-3
 
@@ -93,7 +94,8 @@ def build_image_classifier(
         name: Model name; defaults to ``"<backbone>_classifier"``.
 
     Returns:
-        A functional ``keras.Model`` with layers ``backbone`` and ``head``.
+        A functional `tltf.model.TransferModel` (a ``keras.Model``) with
+        layers ``backbone`` and ``head``.
 
     Raises:
         ConfigError: Unknown backbone, bad num_classes, input size or weights.
@@ -203,7 +205,7 @@ def _assemble(
     inputs: Any, outputs: Any, name: str, compile: bool, learning_rate: float
 ) -> keras.Model:
     """The functional model of a builder, compiled with its head's defaults."""
-    model = keras.Model(inputs, outputs, name=_safe_name(name))
+    model = TransferModel(inputs, outputs, name=_safe_name(name))
     if compile:
         compile_model(model, learning_rate=learning_rate)
     return model
@@ -282,7 +284,9 @@ def build_text_classifier(
         name: Model name; defaults to ``"<backbone>_classifier"``.
 
     Returns:
-        A functional ``keras.Model`` with layers ``preprocess``, ``backbone``
+        A functional `tltf.model.TransferModel` (a ``keras.Model`` whose
+        ``fit``, ``evaluate`` and ``predict`` take strings as a list, a NumPy
+        array or a pandas Series) with layers ``preprocess``, ``backbone``
         and ``head``.
 
     Raises:

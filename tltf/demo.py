@@ -23,7 +23,7 @@ DEMO_BACKBONE = "kerashub:all-minilm-l6-v2"
 DEFAULT_OUTPUT = "runs/tltf-demo"
 #: Tokens per sentence: the shipped sentences are at most ~20 tokens long.
 SEQUENCE_LENGTH = 32
-#: After the frozen epoch: the top two groups (pooler and the last encoder
+#: After the frozen stage: the top two groups (pooler and the last encoder
 #: layer) train from the first unfrozen epoch, two more from the second.
 SCHEDULE = {0: "top:2", 1: "top:4"}
 NEW_SENTENCES = (
@@ -67,7 +67,8 @@ def run_demo(
 
     Args:
         output_dir: Folder for the model, report, plots and export.
-        epochs: Epochs after the frozen epoch (staged unfreezing).
+        epochs: Epochs after the frozen stage (staged unfreezing); the
+            frozen stage is `tltf.fine_tune`'s default.
         verbose: Keras progress bars (``"auto"``, 1, 2 or 0).
 
     Returns:
@@ -104,15 +105,15 @@ def run_demo(
         data.validation,
         epochs=epochs,
         schedule=SCHEDULE,
-        # One frozen epoch: computing features to cache costs as much as it.
-        cache_features=False,
         verbose=verbose,
     )
     out.mkdir(parents=True, exist_ok=True)
     model_path = out / "model.keras"
     model.save(model_path)
     write_run(out, _record(data, history, epochs))
-    report = tltf.evaluate(model, data, output_dir=out / "evaluation", history=history)
+    report = tltf.evaluate(
+        model, data, output_dir=out / "evaluation", history=history, overwrite=True
+    )
     _say("\n" + report.summary())
     _say("\nExporting and reloading the SavedModel in a fresh process ...")
     samples = [*NEW_SENTENCES, *_validation_texts(data, 4)]

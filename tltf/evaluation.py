@@ -24,11 +24,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tltf.data.base import LoadedData, class_names_of
+from tltf.data.inputs import as_batched, as_list
 from tltf.errors import ConfigError, DataError
+from tltf.model import check_data
 
 REPORT_FILE = "report.json"
 CONFUSION_FILE = "confusion_matrix.png"
 CURVES_FILE = "training_curves.png"
+EVAL_BATCH_SIZE = 64
 
 
 @dataclasses.dataclass
@@ -168,6 +172,7 @@ def evaluate(
     class_names: Sequence[str] | None = None,
     output_dir: str | os.PathLike | None = None,
     history: keras.callbacks.History | Mapping[str, Sequence[float]] | None = None,
+    overwrite: bool = False,
 ) -> EvaluationReport:
     """Evaluates a classifier and optionally writes a JSON report and plots.
 
@@ -183,12 +188,17 @@ def evaluate(
         history: The ``History`` returned by ``fit`` / `tltf.fine_tune`, or its
             ``.history`` dict. Stage changes logged by `tltf.StagedUnfreezing`
             are marked on the curves and listed in the report.
+        overwrite: Replace a ``report.json`` already in ``output_dir``. By
+            default an existing report is kept and `ConfigError` is raised
+            before anything is computed, so a report is never replaced by
+            accident.
 
     Returns:
         The `EvaluationReport`; ``report.files`` lists what was written.
 
     Raises:
-        ConfigError: The model is not a multiclass classifier.
+        ConfigError: The model is not a multiclass classifier, or
+            ``output_dir`` already holds a report and ``overwrite`` is False.
         DataError: The data is empty or its labels do not fit the classes.
 
     Example:
@@ -196,10 +206,12 @@ def evaluate(
         >>> report.macro["f1"]
         0.93
     """
+    check_output_dir(output_dir, overwrite)
+    check_data(model, data, "the evaluation data")
     dataset, data_names = _as_dataset(data)
     labels, probabilities = _predict(model, dataset)
     num_classes = probabilities.shape[-1]
-    names = list(class_names or data_names or [str(i) for i in range(num_classes)])
+    names = as_list(class_names) or data_names or [str(i) for i in range(num_classes)]
     if len(names) != num_classes:
         raise ConfigError(
             f"The model has {num_classes} outputs but {len(names)} class names "
@@ -215,20 +227,12 @@ def evaluate(
 
 
 def _as_dataset(data: Any) -> tuple[tf.data.Dataset, list[str] | None]:
-    from tltf.data.base import LoadedData
-
+    """The held-out split (validation, else train) and the data's class names."""
     if isinstance(data, LoadedData):
-        split = data.validation if data.validation is not None else data.train
-        return split, list(data.class_names)
-    if isinstance(data, tf.data.Dataset):
-        return data, None
-    if isinstance(data, (tuple, list)) and len(data) == 2:
-        x, y = data
-        return tf.data.Dataset.from_tensor_slices((x, np.asarray(y))).batch(64), None
-    raise DataError(
-        "evaluate needs a tltf.data.LoadedData, a batched tf.data.Dataset of "
-        f"(inputs, labels) or an (inputs, labels) tuple. Received: {type(data)}"
-    )
+        split = "validation" if data.validation is not None else "train"
+        return as_batched(data, split=split), list(data.class_names)
+    dataset = as_batched(data, EVAL_BATCH_SIZE, what="evaluation data")
+    return dataset, class_names_of(dataset)
 
 
 def _predict(model: keras.Model, dataset: tf.data.Dataset):
@@ -261,6 +265,26 @@ def _check_multiclass(model: keras.Model) -> None:
 
 
 # --- files ---
+
+
+def check_output_dir(output_dir: str | os.PathLike | None, overwrite: bool) -> None:
+    """Refuses to replace an existing report unless ``overwrite``.
+
+    Raises:
+        ConfigError: ``output_dir`` holds a ``report.json`` (or is a file).
+    """
+    if output_dir is None:
+        return
+    folder = Path(output_dir)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(
+            f"output_dir {str(folder)!r} is a file; pass a folder for the report."
+        )
+    if (folder / REPORT_FILE).exists() and not overwrite:
+        raise ConfigError(
+            f"{str(folder / REPORT_FILE)!r} already exists. Pass another "
+            "output_dir (--output), or overwrite=True (--overwrite) to replace it."
+        )
 
 
 def _write(report: EvaluationReport, folder: Path, history: Any) -> dict[str, str]:

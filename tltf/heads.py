@@ -15,6 +15,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from tltf.data.inputs import as_list
 from tltf.errors import ConfigError
 from tltf.metrics import MacroF1, MacroPrecision, MacroRecall
 
@@ -61,7 +62,7 @@ class Head(keras.layers.Layer):
         self.task = task
         self.pooling = pooling
         self.dropout = float(dropout)
-        self.hidden_units = tuple(int(u) for u in hidden_units)
+        self.hidden_units = tuple(int(u) for u in as_list(hidden_units))
         self.activation = activation
         self.supports_masking = True
         self.hidden = [
@@ -123,6 +124,11 @@ class Head(keras.layers.Layer):
             return ops.max(features, axis=axes)
         return ops.mean(features, axis=axes)
 
+    def pool_inputs(self, inputs):
+        """Pools what the head is called on in its model (see `split_inputs`)."""
+        features, mask = split_inputs(inputs)
+        return self.pool(features, mask=mask)
+
     def classify(self, pooled, training=None):
         """Hidden layers, dropout and the output layer, on pooled features."""
         x = pooled
@@ -150,6 +156,30 @@ class Head(keras.layers.Layer):
             "hidden_units": list(self.hidden_units),
             "activation": self.activation,
         }
+
+
+def split_inputs(inputs: Any) -> tuple[Any, Any]:
+    """Splits a head's inputs in its model into ``(features, mask)``.
+
+    A head is called on one tensor of base features, or, when it pools over
+    tokens, as ``head(sequence, mask=padding_mask)``; Keras then records its
+    input as the list ``[sequence, padding_mask]`` (``head.input``, and the
+    output of a model that ends at the head's input).
+
+    Args:
+        inputs: A tensor, or a list or tuple ``[features, mask]``.
+
+    Returns:
+        The features and the mask (None without one).
+    """
+    if isinstance(inputs, (list, tuple)):
+        if len(inputs) != 2:
+            raise ConfigError(
+                "A head takes base features, optionally with a padding mask. "
+                f"Received {len(inputs)} inputs."
+            )
+        return inputs[0], inputs[1]
+    return inputs, getattr(inputs, "_keras_mask", None)
 
 
 def _validate_head(num_outputs, task, pooling, dropout) -> None:

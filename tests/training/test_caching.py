@@ -339,3 +339,91 @@ def test_model_saves_and_reloads_after_cached_fit(tmp_path):
     np.testing.assert_allclose(
         reloaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6
     )
+
+
+# --- heads whose input is a list: mean pooling over tokens ---
+
+TEXTS = ["a good film", "great acting", "awful plot", "boring and dull"] * 3
+TEXT_LABELS = np.array([1, 1, 0, 0] * 3)
+
+
+@pytest.fixture(scope="module")
+def mean_pooled_preset(tmp_path_factory) -> str:
+    from tests.helpers import tiny_bert_preset
+
+    folder = tmp_path_factory.mktemp("preset") / "tiny_bert"
+    return f"kerashub:{tiny_bert_preset(folder, TEXTS)}"
+
+
+def _mean_pooled(preset: str) -> keras.Model:
+    # pooling="mean" as the offline MiniLM registers it (the tiny preset's
+    # default is "cls"); sequence_length fits the tiny encoder's 16 positions.
+    model = tltf.build_text_classifier(preset, 2, sequence_length=8, pooling="mean")
+    assert isinstance(model.get_layer("head").input, list)  # [sequence, mask]
+    return model
+
+
+def test_features_of_a_mean_pooled_head_match_the_model(mean_pooled_preset):
+    model = _mean_pooled(mean_pooled_preset)
+    data = tf.data.Dataset.from_tensor_slices((TEXTS, TEXT_LABELS)).batch(5)
+    pooled = compute_features(model, data, cache=False)
+    from_features = head_model(model).predict(pooled.map(lambda f, y: f), verbose=0)
+    np.testing.assert_allclose(
+        from_features, model.predict(TEXTS, verbose=0), atol=1e-5
+    )
+
+
+def test_every_frozen_entry_point_trains_a_mean_pooled_head(mean_pooled_preset):
+    data = tltf.data.from_texts(list(TEXTS), TEXT_LABELS.tolist(), batch_size=4)
+    model = _mean_pooled(mean_pooled_preset)
+    head, base = model.get_layer("head"), model.get_layer("backbone")
+    before_head, before_base = weights_of(head), weights_of(base)
+    history = fit_frozen_head(model, data.train, data.validation, epochs=2)
+    assert not same(before_head, weights_of(head))
+    assert same(before_base, weights_of(base))
+    assert "val_accuracy" in history.history
+    fit_frozen_head(model, (TEXTS, TEXT_LABELS), epochs=1, cache=False)
+    result = tltf.find_learning_rate(
+        model, (TEXTS, TEXT_LABELS), num_steps=10, plot_path=None
+    )
+    assert result.learning_rates
+    history = tltf.fine_tune(_mean_pooled(mean_pooled_preset), data, epochs=1)
+    stages = history.history["stage"]
+    assert stages[-1] == 1.0 and set(stages[:-1]) == {0.0}
+
+
+def test_the_search_reuses_features_of_a_mean_pooled_head(
+    mean_pooled_preset, tmp_path, caplog
+):
+    data = tltf.data.from_texts(list(TEXTS), TEXT_LABELS.tolist(), batch_size=4)
+    with caplog.at_level(logging.WARNING):
+        result = tltf.tune_learning_rate(
+            mean_pooled_preset,
+            data,
+            max_trials=2,
+            epochs=2,
+            directory=tmp_path,
+            sequence_length=8,
+            pooling="mean",
+            verbose=0,
+        )
+    assert "Cannot cache base features" not in caplog.text
+    assert result.base_batches < result.base_batches_without_reuse
+    assert isinstance(result.best_model.get_layer("head").input, list)
+
+
+def test_by_default_the_head_trains_until_it_stops_improving():
+    model = build_tiny_model()
+    tltf.compile_model(model, learning_rate=1e-2)
+    x = np.random.default_rng(0).integers(0, 256, (12, 32, 32, 3)).astype("float32")
+    y = np.arange(12) % 3
+    history = fit_frozen_head(model, (x, y), (x, y), verbose=0)
+    val = history.history["val_loss"]
+    assert 1 < len(val) <= caching.AUTO_MAX_EPOCHS
+    if len(val) < caching.AUTO_MAX_EPOCHS:  # stopped: no gain for 3 epochs
+        assert len(val) == int(np.argmin(val)) + 1 + caching.AUTO_PATIENCE
+    # The head kept is the best epoch's (EarlyStopping restores it).
+    small = head_model(model)
+    small.compile(loss="sparse_categorical_crossentropy")
+    best = small.evaluate(compute_features(model, (x, y), cache=False), verbose=0)
+    assert best == pytest.approx(min(val), rel=1e-4)

@@ -45,8 +45,16 @@ def test_fine_tune_trains_head_frozen_then_everything_at_fastai_rates(monkeypatc
     ]
     record = BaseAtEpochEnd()
 
+    # freeze_epochs=1: one frozen epoch makes the fastai rates easy to check
+    # (the default, "auto", is tested below).
     history = tltf.fine_tune(
-        model, _data(), epochs=2, base_lr=1e-2, callbacks=[record], verbose=0
+        model,
+        _data(),
+        epochs=2,
+        freeze_epochs=1,
+        base_lr=1e-2,
+        callbacks=[record],
+        verbose=0,
     )
 
     assert calls == [1]  # the frozen epoch used feature caching
@@ -62,6 +70,34 @@ def test_fine_tune_trains_head_frozen_then_everything_at_fastai_rates(monkeypatc
     assert tltf.trainable_groups(model) == list(GROUPS)
     after = [np.array(backbone.model.get_layer(f"{g}_bn").moving_mean) for g in GROUPS]
     assert same(bn_stats, after)  # BatchNorm stays in inference mode
+
+
+def test_by_default_the_frozen_stage_trains_the_cached_head_until_it_converges():
+    model = build_tiny_model()
+    history = tltf.fine_tune(model, _data(), epochs=1, base_lr=1e-2, verbose=0)
+    stages = history.history["stage"]
+    frozen = stages.count(0.0)
+    assert stages == [0.0] * frozen + [1.0]
+    val = history.history["val_loss"][:frozen]
+    if frozen < caching.AUTO_MAX_EPOCHS:  # stopped: 3 epochs without gain
+        best = int(np.argmin(val))
+        assert frozen == best + 1 + caching.AUTO_PATIENCE
+    assert frozen > 1
+    # Image models keep fastai's halving once unfrozen.
+    assert history.history["lr_head"][-1] == pytest.approx(5e-3)
+
+
+def test_text_models_fine_tune_at_transformer_rates(tmp_path):
+    from tests.helpers import tiny_bert_preset
+
+    texts = ["a good film", "great acting", "awful plot", "boring and dull"] * 2
+    preset = tiny_bert_preset(tmp_path / "bert", texts)
+    # sequence_length: the tiny encoder has 16 positions (the default is 128).
+    model = tltf.build_text_classifier(f"kerashub:{preset}", 2, sequence_length=8)
+    history = tltf.fine_tune(model, (texts, [1, 1, 0, 0] * 2), epochs=1, verbose=0)
+    rates = history.history["lr_head"]
+    assert rates[0] == pytest.approx(1e-3)  # the builder's rate, frozen
+    assert rates[-1] == pytest.approx(1e-3 * recipes.TEXT_LR_DECAY)
 
 
 def test_fine_tune_falls_back_to_plain_fit_when_caching_is_unsafe(monkeypatch):

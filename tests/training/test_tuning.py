@@ -246,8 +246,12 @@ def test_objective_defaults_and_bad_arguments(tmp_path):
         make_oracle("grid-ish", objective="loss", max_trials=1, max_epochs=1)
     with pytest.raises(tltf.ConfigError, match="fine_tune_learning_rate"):
         search(tmp_path, fine_tune_epochs=2)
+    # A split of a LoadedData names its classes; any other dataset does not.
+    plain = color_task().train.map(lambda x, y: (x, y))
     with pytest.raises(tltf.ConfigError, match="num_classes"):
-        tltf.tune_learning_rate(dense_base(), color_task().train)
+        tltf.tune_learning_rate(dense_base(), plain)
+    with pytest.raises(tltf.DataError, match="num_classes=5 but the data has 3"):
+        tltf.tune_learning_rate(dense_base(), color_task().train, num_classes=5)
     with pytest.raises(tltf.ConfigError, match="head_learning_rate"):
         search(tmp_path, head_learning_rate=(1e-2, 1e-4))
 

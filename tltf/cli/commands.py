@@ -7,10 +7,12 @@ results went, and returns the exit status.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tltf.cli import evaluation as held_out
 from tltf.cli.options import (
     DEFAULT_OUTPUT,
     MODEL_FILE,
@@ -21,6 +23,7 @@ from tltf.cli.options import (
     model_file,
     parse_schedule_flag,
     pick,
+    read_run,
     require_data,
     write_run,
 )
@@ -30,7 +33,7 @@ from tltf.training.recipes import fine_tune
 #: Epochs after the frozen stage when neither flag nor config says
 #: (`tltf.fine_tune` has no default: it needs to be told).
 DEFAULT_EPOCHS = 3
-EVALUATION_DIR = "evaluation"
+EVALUATION_DIR = held_out.EVALUATION_DIR
 EXPORT_DIR = "export"
 
 
@@ -68,16 +71,17 @@ def train(options: dict[str, Any]) -> int:
         f"examples, classes {data.class_names}"
     )
     model = build_model(options, data.num_classes, modality)
+    print(_backbone_line(model, options.get("backbone") or _default_backbone(modality)))
     kwargs = pick(options, "epochs")
     if "schedule" in options:
         kwargs["schedule"] = parse_schedule_flag(options["schedule"])
     kwargs.setdefault("epochs", DEFAULT_EPOCHS)
     history = fine_tune(model, data.train, data.validation, **kwargs)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save(out / MODEL_FILE)
-    write_run(out, _run_record(options, data, modality, history))
+    record = _run_record(options, data, modality, history)
+    record["data"] = held_out.data_record(source, options)
+    _save_run(model, record, out)
     report = tltf.evaluate(
-        model, data, output_dir=out / EVALUATION_DIR, history=history
+        model, data, output_dir=out / EVALUATION_DIR, history=history, overwrite=True
     )
     lines = [f"Model: {out / MODEL_FILE}", f"Run record: {out / 'run.json'}"]
     lines += _report_lines(report)
@@ -111,22 +115,50 @@ def tune(options: dict[str, Any]) -> int:
 
 
 def evaluate(options: dict[str, Any]) -> int:
-    """``tltf evaluate``: metrics report and plots for a saved model."""
+    """``tltf evaluate``: metrics report and plots for a saved model.
+
+    Scores the held-out validation split of the training run by default (see
+    `tltf.cli.evaluation`) and never replaces a report silently.
+    """
     import tltf
+    from tltf.evaluation import check_output_dir
 
     model, names = load_model(options.get("model"))
     source = require_data(options, "evaluate")
-    options = {"validation_split": 0.0, **options}  # Evaluate every example given.
-    if source != "csv" and "image_size" not in options:
-        shape = model.inputs[0].shape
-        if len(shape) == 4 and None not in shape[1:3]:
-            options["image_size"] = (int(shape[1]), int(shape[2]))
-    data, _ = load_data(options, source)
-    default = model_file(options["model"]).parent / EVALUATION_DIR
-    folder = Path(options.get("output", default))
-    report = tltf.evaluate(model, data, class_names=names, output_dir=folder)
+    folder = model_file(options["model"]).parent
+    run = read_run(folder)
+    kind = held_out.model_modality(model, run)
+    held_out.check_modality(kind, held_out.source_modality(source), f"--{source}")
+    plan = held_out.plan(options, source, run)
+    out, note = held_out.report_folder(
+        options.get("output"), folder, bool(options.get("overwrite"))
+    )
+    check_output_dir(out, bool(options.get("overwrite")))
+    data_options = dict(plan.data_options)
+    if source != "csv" and "image_size" not in data_options:
+        data_options.update(_image_size_of(model))
+    data, data_kind = load_data(data_options, source)
+    held_out.check_modality(kind, data_kind, f"--{source}")
+    dataset, count, what = held_out.pick_split(data, plan.split)
+    print(f"Evaluating {what} ({plan.why}): {count} examples.")
+    if note:
+        print(note)
+    report = tltf.evaluate(
+        model,
+        dataset,
+        class_names=names or data.class_names,
+        output_dir=out,
+        overwrite=bool(options.get("overwrite")),
+    )
     _print_block(report.summary(), _report_lines(report))
     return 0
+
+
+def _image_size_of(model: Any) -> dict[str, tuple[int, int]]:
+    shape = model.inputs[0].shape
+    if len(shape) == 4 and None not in shape[1:3]:
+        return {"image_size": (int(shape[1]), int(shape[2]))}
+    return {}
 
 
 def export(options: dict[str, Any]) -> int:
@@ -158,13 +190,17 @@ def predict(options: dict[str, Any]) -> int:
     from tltf.cli.predict import predict_inputs
 
     inputs = options.get("inputs") or []
-    if not inputs:
-        raise ConfigError(
-            "Pass what to classify after the flags: image files, or texts in "
-            'quotes for a text model, e.g. tltf predict --model m.keras "hello".'
-        )
-    for line in predict_inputs(options.get("model"), inputs, options.get("top_k", 1)):
+    result = predict_inputs(options.get("model"), inputs, options.get("top_k", 1))
+    for line in result.lines:
         print(line)
+    for line in result.skipped:
+        print(f"tltf predict: skipped {line}", file=sys.stderr)
+    if result.skipped:
+        print(
+            f"tltf predict: {len(result.lines)} classified, "
+            f"{len(result.skipped)} skipped.",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -187,7 +223,24 @@ def demo(options: dict[str, Any]) -> int:
     return 0
 
 
+def _save_run(model: Any, record: dict[str, Any], out: Path) -> None:
+    """Saves the model and ``run.json``; a new run replaces the old one."""
+    if (out / MODEL_FILE).exists():
+        print(f"Replacing the previous run in {out} (model, run record, report).")
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / MODEL_FILE)
+    write_run(out, record)
+
+
 # --- printing ---
+
+
+def _backbone_line(model: Any, backbone: str) -> str:
+    from tltf.heads import Head
+
+    heads = [layer for layer in model.layers if isinstance(layer, Head)]
+    pooling = getattr(heads[0], "pooling", None) if heads else None
+    return f"Backbone: {backbone}" + (f" ({pooling} pooling)" if pooling else "")
 
 
 def _default_backbone(modality: str) -> str:

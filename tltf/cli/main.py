@@ -7,7 +7,9 @@ flag names as keys (``epochs: 3``, ``backbone: keras:resnet50``); flags given
 on the command line win over the file.
 
 Bad input ends with a one-line error that says what to do and exit status 1;
-``--debug`` shows the traceback instead.
+``--debug`` shows the traceback instead. Arguments are parsed before
+TensorFlow is imported (a typo fails at once), and TensorFlow's native
+start-up lines are kept off the terminal unless ``--debug``.
 """
 
 from __future__ import annotations
@@ -49,7 +51,11 @@ _EXAMPLES = {
           tltf tune --csv reviews.csv --output runs/search""",
     "evaluate": """
         examples:
+          # The held-out split of the run (same validation_split and seed):
           tltf evaluate --model runs/tltf/model.keras --data flowers/
+          # Every image, training ones included, replacing an earlier report:
+          tltf evaluate --model runs/tltf --data flowers/ --split all --overwrite
+          # A separate test file is scored whole:
           tltf evaluate --model runs/tltf/model.keras --csv test.csv --output eval/""",
     "export": """
         examples:
@@ -93,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--debug", action="store_true", help="show tracebacks on errors"
+        "--debug",
+        action="store_true",
+        help="show tracebacks on errors and TensorFlow's start-up logs",
     )
     common.add_argument(
         "--config", help="YAML or JSON file with the same settings as the flags"
@@ -155,7 +163,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--schedule",
-        help="how the base unfreezes after the frozen epoch: all, gradual "
+        help="how the base unfreezes after the frozen stage: all, gradual "
         "(one more layer group per epoch) or JSON {epoch: groups} counted from "
         'the first unfrozen epoch, e.g. \'{"0": "top:1", "2": "top:3", "4": "all"}\'',
     )
@@ -177,7 +185,24 @@ def _add_tune(p: argparse.ArgumentParser) -> None:
 def _add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="a .keras model written by tltf train")
     _data_flags(p)
-    _output_flag(p, "report.json and the plots (default: next to the model)")
+    p.add_argument(
+        "--split",
+        choices=["validation", "train", "all"],
+        help="what to score: the training run's held-out validation split "
+        "(default for the data it was trained on), train, or all (default "
+        "for other data)",
+    )
+    _output_flag(
+        p,
+        "report.json and the plots (default: evaluation/ next to the model, "
+        "or evaluation-2/ ... when that holds a report)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_const",
+        const=True,
+        help="replace a report.json already in the output folder",
+    )
 
 
 def _add_export(p: argparse.ArgumentParser) -> None:
@@ -197,7 +222,12 @@ def _add_export(p: argparse.ArgumentParser) -> None:
 
 def _add_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="a .keras model or a tltf export folder")
-    p.add_argument("inputs", nargs="*", help="image files, or texts for text models")
+    p.add_argument(
+        "inputs",
+        nargs="*",
+        help="image files (unreadable ones are skipped and listed), or texts "
+        "for text models",
+    )
     p.add_argument("--top-k", type=int, help="classes to show per input (default 1)")
 
 
@@ -249,12 +279,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    from tltf.cli import commands as cli_commands
     from tltf.cli import options as cli_options
+    from tltf.cli.startup import import_commands
 
     try:
         options = cli_options.merge_config(args)
-        return cli_commands.run(args.command, options)
+        return import_commands(args.debug).run(args.command, options)
     except TltfError as err:
         if args.debug:
             raise

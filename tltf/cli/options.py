@@ -123,13 +123,13 @@ def load_data(options: Mapping[str, Any], source: str) -> tuple[Any, str]:
     """
     import tltf
 
+    split = pick(options, "validation_split", "seed")
     if source == "data":
-        kwargs = pick(options, "image_size", "batch_size", "validation_split")
-        return tltf.data.image_folder(options["data"], **kwargs), "image"
+        kwargs = pick(options, "image_size", "batch_size")
+        return tltf.data.image_folder(options["data"], **kwargs, **split), "image"
     if source == "csv":
         kwargs = pick(options, "text_column", "label_column", "batch_size")
-        kwargs.update(pick(options, "validation_split"))
-        return tltf.data.text_csv(options["csv"], **kwargs), "text"
+        return tltf.data.text_csv(options["csv"], **kwargs, **split), "text"
     kwargs = pick(options, "image_size", "batch_size")
     data = tltf.data.tfds_dataset(options["tfds"], **kwargs)
     spec = data.train.element_spec[0]
@@ -172,6 +172,9 @@ def load_model(path: str | os.PathLike | None) -> tuple[Any, list[str] | None]:
         )
     import keras
 
+    import tltf
+
+    tltf.Head  # noqa: B018 - the first use of tltf registers its layers.
     _register_text_layers()
     model = keras.saving.load_model(file)
     return model, read_run(file.parent).get("class_names")

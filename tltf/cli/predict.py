@@ -1,19 +1,49 @@
-"""``tltf predict``: top classes from a ``.keras`` model or a tltf export."""
+"""``tltf predict``: top classes from a ``.keras`` model or a tltf export.
+
+Image files that do not exist or do not decode are skipped and reported, so
+one bad file does not lose the others; when none can be classified the run
+fails with one line naming them.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from tltf.errors import ConfigError, DataError
 
+IMAGE_FORMATS = "JPEG, PNG, GIF or BMP"
+
+
+@dataclasses.dataclass
+class Predictions:
+    """What ``tltf predict`` has to say.
+
+    Attributes:
+        lines: ``"<input>: <class> 0.912, <class> 0.051"`` per classified input.
+        skipped: ``"<file>: <reason>"`` per input that could not be read.
+    """
+
+    lines: list[str]
+    skipped: list[str]
+
+
+@dataclasses.dataclass
+class _Classifier:
+    """A loaded model: its input kind, class names and batch function."""
+
+    modality: str  # "image" or "text"
+    names: list[str] | None
+    classify: Callable[[list], np.ndarray]  # encoded images or texts -> probs
+
 
 def predict_inputs(
     model_path: str | os.PathLike | None, inputs: Sequence[str], top_k: int = 1
-) -> list[str]:
+) -> Predictions:
     """Classifies image files or texts and formats one line per input.
 
     Args:
@@ -22,28 +52,100 @@ def predict_inputs(
         top_k: Classes to show per input, most likely first.
 
     Returns:
-        Lines ``"<input>: <class> 0.912, <class> 0.051"``.
+        The `Predictions`: a line per classified input, and the image files
+        that were skipped with the reason.
 
     Raises:
-        ConfigError: No model, or an unknown kind of model.
-        DataError: An image file that does not exist.
+        ConfigError: No inputs, no model, or an unknown kind of model.
+        DataError: No input could be classified (each named with its reason).
     """
     if top_k < 1:
         raise ConfigError(f"--top-k must be at least 1. Received: {top_k}")
+    inputs = list(inputs)
+    if not inputs:
+        raise ConfigError(
+            "Nothing to classify: pass image files, or texts in quotes for a "
+            'text model, after the flags, e.g. tltf predict --model m.keras "hello".'
+        )
+    classifier = _load(model_path)
+    items, skipped = _readable(inputs, classifier.modality)
+    if not items:
+        raise DataError(
+            f"None of the {len(inputs)} input(s) could be classified: "
+            f"{'; '.join(skipped)}. This model takes {classifier.modality}s."
+        )
+    probabilities = classifier.classify([value for _, value in items])
+    names = classifier.names or [str(i) for i in range(probabilities.shape[-1])]
+    lines = [
+        f"{name}: {_ranked(probs, names, top_k)}"
+        for (name, _), probs in zip(items, probabilities)
+    ]
+    return Predictions(lines=lines, skipped=skipped)
+
+
+def _ranked(probs: np.ndarray, names: Sequence[str], top_k: int) -> str:
+    order = np.argsort(-probs)[:top_k]
+    return ", ".join(f"{names[i]} {probs[i]:.3f}" for i in order)
+
+
+def _readable(inputs: list[str], modality: str) -> tuple[list, list[str]]:
+    """``([(input, value)], skipped)``: texts as they are, images' bytes."""
+    if modality == "text":
+        _check_not_images(inputs)
+        return [(text, text) for text in inputs], []
+    items, skipped = [], []
+    for file in inputs:
+        try:
+            items.append((file, read_image(file)))
+        except DataError as err:
+            skipped.append(f"{file}: {err}")
+    return items, skipped
+
+
+def _check_not_images(inputs: list[str]) -> None:
+    from tltf.data.images import IMAGE_EXTENSIONS
+
+    if all(
+        Path(t).suffix.lower() in IMAGE_EXTENSIONS and Path(t).is_file() for t in inputs
+    ):
+        raise ConfigError(
+            "This is a text model, but every input is an image file. Pass texts "
+            "in quotes, or a model trained on images."
+        )
+
+
+def read_image(file: str) -> bytes:
+    """The bytes of an image file, checked to decode as an image.
+
+    Raises:
+        DataError: The file does not exist, is a folder, or does not decode.
+    """
+    import tensorflow as tf
+
+    path = Path(file)
+    if path.is_dir():
+        raise DataError("is a folder; pass image files")
+    if not path.is_file():
+        raise DataError("does not exist")
+    data = path.read_bytes()
+    try:
+        tf.io.decode_image(data, channels=3, expand_animations=False)
+    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
+        raise DataError(f"is not an image tltf can read ({IMAGE_FORMATS})") from None
+    return data
+
+
+# --- models ---
+
+
+def _load(model_path: str | os.PathLike | None) -> _Classifier:
     path = Path(model_path) if model_path is not None else None
     if path is not None and (path / "saved_model.pb").is_file():
-        probabilities, names = _from_export(path, inputs)
-    else:
-        probabilities, names = _from_keras(model_path, inputs)
-    lines = []
-    for text, probs in zip(inputs, probabilities):
-        order = np.argsort(-probs)[:top_k]
-        ranked = ", ".join(f"{names[i]} {probs[i]:.3f}" for i in order)
-        lines.append(f"{text}: {ranked}")
-    return lines
+        return _from_export(path)
+    return _from_keras(model_path)
 
 
-def _from_export(path: Path, inputs: Sequence[str]):
+def _from_export(path: Path) -> _Classifier:
     import tensorflow as tf
 
     from tltf.export import read_export_metadata
@@ -51,21 +153,21 @@ def _from_export(path: Path, inputs: Sequence[str]):
     meta = read_export_metadata(path)
     if meta.get("custom_ops"):
         import tensorflow_text  # noqa: F401  (registers the tokenizer's ops)
-    loaded = tf.saved_model.load(str(path))
-    serve = loaded.signatures["serving_default"]
-    if meta["modality"] == "image":
-        out = serve(image_bytes=tf.constant([_read(f) for f in inputs]))
-    elif meta["modality"] == "text":
-        out = serve(text=tf.constant(list(inputs)))
-    else:
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    if meta["modality"] not in ("image", "text"):
         raise ConfigError(
             "tltf predict reads image files or texts; this export takes "
             f"{meta['modality']} tensors. Call its signature from Python."
         )
-    return out["probabilities"].numpy(), meta["class_names"]
+    key = "image_bytes" if meta["modality"] == "image" else "text"
+
+    def classify(values: list) -> np.ndarray:
+        return serve(**{key: tf.constant(values)})["probabilities"].numpy()
+
+    return _Classifier(meta["modality"], meta["class_names"], classify)
 
 
-def _from_keras(model_path, inputs: Sequence[str]):
+def _from_keras(model_path: str | os.PathLike | None) -> _Classifier:
     import keras
     import tensorflow as tf
 
@@ -74,33 +176,24 @@ def _from_keras(model_path, inputs: Sequence[str]):
     model, names = load_model(model_path)
     spec = model.inputs[0]
     if spec.dtype == "string":
-        x = tf.constant(list(inputs))
-        x = tf.reshape(x, (-1, 1)) if len(spec.shape) == 2 else x
-    else:
-        size = tuple(int(d) for d in spec.shape[1:3])
-        x = tf.stack([_decode(_read(f), size, int(spec.shape[-1])) for f in inputs])
-    probabilities = keras.ops.convert_to_numpy(model(x, training=False))
-    names = names or [str(i) for i in range(probabilities.shape[-1])]
-    return probabilities, names
 
+        def classify(values: list) -> np.ndarray:
+            x = tf.constant(values)
+            x = tf.reshape(x, (-1, 1)) if len(spec.shape) == 2 else x
+            return keras.ops.convert_to_numpy(model(x, training=False))
 
-def _read(file: str) -> bytes:
-    path = Path(file)
-    if not path.is_file():
-        raise DataError(
-            f"Image file {file!r} does not exist. Pass image files to classify "
-            "(for a text model, pass texts)."
-        )
-    return path.read_bytes()
+        return _Classifier("text", names, classify)
+    size, channels = tuple(int(d) for d in spec.shape[1:3]), int(spec.shape[-1])
+
+    def classify_images(values: list) -> np.ndarray:
+        x = tf.stack([_decode(data, size, channels) for data in values])
+        return keras.ops.convert_to_numpy(model(x, training=False))
+
+    return _Classifier("image", names, classify_images)
 
 
 def _decode(data: bytes, size: tuple[int, int], channels: int):
     import tensorflow as tf
 
-    try:
-        image = tf.io.decode_image(data, channels=channels, expand_animations=False)
-    except tf.errors.InvalidArgumentError as err:
-        raise DataError(
-            "Could not decode an input as an image (JPEG, PNG, GIF or BMP)."
-        ) from err
+    image = tf.io.decode_image(data, channels=channels, expand_animations=False)
     return tf.image.resize(image, size)

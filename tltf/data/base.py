@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import weakref
 from pathlib import Path
 
 import tensorflow as tf
@@ -11,6 +12,9 @@ import tensorflow as tf
 from tltf.errors import DataError
 
 AUTOTUNE = tf.data.AUTOTUNE
+# The class names of the datasets a LoadedData holds, so that a model can check
+# its number of classes against ``model.fit(data.train)`` before training.
+_CLASS_NAMES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @dataclasses.dataclass
@@ -33,10 +37,23 @@ class LoadedData:
     num_train: int = 0
     num_validation: int = 0
 
+    def __post_init__(self) -> None:
+        for split in (self.train, self.validation):
+            if isinstance(split, tf.data.Dataset):
+                _CLASS_NAMES[split] = list(self.class_names)
+
     @property
     def num_classes(self) -> int:
         """Number of classes."""
         return len(self.class_names)
+
+
+def class_names_of(dataset: tf.data.Dataset) -> list[str] | None:
+    """The class names of a `LoadedData` split; None for any other dataset."""
+    try:
+        return _CLASS_NAMES.get(dataset)
+    except TypeError:  # Not weakly referenceable: not one of ours.
+        return None
 
 
 def finish(

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from tltf.data.base import AUTOTUNE, LoadedData, check_class_names, finish
+from tltf.data.inputs import as_list
 from tltf.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -152,7 +153,7 @@ def from_arrays(
     return LoadedData(
         train=make(train_idx, True),
         validation=make(val_idx, False) if len(val_idx) else None,
-        class_names=list(class_names),
+        class_names=[str(name) for name in as_list(class_names)],
         num_train=len(train_idx),
         num_validation=len(val_idx),
     )
@@ -210,6 +211,13 @@ def _scan(root: Path, class_names: list[str]):
 
 
 def _stratified_split(labels, fraction: float, seed: int):
+    """Training and validation indices, ``fraction`` of every class held out.
+
+    The training indices come in a seeded random order, so that the
+    pipeline's shuffle buffer mixes classes even when the files or rows are
+    grouped by class (folders always are; many CSV exports too). The
+    validation indices are sorted.
+    """
     rng = np.random.default_rng(seed)
     labels = np.asarray(labels)
     train, val = [], []
@@ -220,7 +228,8 @@ def _stratified_split(labels, fraction: float, seed: int):
             n_val = min(max(n_val, 1), len(idx) - 1)
         val.extend(idx[:n_val].tolist())
         train.extend(idx[n_val:].tolist())
-    return np.sort(np.asarray(train, "int64")), np.sort(np.asarray(val, "int64"))
+    train = rng.permutation(np.asarray(train, "int64"))
+    return train, np.sort(np.asarray(val, "int64"))
 
 
 def _load(path, image_size):

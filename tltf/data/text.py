@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from tltf.data.base import LoadedData, check_class_names, finish
 from tltf.data.images import _stratified_split
+from tltf.data.inputs import as_list
 from tltf.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -132,8 +133,8 @@ def from_texts(
         >>> data.class_names
         ['neg', 'pos']
     """
-    texts = [str(t) for t in texts]
-    labels = list(labels)
+    texts = [str(t) for t in as_list(texts)]
+    labels = as_list(labels)
     if not texts or len(texts) != len(labels):
         raise DataError(
             f"{source}: texts and labels must be non-empty and of equal length. "
@@ -152,7 +153,15 @@ def from_texts(
         ds = tf.data.Dataset.from_tensor_slices(
             (tf.constant(x[idx].tolist(), tf.string), y[idx])
         )
-        return finish(ds, batch_size=batch_size, training=training, seed=seed)
+        # Texts are small: the shuffle buffer holds them all (a new order of
+        # every example each epoch, whatever the file's order).
+        return finish(
+            ds,
+            batch_size=batch_size,
+            training=training,
+            seed=seed,
+            shuffle_buffer=max(len(idx), 1),
+        )
 
     return LoadedData(
         train=make(train_idx, True),
@@ -198,7 +207,7 @@ def _encode_labels(labels, class_names, source: str) -> tuple[list[str], list[in
     as_text = [str(label).strip() for label in labels]
     numeric = all(_is_int(label) for label in as_text)
     if class_names is not None:
-        names = [str(n) for n in class_names]
+        names = [str(n) for n in as_list(class_names)]
     elif numeric:
         names = [str(i) for i in range(max(int(v) for v in as_text) + 1)]
     else:

@@ -11,9 +11,11 @@ a list of paths), so TensorFlow does not try FILE sharding, fail and warn.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import tensorflow as tf
 
+from tltf.data.base import LoadedData
 from tltf.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -91,6 +93,7 @@ def rebatch(
         >>> [len(b) for b in rebatch(ds, 4, input_batch_size=2)]
         [4, 4, 2]
     """
+    check_dataset(ds, "rebatch")
     if batch_size < 1:
         raise DataError(f"batch_size must be >= 1. Received: {batch_size}")
     shapes = [spec.shape for spec in tf.nest.flatten(ds.element_spec)]
@@ -115,6 +118,39 @@ def rebatch(
         cardinality = -(-batches // (batch_size // input_batch_size))
         ds = ds.apply(tf.data.experimental.assert_cardinality(cardinality))
     return ds
+
+
+def check_dataset(ds: Any, caller: str) -> None:
+    """Raises a clear `DataError` when ``ds`` is not a ``tf.data.Dataset``.
+
+    Args:
+        ds: What the user passed.
+        caller: The function's name, for the message.
+
+    Raises:
+        DataError: ``ds`` is a list, an array, a `LoadedData` or anything else.
+    """
+    if isinstance(ds, tf.data.Dataset):
+        return
+    hint = (
+        "pass its .train (or .validation) dataset"
+        if isinstance(ds, LoadedData)
+        else "wrap arrays first, e.g. tf.data.Dataset.from_tensor_slices((x, y))"
+        ".batch(32)"
+    )
+    raise DataError(
+        f"{caller} needs a batched tf.data.Dataset of (inputs, labels); {hint}. "
+        f"Received: {_preview(ds)}"
+    )
+
+
+def _preview(value: Any) -> str:
+    """``list [1, 2, 3]``, ``ndarray of shape (2, 3) float64``: one short line."""
+    kind = type(value).__name__
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return f"{kind} of shape {tuple(value.shape)} {value.dtype}"
+    text = " ".join(repr(value).split())
+    return f"{kind} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
 def shard_policy(ds: tf.data.Dataset) -> tf.data.experimental.AutoShardPolicy:
@@ -157,13 +193,15 @@ def distribute_dataset(
 
     Raises:
         ConfigError: An unknown ``shard`` value.
-        DataError: A bad batch size or an unbatched dataset.
+        DataError: ``ds`` is not a ``tf.data.Dataset``, a bad batch size or
+            an unbatched dataset.
 
     Example:
         >>> ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
         >>> ds = distribute_dataset(ds, strategy, per_replica_batch_size=8)
         >>> # on 2 replicas: batches of 16, sharded by DATA across workers
     """
+    check_dataset(ds, "distribute_dataset")
     if shard not in SHARD_POLICIES:
         raise ConfigError(
             f"Unknown shard policy {shard!r}; use one of {list(SHARD_POLICIES)}. "

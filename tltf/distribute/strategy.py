@@ -2,7 +2,8 @@
 
 `get_strategy` turns a kind (``"auto"``, ``"cpu"``, ``"gpu"``, ``"mirrored"``,
 ``"tpu"``, ``"multiworker"``) into a ``tf.distribute.Strategy`` and logs what
-it chose. `resolve_strategy` and `strategy_scope` are what builders, training
+it chose (one ``tltf: Using ...`` line on stderr when logging is not
+configured). `resolve_strategy` and `strategy_scope` are what builders, training
 schedules and the tuner use, so that a model is built, compiled and restored
 inside one scope.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -80,7 +82,7 @@ def get_strategy(
         1
     """
     if isinstance(kind, tf.distribute.Strategy):
-        _log_choice(kind, "given")
+        logger.info("Using %s: given.", describe(kind))
         return kind
     if kind not in KINDS:
         raise ConfigError(
@@ -329,7 +331,19 @@ def describe(strategy: tf.distribute.Strategy) -> str:
 
 
 def _log_choice(strategy: tf.distribute.Strategy, reason: str) -> None:
-    logger.info("Using %s: %s.", describe(strategy), reason)
+    """Logs the choice at INFO; says it on stderr when logging is not set up.
+
+    A library's log records stay silent until the application configures
+    logging, and Python then shows only warnings. Which hardware training
+    runs on is worth one line by default, so when no handler would receive
+    the record (``logger.hasHandlers()`` is False: nothing configured) it is
+    written to stderr like Python's own last-resort handler would; once
+    logging is configured, the record goes there and nothing is printed.
+    """
+    message = f"Using {describe(strategy)}: {reason}."
+    logger.info(message)
+    if not logger.hasHandlers():
+        print(f"tltf: {message}", file=sys.stderr)
 
 
 def _first_line(err: BaseException) -> str:

@@ -84,8 +84,9 @@ def export_saved_model(
 
     Raises:
         ExportError: ``path`` exists and ``overwrite`` is False, the export
-            could not be written, or it did not reload with the same outputs.
-            ``path`` is untouched in every one of these cases.
+            could not be written (e.g. a read-only folder), or it did not
+            reload with the same outputs. ``path`` is untouched in every one
+            of these cases, and no temporary files are left behind.
         ConfigError: The model's inputs or ``class_names`` do not fit.
 
     Example:
@@ -97,15 +98,23 @@ def export_saved_model(
     target = Path(path)
     _check_target(target, overwrite)
     plan = plan_endpoints(model, class_names, image_size, sample_inputs)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private (0o700).
+    created = _make_parents(target)
+    try:
+        staging = _make_staging(target)
+    except BaseException:
+        _remove_empty(created)
+        raise
     try:
         metadata = _build(model, plan, staging, verify=verify, atol=atol)
         _write_metadata(staging, metadata)
         _commit(staging, target, overwrite)
+    except OSError as err:
+        shutil.rmtree(staging, ignore_errors=True)
+        _remove_empty(created)
+        raise _not_writable(target, err) from err
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        _remove_empty(created)
         raise
     return target
 
@@ -146,6 +155,45 @@ def _check_target(target: Path, overwrite: bool) -> None:
             f"Export path {str(target)!r} is a file; a SavedModel is a folder. "
             "Choose another path."
         )
+
+
+def _make_parents(target: Path) -> list[Path]:
+    """Creates the missing parents of ``target``; returns them, deepest first."""
+    missing = [p for p in target.absolute().parents if not p.exists()]
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        _remove_empty(missing)
+        raise _not_writable(target, err) from err
+    return missing
+
+
+def _make_staging(target: Path) -> Path:
+    """A fresh folder next to ``target`` that the export is written into."""
+    try:
+        staging = tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent)
+    except OSError as err:
+        raise _not_writable(target, err) from err
+    Path(staging).chmod(0o777 & ~_umask())  # mkdtemp makes it private (0o700).
+    return Path(staging)
+
+
+def _remove_empty(folders: Sequence[Path]) -> None:
+    """Removes folders this export created, deepest first, if still empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def _not_writable(target: Path, err: OSError) -> ExportError:
+    reason = err.strerror or _first_line(err)
+    where = err.filename or target.parent
+    return ExportError(
+        f"Cannot write the export to {str(target)!r}: {reason} ({str(where)!r}). "
+        "Choose a folder you can write to (--output). Nothing was left behind."
+    )
 
 
 def _build(

@@ -18,8 +18,10 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
+from tltf.data.inputs import as_list
 from tltf.errors import ConfigError
-from tltf.heads import find_head
+from tltf.heads import find_head, split_inputs
+from tltf.model import check_classes, check_data
 from tltf.training import head_loop
 from tltf.training.feature_cache import FeatureCache, default_cache, resolve_cache
 from tltf.training.features import (
@@ -34,6 +36,11 @@ from tltf.training.features import (
 from tltf.training.head_training import callbacks_for, compile_like, uses_batch_hooks
 
 logger = logging.getLogger(__name__)
+
+# epochs="auto": train the head until it stops improving, as a probe is
+# trained to convergence (an epoch on cached features costs milliseconds).
+AUTO_MAX_EPOCHS = 50
+AUTO_PATIENCE = 3
 
 __all__ = [
     "FeatureCache",
@@ -65,7 +72,8 @@ def head_model(model: keras.Model) -> keras.Model:
         >>> small.fit(compute_features(model, data.train), epochs=3)
     """
     head = find_head(model)
-    pooled_shape = head.compute_pooled_shape(head.input.shape)
+    features, _ = split_inputs(head.input)
+    pooled_shape = head.compute_pooled_shape(features.shape)
     inputs = keras.Input(shape=pooled_shape[1:], name="pooled_features")
     return keras.Model(inputs, head.classify(inputs), name=f"{model.name}_head")
 
@@ -75,7 +83,7 @@ def fit_frozen_head(
     train_data: tf.data.Dataset | tuple,
     validation_data: tf.data.Dataset | tuple | None = None,
     *,
-    epochs: int,
+    epochs: int | str = "auto",
     callbacks: Sequence[keras.callbacks.Callback] | None = None,
     verbose: str | int = "auto",
     cache: bool | str | os.PathLike | FeatureCache = True,
@@ -96,7 +104,9 @@ def fit_frozen_head(
         train_data: Batched dataset of ``(inputs, labels)`` or arrays
             ``(x, y)``.
         validation_data: Same for validation, or None.
-        epochs: Number of epochs.
+        epochs: Number of epochs, or ``"auto"``: until the validation loss
+            (the training loss without validation data) has not improved for
+            3 epochs, at most 50, keeping the best epoch's head.
         callbacks: Keras callbacks.
         verbose: As in ``model.fit``.
         cache: True (memory), False, a folder path (disk) or a `FeatureCache`.
@@ -117,7 +127,13 @@ def fit_frozen_head(
             f"Model '{model.name}' is not compiled. Call tltf.compile_model(model) "
             "or model.compile(...) before fit_frozen_head."
         )
-    callbacks = list(callbacks or [])
+    check_data(model, train_data, "train_data")
+    if validation_data is not None:
+        check_data(model, validation_data, "validation_data")
+    callbacks = as_list(callbacks)
+    if epochs == "auto":
+        epochs = AUTO_MAX_EPOCHS
+        callbacks.append(until_converged(validation_data is not None))
     reasons = cache_blockers(model) + [
         f"callback {type(cb).__name__} changes the base during training"
         for cb in callbacks
@@ -136,6 +152,9 @@ def fit_frozen_head(
     val = None
     if validation_data is not None:
         val = feature_set(model, validation_data, cache, shuffle=False, base=base)
+    for features, what in ((train, "train_data"), (val, "validation_data")):
+        if features is not None and features.arrays is not None:
+            check_classes(model, labels=features.arrays[1], what=what)
     batch_hooks = any(map(uses_batch_hooks, callbacks))
     with model.distribute_strategy.scope():  # Optimizer and metrics in it too.
         small = head_model(model)
@@ -145,6 +164,15 @@ def fit_frozen_head(
     history = _train_head(small, train, val, epochs, callback_list, batch_hooks)
     model.history = history
     return history
+
+
+def until_converged(has_validation: bool) -> keras.callbacks.Callback:
+    """Stops head training once it has not improved for `AUTO_PATIENCE` epochs."""
+    return keras.callbacks.EarlyStopping(
+        monitor="val_loss" if has_validation else "loss",
+        patience=AUTO_PATIENCE,
+        restore_best_weights=True,
+    )
 
 
 def _train_head(

@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from tltf.backbones.layers import find_backbone
+from tltf.data.inputs import as_batched
 from tltf.errors import ConfigError, DataError, TltfError
 from tltf.heads import find_head
 from tltf.training.feature_cache import (
@@ -286,7 +287,11 @@ def feature_set(
 
 
 def _extractor_model(model: keras.Model) -> keras.Model:
-    """The model from the inputs to the head's (unpooled) input (one per model)."""
+    """The model from the inputs to the head's (unpooled) input (one per model).
+
+    Its output is the head's input: base features, or ``[sequence, mask]``
+    for a head that pools over tokens (see `tltf.heads.split_inputs`).
+    """
     if model not in _EXTRACTORS:
         head_input = find_head(model).input
         _EXTRACTORS[model] = keras.Model(model.input, head_input, name="features")
@@ -301,8 +306,7 @@ def _pooler(model: keras.Model) -> Callable:
 
         @tf.function
         def pooled(x):
-            features = extractor(x, training=False)
-            return head.pool(features, mask=getattr(features, "_keras_mask", None))
+            return head.pool_inputs(extractor(x, training=False))
 
         _POOLERS[model] = pooled
     return _POOLERS[model]
@@ -328,17 +332,12 @@ def _extract(model: keras.Model, data: tf.data.Dataset) -> Iterator[tuple]:
         yield tuple(np.asarray(t) for t in out)
 
 
-def _as_dataset(data: tf.data.Dataset | tuple) -> tuple[tf.data.Dataset, bool]:
+def _as_dataset(data: Any) -> tuple[tf.data.Dataset, bool]:
     """Batched dataset of the data and whether it shuffles each epoch."""
-    if isinstance(data, tf.data.Dataset):
-        return data, _shuffles(data)
-    if isinstance(data, (tuple, list)) and len(data) in (2, 3):
-        ds = tf.data.Dataset.from_tensor_slices(tuple(data)).batch(32)
-        return ds, True
-    raise DataError(
-        "Data must be a batched tf.data.Dataset of (inputs, labels) or a tuple "
-        f"of arrays (x, y). Received: {type(data).__name__}"
-    )
+    batched = as_batched(data, what="data")
+    if isinstance(data, (tuple, list)):
+        return batched, True  # Arrays reshuffle every epoch, as in fit.
+    return batched, _shuffles(batched)
 
 
 def _shuffles(data: tf.data.Dataset) -> bool:

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 import keras
 
 from tltf.backbones.layers import Backbone, find_backbone
+from tltf.data.inputs import as_list
 
 
 def freeze_backbone(model: keras.Model) -> None:
@@ -30,13 +31,14 @@ def set_trainable_groups(model: keras.Model, groups: Iterable[str]) -> None:
 
     Args:
         model: A model built by a tltf builder.
-        groups: Names of the groups to train; other groups are frozen.
+        groups: Names of the groups to train (one name may be a bare
+            string); other groups are frozen.
 
     Raises:
         ConfigError: A name is not a group of this backbone.
     """
     backbone = find_backbone(model)
-    wanted = list(groups)
+    wanted = as_list(groups)
     unfrozen = {layer.name for g in wanted for layer in backbone.group_layers(g)}
     if not wanted:
         backbone.trainable = False

@@ -28,7 +28,9 @@ import numpy as np
 import tensorflow as tf
 
 from tltf.data.base import LoadedData
+from tltf.data.inputs import as_batched
 from tltf.errors import ConfigError, DataError
+from tltf.model import check_data
 
 SUGGESTIONS = ("valley", "steep", "minimum")
 
@@ -207,7 +209,8 @@ def find_learning_rate(
         >>> model.optimizer.learning_rate.assign(result.suggestion)
     """
     _check_arguments(model, min_lr, max_lr, num_steps, method, diverge)
-    dataset = _as_dataset(data, batch_size)
+    check_data(model, data)
+    dataset = as_batched(data, batch_size)
     sweep = LearningRateSweep(min_lr, max_lr, num_steps, beta=beta, diverge=diverge)
     with _restored(model):
         model.fit(
@@ -366,19 +369,6 @@ def _check_arguments(model, min_lr, max_lr, num_steps, method, diverge) -> None:
         raise ConfigError(f"Unknown method {method!r}; use one of {SUGGESTIONS}.")
     if diverge <= 1:
         raise ConfigError(f"diverge must be > 1. Received: {diverge!r}")
-
-
-def _as_dataset(data, batch_size: int) -> tf.data.Dataset:
-    if isinstance(data, LoadedData):
-        return data.train
-    if isinstance(data, tf.data.Dataset):
-        return data
-    if isinstance(data, tuple) and len(data) == 2:
-        return tf.data.Dataset.from_tensor_slices(data).batch(batch_size)
-    raise DataError(
-        "data must be a batched tf.data.Dataset of (inputs, labels), a "
-        f"tltf.data.LoadedData or an (x, y) tuple. Received: {type(data).__name__}"
-    )
 
 
 def _result(sweep: LearningRateSweep, method: str, plot_path) -> LRFinderResult:

@@ -22,8 +22,9 @@ import keras_tuner as kt
 import numpy as np
 import tensorflow as tf
 
-from tltf.data.base import LoadedData
-from tltf.errors import ConfigError, TltfError
+from tltf.data.base import LoadedData, class_names_of
+from tltf.data.inputs import as_batched, as_labels, as_list
+from tltf.errors import ConfigError, DataError, TltfError
 from tltf.training.tuning import (
     TransferHyperModel,
     TransferTuner,
@@ -232,22 +233,44 @@ def tune_learning_rate(
         train,
         validation_data=validation,
         epochs=epochs + fine,
-        callbacks=list(callbacks),
+        callbacks=as_list(callbacks),
         verbose=verbose,
     )
     return _result(tuner, hypermodel, done_before, counts)
 
 
 def _split_data(data, validation, num_classes):
+    """Batched train and validation data, and the number of classes."""
+    names = data.class_names if isinstance(data, LoadedData) else None
     if isinstance(data, LoadedData):
         validation = data.validation if validation is None else validation
-        return data.train, validation, num_classes or data.num_classes
-    if isinstance(data, tf.data.Dataset):
-        return data, validation, num_classes
-    raise ConfigError(
-        "data must be a tltf.data.LoadedData or a batched tf.data.Dataset of "
-        f"(inputs, labels). Received: {type(data).__name__}"
-    )
+    elif isinstance(data, tf.data.Dataset):
+        names = class_names_of(data)
+    elif isinstance(data, (tuple, list)) and len(data) in (2, 3):
+        labels = np.asarray(as_labels(data[1]))
+        top = int(labels.max()) if labels.size and labels.dtype.kind in "iu" else -1
+        num_classes = num_classes or (top + 1 if top >= 0 else None)
+        if num_classes is not None and top >= num_classes:
+            raise DataError(
+                f"The labels go up to {top} but num_classes={num_classes}. Pass "
+                f"num_classes={top + 1} or fix the labels."
+            )
+    else:
+        raise ConfigError(
+            "data must be a tltf.data.LoadedData, a batched tf.data.Dataset of "
+            "(inputs, labels) or an (inputs, labels) tuple. Received: "
+            f"{type(data).__name__}"
+        )
+    if names is not None and num_classes not in (None, len(names)):
+        raise DataError(
+            f"num_classes={num_classes} but the data has {len(names)} classes "
+            f"{names[:5]}. Leave num_classes=None to take the data's."
+        )
+    num_classes = num_classes or (len(names) if names else None)
+    train = as_batched(data, what="data", shuffle=True)
+    if validation is not None:
+        validation = as_batched(validation, split="validation", what="validation")
+    return train, validation, num_classes
 
 
 def _hypermodel(model, num_classes, args) -> TransferHyperModel:

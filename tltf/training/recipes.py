@@ -10,22 +10,32 @@ the base runs once instead of once per epoch.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from tltf.backbones.layers import find_backbone
 from tltf.data.base import LoadedData
+from tltf.data.inputs import as_list
 from tltf.errors import ConfigError
+from tltf.model import check_data
 from tltf.training.freezing import set_trainable_groups
 from tltf.training.optimizers import grouped_part
 from tltf.training.schedule import StageSpec, parse_schedule
 from tltf.training.unfreezing import StagedUnfreezing
 
 DEFAULT_BASE_LR = 2e-3
+# Once unfrozen, every rate is multiplied by lr_decay. fastai halves it for
+# CNNs; transformer encoders fine-tune at 1e-5 to 5e-5 (BERT, Devlin et al.
+# 2019), so text models take 0.05: at the default 1e-3 the head gets 5e-5 and
+# the top encoder layer about 3e-5.
+IMAGE_LR_DECAY = 0.5
+TEXT_LR_DECAY = 0.05
 
 
 def fine_tune(
@@ -34,10 +44,10 @@ def fine_tune(
     val_data: Any = None,
     *,
     epochs: int,
-    freeze_epochs: int = 1,
+    freeze_epochs: int | str = "auto",
     base_lr: float | None = None,
     lr_mult: float = 100.0,
-    lr_decay: float = 0.5,
+    lr_decay: float | None = None,
     schedule: str | Mapping[int, StageSpec] = "all",
     warmup_steps: int = 0,
     train_bn: bool | None = None,
@@ -50,17 +60,24 @@ def fine_tune(
     Args:
         model: A model built by a tltf builder (compiled or not).
         train_data: A batched ``tf.data.Dataset`` of ``(inputs, labels)``,
-            arrays ``(x, y)``, or a `tltf.data.LoadedData` (its validation
-            split is used when ``val_data`` is None).
+            arrays or lists ``(x, y)``, or a `tltf.data.LoadedData` (its
+            validation split is used when ``val_data`` is None).
         val_data: Validation data in the same form, or None.
         epochs: Epochs after unfreezing.
-        freeze_epochs: Epochs of head-only training first (0 to skip).
+        freeze_epochs: Epochs of head-only training first (0 to skip), or
+            ``"auto"``: when the head can train on cached base features
+            (cheap), `fit_frozen_head`'s ``epochs="auto"`` (until the
+            validation loss, or the training loss without validation data,
+            has not improved for 3 epochs, at most 50, keeping the best
+            epoch's head); else 1 epoch.
         base_lr: Head rate while frozen; None keeps the compiled optimizer's
             rate (or 2e-3 if the model is not compiled).
         lr_mult: Ratio between the head's rate and the earliest group's rate
             once unfrozen (fastai's ``lr_mult``).
         lr_decay: Once the base is unfrozen, every rate is multiplied by
-            this (0.5: fastai halves ``base_lr``).
+            this. None: 0.5 for image models (fastai halves ``base_lr``),
+            0.05 for text models (transformer encoders fine-tune at rates
+            around 1e-5 to 5e-5).
         schedule: How the base unfreezes after the frozen epochs: ``"all"``
             at once, ``"gradual"`` (one more group per epoch, ULMFiT),
             ``"gradual:n"`` (one more every n epochs), ``"plateau"`` (one more
@@ -69,42 +86,49 @@ def fine_tune(
             from the first unfrozen epoch.
         warmup_steps: Linear warm-up of newly unfrozen groups' rates.
         train_bn: If not None, whether BatchNorm layers of the base train.
-        callbacks: Keras callbacks for both phases.
+        callbacks: Keras callbacks for both phases (one callback, or a list).
         cache_features: Use frozen-base feature caching when safe.
         verbose: As in ``model.fit``.
 
     Returns:
-        One ``History`` for all ``freeze_epochs + epochs`` epochs, with
-        ``stage``, ``trainable_params`` and ``lr_<group>`` per epoch.
+        One ``History`` for all frozen and unfrozen epochs, with ``stage``,
+        ``trainable_params`` and ``lr_<group>`` per epoch.
 
     Raises:
         ConfigError: Bad epochs, rates or schedule; a learning-rate schedule
             object together with ``base_lr``.
+        DataError: Labels that do not fit the model's classes.
 
     Example:
         >>> model = tltf.build_image_classifier(
         ...     "keras:mobilenet_v2", 3, weights=None, input_shape=(32, 32, 3))
         >>> history = tltf.fine_tune(model, data.train, data.validation, epochs=2)
     """
+    check_data(model, train_data, "train_data")
     if isinstance(train_data, LoadedData):
         val_data = train_data.validation if val_data is None else val_data
         train_data = train_data.train
     _check_counts(epochs, freeze_epochs, lr_mult)
-    unfreezing = StagedUnfreezing(
-        _full_schedule(model, schedule, freeze_epochs),
+    plan = _Plan(
+        model,
+        schedule,
         monitor="val_loss" if val_data is not None else "loss",
-        stage_lr_decay=[1.0, lr_decay] if freeze_epochs else [lr_decay],
-        discriminative=(1.0 / lr_mult, 1.0),
+        lr_mult=lr_mult,
+        lr_decay=default_lr_decay(model) if lr_decay is None else lr_decay,
         warmup_steps=warmup_steps,
         train_bn=train_bn,
         verbose=0 if verbose == 0 else 1,
     )
-    unfreezing.check(model)
+    auto = freeze_epochs == "auto"
+    plan.unfreezing(1 if auto else freeze_epochs).check(model)
     _prepare(model, base_lr)
-    callbacks = list(callbacks or [])
-    total = freeze_epochs + epochs
+    callbacks = as_list(callbacks)
     frozen_fit = _cached_frozen_fit(model, callbacks) if cache_features else None
+    if auto and frozen_fit is None:
+        freeze_epochs = 1  # The base runs every epoch: fastai's one epoch.
     if freeze_epochs == 0 or frozen_fit is None:
+        unfreezing = plan.unfreezing(freeze_epochs)
+        total = freeze_epochs + epochs
         return _fit(
             model, train_data, val_data, 0, total, [unfreezing, *callbacks], verbose
         )
@@ -117,26 +141,64 @@ def fine_tune(
         verbose=verbose,
     )
     _add_frozen_stage_logs(first, model)
+    done = len(first.epoch)
     second = _fit(
         model,
         train_data,
         val_data,
-        freeze_epochs,
-        total,
-        [unfreezing, *callbacks],
+        done,
+        done + epochs,
+        [plan.unfreezing(done), *callbacks],
         verbose,
     )
     model.history = _merge(first, second, model)
     return model.history
 
 
-def _check_counts(epochs: int, freeze_epochs: int, lr_mult: float) -> None:
-    for name, value in (("epochs", epochs), ("freeze_epochs", freeze_epochs)):
+@dataclasses.dataclass
+class _Plan:
+    """How fine_tune unfreezes, whatever the number of frozen epochs."""
+
+    model: keras.Model
+    schedule: str | Mapping[int, StageSpec]
+    monitor: str
+    lr_mult: float
+    lr_decay: float
+    warmup_steps: int
+    train_bn: bool | None
+    verbose: int
+
+    def unfreezing(self, frozen_epochs: int) -> StagedUnfreezing:
+        """`StagedUnfreezing` for the schedule after ``frozen_epochs``."""
+        return StagedUnfreezing(
+            _full_schedule(self.model, self.schedule, frozen_epochs),
+            monitor=self.monitor,
+            stage_lr_decay=[1.0, self.lr_decay] if frozen_epochs else [self.lr_decay],
+            discriminative=(1.0 / self.lr_mult, 1.0),
+            warmup_steps=self.warmup_steps,
+            train_bn=self.train_bn,
+            verbose=self.verbose,
+        )
+
+
+def default_lr_decay(model: keras.Model) -> float:
+    """The unfrozen stage's rate multiplier for the model's modality."""
+    text = any(x.dtype == "string" for x in tf.nest.flatten(model.inputs))
+    return TEXT_LR_DECAY if text else IMAGE_LR_DECAY
+
+
+def _check_counts(epochs: int, freeze_epochs: int | str, lr_mult: float) -> None:
+    counts = [("epochs", epochs)]
+    if freeze_epochs != "auto":
+        counts.append(("freeze_epochs", freeze_epochs))
+    for name, value in counts:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ConfigError(
-                f"{name} must be an integer >= 0. Received: {name}={value!r}."
+                f"{name} must be an integer >= 0"
+                + (' or "auto"' if name == "freeze_epochs" else "")
+                + f". Received: {name}={value!r}."
             )
-    if epochs + freeze_epochs == 0:
+    if freeze_epochs != "auto" and epochs + freeze_epochs == 0:
         raise ConfigError("fine_tune needs epochs + freeze_epochs >= 1. Received: 0.")
     if not isinstance(lr_mult, (int, float)) or lr_mult < 1:
         raise ConfigError(

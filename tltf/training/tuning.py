@@ -31,6 +31,7 @@ import tensorflow as tf
 from tltf import builders
 from tltf.backbones.layers import find_backbone
 from tltf.backbones.registry import get_backbone
+from tltf.data.inputs import as_list
 from tltf.errors import ConfigError, TltfError
 from tltf.heads import compile_defaults, find_head
 from tltf.training import caching
@@ -166,7 +167,7 @@ class TransferHyperModel(kt.HyperModel):
         Returns:
             One ``History`` covering both stages.
         """
-        callbacks = list(callbacks or [])
+        callbacks = as_list(callbacks)
         head_end = self._head_end(epochs)
         histories = []
         with _scope_of(model):

@@ -22,9 +22,9 @@ import numpy as np
 import tensorflow as tf
 
 from tltf.data.base import LoadedData
+from tltf.data.inputs import as_batched, as_inputs, is_string_input
 from tltf.errors import ConfigError, DataError
 
-DEFAULT_BATCH_SIZE = 32
 UNLABELED = -1
 
 
@@ -69,10 +69,12 @@ def prepare_distillation_data(
         raise ConfigError(
             f"batch_size must be an integer >= 1. Received: {batch_size!r}"
         )
-    train = as_batched(train_data, batch_size, "train_data")
+    train = as_batched(train_data, batch_size, what="train_data")
     size = batch_size or first_batch_size(train, "train_data")
     extra = None if unlabeled is None else as_unlabeled(unlabeled, size)
-    val = None if val_data is None else as_batched(val_data, size, "val_data")
+    val = None
+    if val_data is not None:
+        val = as_batched(val_data, size, split="validation", what="val_data")
     if not cache_teacher:
         return _streamed(train, extra, seed), _streamed(val, None, None)
     check = {"teacher": teacher, "num_classes": num_classes}
@@ -87,34 +89,14 @@ def prepare_distillation_data(
     return cached_train, cached_val
 
 
-def as_batched(data: Any, batch_size: int | None, what: str) -> tf.data.Dataset:
-    """A batched ``(inputs, labels)`` dataset from a dataset or arrays."""
-    if isinstance(data, LoadedData):
-        data = data.train if what == "train_data" else data.validation
-    if isinstance(data, tf.data.Dataset):
-        return data
-    if isinstance(data, list | tuple) and len(data) == 2:
-        x, y = data
-        try:
-            ds = tf.data.Dataset.from_tensor_slices((x, np.asarray(y)))
-        except (ValueError, TypeError, tf.errors.InvalidArgumentError) as error:
-            raise DataError(
-                f"{what} arrays could not be paired; inputs and labels need the "
-                f"same first dimension. Received: {error}"
-            ) from error
-        return ds.batch(batch_size or DEFAULT_BATCH_SIZE)
-    raise DataError(
-        f"{what} must be a batched tf.data.Dataset of (inputs, label), an "
-        f"(x, y) tuple of arrays, or a tltf LoadedData. Received: {type(data).__name__}"
-    )
-
-
 def as_unlabeled(data: Any, batch_size: int) -> tf.data.Dataset:
     """A batched dataset of inputs only (a tuple's first item is the input)."""
     if isinstance(data, tf.data.Dataset):
         if isinstance(data.element_spec, tuple):
             return data.map(lambda *element: element[0])
         return data
+    if is_string_input(data):
+        data = as_inputs(data, "unlabeled")
     if isinstance(data, list | tuple | np.ndarray | dict):
         return tf.data.Dataset.from_tensor_slices(data).batch(batch_size)
     raise DataError(

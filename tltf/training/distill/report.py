@@ -21,10 +21,10 @@ import numpy as np
 import tensorflow as tf
 
 from tltf.data.base import LoadedData
+from tltf.data.inputs import as_batched
 from tltf.errors import ConfigError, DataError
 from tltf.export import export_saved_model
 from tltf.metrics import MacroF1
-from tltf.training.distill.data import as_batched
 
 DEFAULT_LATENCY_RUNS = 20
 
@@ -85,10 +85,11 @@ def distillation_report(
         raise ConfigError(
             f"latency_runs must be an integer >= 1. Received: {latency_runs!r}"
         )
-    if isinstance(data, LoadedData):
-        data = data.validation if data.validation is not None else data.train
+    split = "train"
+    if isinstance(data, LoadedData) and data.validation is not None:
+        split = "validation"
     labels, probs, example = _predict_both(
-        (teacher, student), as_batched(data, batch_size, "data")
+        (teacher, student), as_batched(data, batch_size, split=split)
     )
     labelled = labels >= 0
     if not labelled.any():

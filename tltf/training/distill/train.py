@@ -10,8 +10,10 @@ import keras
 import tensorflow as tf
 
 from tltf.builders import DEFAULT_LEARNING_RATE
+from tltf.data.inputs import as_list
 from tltf.distribute.scope import resolve_strategy, strategy_scope
 from tltf.errors import ConfigError
+from tltf.model import check_data
 from tltf.training.distill.data import prepare_distillation_data
 from tltf.training.distill.distiller import Distiller
 from tltf.training.distill.loss import (
@@ -101,6 +103,8 @@ def distill(
     """
     validate_distillation(temperature, alpha)
     _check_training_args(student, epochs)
+    if not isinstance(train_data, (tuple, list)):  # Array labels may be -1.
+        check_data(student, train_data, "train_data")
     resolve_strategy(strategy, teacher)
     with strategy_scope(strategy, student):
         distiller = Distiller(teacher, student, temperature=temperature, alpha=alpha)
@@ -122,7 +126,7 @@ def distill(
         train,
         validation_data=val,
         epochs=epochs,
-        callbacks=list(callbacks or []),
+        callbacks=as_list(callbacks),
         shuffle=False,  # The data shuffles itself (cached data: every epoch).
         verbose=verbose,
     )

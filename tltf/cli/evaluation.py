@@ -1,0 +1,238 @@
+"""What ``tltf evaluate`` scores and where it writes, decided before any work.
+
+- The split: by default the held-out validation split of the training run
+  (same ``validation_split`` and ``seed`` as ``run.json`` records, else the
+  loader's defaults), so training examples are not scored. Data other than
+  the run's is a separate test set and is scored whole. ``--split`` says
+  otherwise: ``validation``, ``train`` or ``all``.
+- The data kind: an image model on a CSV (or a text model on an image
+  folder) is one clear error.
+- The folder: a report is never replaced silently. Without ``--output`` a
+  new folder next to the model is used when the run's ``evaluation/`` holds a
+  report; with ``--output`` an existing report needs ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tltf.errors import ConfigError
+
+SPLITS = ("validation", "train", "all")
+EVALUATION_DIR = "evaluation"
+REPORT_FILE = "report.json"
+_SOURCES = ("data", "csv", "tfds")
+_SOURCE_MODALITY = {"data": "image", "csv": "text"}
+_FLAGS = {
+    "image": "--data <image folder> (or --tfds <image dataset>)",
+    "text": "--csv <file> with --text-column and --label-column "
+    "(or --tfds <text dataset>)",
+}
+
+
+@dataclasses.dataclass
+class Plan:
+    """The split to score and the options to load the data with.
+
+    Attributes:
+        split: ``"validation"``, ``"train"`` or ``"all"``.
+        data_options: Options for `tltf.cli.options.load_data`.
+        why: How the split was chosen, for the user.
+    """
+
+    split: str
+    data_options: dict[str, Any]
+    why: str
+
+
+# --- settings of the training run ---
+
+
+def split_settings(source: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``validation_split`` and ``seed`` the loader of ``source`` uses.
+
+    Args:
+        source: ``"data"``, ``"csv"`` or ``"tfds"``.
+        options: The user's options; settings they give win over defaults.
+
+    Returns:
+        ``{"validation_split": ..., "seed": ...}`` for image folders and
+        CSV files (recorded in ``run.json``), ``{}`` for TFDS, whose splits
+        are fixed.
+    """
+    import tltf
+
+    loader = {"data": tltf.data.image_folder, "csv": tltf.data.text_csv}
+    if source not in loader:
+        return {}
+    params = inspect.signature(loader[source]).parameters
+    settings = {k: params[k].default for k in ("validation_split", "seed")}
+    settings.update({k: options[k] for k in settings if k in options})
+    return settings
+
+
+def plan(options: Mapping[str, Any], source: str, run: Mapping[str, Any]) -> Plan:
+    """Chooses the split and the data options of ``tltf evaluate``.
+
+    Args:
+        options: The user's options (``split`` among them, maybe).
+        source: The data flag given: ``"data"``, ``"csv"`` or ``"tfds"``.
+        run: The training run's ``run.json`` (``{}`` when there is none).
+
+    Returns:
+        The `Plan`.
+
+    Raises:
+        ConfigError: An unknown ``--split``.
+    """
+    split = options.get("split")
+    if split is not None and split not in SPLITS:
+        raise ConfigError(f"--split must be one of {SPLITS}. Received: {split!r}")
+    settings = split_settings(source, {})
+    # What the user gave to `tltf train`, then what it recorded as used.
+    for record in (run.get("options") or {}, run.get("data") or {}):
+        settings.update({k: record[k] for k in settings if k in record})
+    data_options = {**settings, **options}
+    same = _same_data(options, source, run)
+    if split is not None:
+        return Plan(split, data_options, "--split")
+    if same is False:
+        return Plan("all", data_options, "not the data the model was trained on")
+    return Plan("validation", data_options, _held_out_why(settings, data_options, run))
+
+
+def _held_out_why(
+    settings: Mapping[str, Any], data_options: Mapping[str, Any], run: Mapping
+) -> str:
+    used = ", ".join(f"{k}={data_options[k]}" for k in settings)
+    if not used:
+        why = "the dataset's validation split"
+    elif run:
+        why = f"held out by the training run with {used}"
+    else:
+        why = f"held out with the loader's defaults {used}"
+    return why + "; --split all for every example"
+
+
+def _same_data(
+    options: Mapping[str, Any], source: str, run: Mapping[str, Any]
+) -> bool | None:
+    """Whether ``options`` point at the run's training data (None: unknown)."""
+    recorded = run.get("data") or {}
+    if "path" in recorded:  # Absolute, so the folder `tltf train` ran in is moot.
+        given = options[source] if source == "tfds" else Path(options[source]).resolve()
+        return recorded.get("source") == source and str(given) == recorded["path"]
+    trained = run.get("options") or {}
+    if not any(k in trained for k in _SOURCES):
+        return None
+    if source not in trained:
+        return False
+    if source == "tfds":
+        return trained[source] == options[source]
+    return Path(trained[source]).resolve() == Path(options[source]).resolve()
+
+
+def data_record(source: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``run.json`` keeps about the training data, for `tltf evaluate`.
+
+    Returns:
+        ``{"source", "path", "validation_split", "seed"}``: the data flag,
+        the absolute path (or TFDS name) and the split settings used.
+    """
+    value = options[source]
+    path = value if source == "tfds" else str(Path(value).resolve())
+    return {"source": source, "path": path, **split_settings(source, options)}
+
+
+# --- the data kind ---
+
+
+def model_modality(model: Any, run: Mapping[str, Any]) -> str:
+    """``"text"`` for models that take strings, else ``"image"``."""
+    if run.get("modality") in ("image", "text"):
+        return run["modality"]
+    return "text" if model.inputs[0].dtype == "string" else "image"
+
+
+def check_modality(model_kind: str, data_kind: str | None, flag: str) -> None:
+    """Raises one clear line when the data is not what the model takes.
+
+    Args:
+        model_kind: ``"image"`` or ``"text"``.
+        data_kind: The data's kind; None when not known yet (TFDS).
+        flag: The data flag given, e.g. ``"--csv"``.
+
+    Raises:
+        ConfigError: The kinds differ.
+    """
+    if data_kind is None or data_kind == model_kind:
+        return
+    raise ConfigError(
+        f"This model takes {model_kind}s, but {flag} gives {data_kind}s. "
+        f"Pass {_FLAGS[model_kind]}."
+    )
+
+
+def source_modality(source: str) -> str | None:
+    """The data kind a flag gives before loading (None for TFDS)."""
+    return _SOURCE_MODALITY.get(source)
+
+
+# --- the split and the report folder ---
+
+
+def pick_split(data: Any, split: str) -> tuple[Any, int, str]:
+    """``(dataset, examples, description)`` of ``split`` of a `LoadedData`.
+
+    Raises:
+        ConfigError: ``validation`` when the data has no validation split.
+    """
+    if split == "validation":
+        if data.validation is None or not data.num_validation:
+            raise ConfigError(
+                "There is no held-out validation split (the training run used "
+                "validation_split=0). Pass --split all to score every example, "
+                "training ones included, or evaluate a separate test set."
+            )
+        return data.validation, data.num_validation, "the validation split"
+    if split == "train":
+        return data.train, data.num_train, "the training split"
+    total = data.num_train + data.num_validation
+    if data.validation is None:
+        return data.train, total, "every example"
+    return data.train.concatenate(data.validation), total, "every example"
+
+
+def report_folder(
+    output: str | None, model_folder: Path, overwrite: bool
+) -> tuple[Path, str | None]:
+    """The folder for the report, and a note when it is not the default one.
+
+    Args:
+        output: The ``--output`` folder, or None.
+        model_folder: The folder of the model (the training run).
+        overwrite: ``--overwrite`` was given.
+
+    Returns:
+        ``(folder, note)``. Without ``--output``, a run whose
+        ``evaluation/`` already holds a report gets ``evaluation-2/`` (or the
+        next free number) and a note saying so.
+    """
+    if output is not None:
+        return Path(output), None
+    default = model_folder / EVALUATION_DIR
+    if overwrite or not (default / REPORT_FILE).exists():
+        return default, None
+    n = 2
+    while (model_folder / f"{EVALUATION_DIR}-{n}" / REPORT_FILE).exists():
+        n += 1
+    folder = model_folder / f"{EVALUATION_DIR}-{n}"
+    note = (
+        f"{default / REPORT_FILE} exists (kept); writing to {folder} instead "
+        "(--output picks the folder, --overwrite replaces the report)."
+    )
+    return folder, note

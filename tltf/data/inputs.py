@@ -1,0 +1,198 @@
+"""User data in, batched datasets out: the one place tltf reads what users pass.
+
+Every tltf function that takes data, and the ``fit``, ``evaluate`` and
+``predict`` of the models the builders return, turn it into model inputs or
+a batched ``(inputs, labels[, sample weights])`` dataset here, with the same
+rules:
+
+- strings go in as KerasHub tasks take them: a Python list of ``str``, a
+  NumPy unicode (``<U..``), bytes or object array, a pandas ``Series`` or
+  ``Index``, a ``tf.Tensor``; a bare ``str`` is one example;
+- a `LoadedData` gives its ``train`` (or ``validation``) split;
+- a ``tf.data.Dataset`` is used as it is;
+- a tuple ``(x, y)`` or ``(x, y, sample_weight)`` of arrays is batched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from tltf.data.base import LoadedData
+from tltf.errors import DataError
+
+DEFAULT_BATCH_SIZE = 32
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "as_batched",
+    "as_inputs",
+    "as_labels",
+    "as_list",
+    "is_string_input",
+]
+
+
+def as_list(value: Any) -> list[Any]:
+    """A list from a list-like argument; a bare string is one item.
+
+    ``set_trainable_groups(model, "top")`` means the group ``"top"``, not the
+    groups ``"t"``, ``"o"`` and ``"p"``; likewise one callback, one text or
+    one class name where a list is expected.
+
+    Args:
+        value: A string, another single object, an iterable, or None.
+
+    Returns:
+        ``[]`` for None, ``[value]`` for a string or a non-iterable object,
+        else ``list(value)``.
+    """
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        return [value]
+    return list(value)
+
+
+def is_string_input(x: Any) -> bool:
+    """Whether ``x`` holds text in a form `as_inputs` converts."""
+    if isinstance(x, (str, bytes)):
+        return True
+    if _is_pandas(x):
+        return getattr(x.dtype, "kind", "") in "USO"  # pandas' str dtype is "O".
+    if isinstance(x, np.ndarray):
+        return x.dtype.kind in "USO"
+    if isinstance(x, (list, tuple)):
+        return bool(x) and all(isinstance(item, (str, bytes)) for item in x)
+    return False
+
+
+def as_inputs(x: Any, what: str = "x") -> Any:
+    """Model inputs from what a user passes; text becomes an object array.
+
+    Args:
+        x: Inputs: arrays, tensors, a dataset, or text in any form listed in
+            the module docstring.
+        what: How error messages name the argument.
+
+    Returns:
+        ``x`` with text as a 1-D NumPy object array (what Keras' ``fit``,
+        ``evaluate`` and ``predict`` and ``tf.data`` accept); other inputs
+        unchanged.
+
+    Raises:
+        DataError: Empty text input.
+    """
+    if not is_string_input(x) and not (isinstance(x, (list, tuple)) and not x):
+        return x
+    if isinstance(x, (str, bytes)):
+        x = [x]
+    array = x.to_numpy(dtype=object) if _is_pandas(x) else np.asarray(x, dtype=object)
+    if array.size == 0:
+        raise DataError(
+            f"{what} is empty: there is nothing to run the model on. Pass at "
+            "least one example."
+        )
+    if array.ndim != 1:
+        raise DataError(
+            f"{what} must be one string per example (a 1-D list or array). "
+            f"Received an array of shape {array.shape}."
+        )
+    if any(isinstance(item, bytes) for item in array[:1]):
+        # Keras reads object arrays of str only; bytes are UTF-8 text.
+        array = np.array([_text(item) for item in array], dtype=object)
+    return array
+
+
+def _text(item: Any) -> Any:
+    return item.decode("utf-8", errors="replace") if isinstance(item, bytes) else item
+
+
+def as_labels(y: Any) -> Any:
+    """Labels as an array (lists and pandas objects included); None stays None."""
+    if y is None or isinstance(y, (tf.Tensor, tf.data.Dataset)):
+        return y
+    return y.to_numpy() if _is_pandas(y) else np.asarray(y)
+
+
+def as_batched(
+    data: Any,
+    batch_size: int | None = None,
+    *,
+    split: str = "train",
+    what: str = "data",
+    shuffle: bool = False,
+) -> tf.data.Dataset:
+    """A batched ``(inputs, labels[, sample weights])`` dataset from user data.
+
+    Args:
+        data: A `LoadedData`, a batched ``tf.data.Dataset``, or a tuple
+            ``(x, y)`` / ``(x, y, sample_weight)`` of arrays or lists.
+        batch_size: Batch size for arrays; None for `DEFAULT_BATCH_SIZE`.
+            Datasets keep their own batching.
+        split: ``"train"`` or ``"validation"``: which split of a `LoadedData`.
+        what: How error messages name the argument.
+        shuffle: Shuffle arrays anew every epoch (as ``model.fit`` does).
+
+    Returns:
+        The batched dataset.
+
+    Raises:
+        DataError: An unsupported type, a `LoadedData` without that split,
+            text without labels, or inputs and labels of different lengths.
+    """
+    if isinstance(data, LoadedData):
+        ds = data.train if split == "train" else data.validation
+        if ds is None:
+            raise DataError(
+                f"{what} has no {split} split. Load it with a validation_split "
+                "> 0, or pass the validation data explicitly."
+            )
+        return ds
+    if isinstance(data, tf.data.Dataset):
+        return data
+    if (
+        isinstance(data, (tuple, list))
+        and len(data) in (2, 3)
+        and not (is_string_input(data))
+    ):
+        return _from_arrays(data, batch_size or DEFAULT_BATCH_SIZE, what, shuffle)
+    raise DataError(
+        f"{what} must be a tltf.data.LoadedData, a batched tf.data.Dataset of "
+        "(inputs, labels), or a tuple (inputs, labels) of arrays or lists. "
+        f"Received: {_describe(data)}"
+    )
+
+
+def _from_arrays(
+    data: Sequence[Any], batch_size: int, what: str, shuffle: bool
+) -> tf.data.Dataset:
+    x, y, *w = data
+    parts = (as_inputs(x, f"{what} inputs"), as_labels(y), *map(as_labels, w))
+    lengths = {len(part) for part in parts}
+    if len(lengths) != 1:
+        raise DataError(
+            f"{what}: inputs, labels (and sample weights) need one entry per "
+            f"example. Received lengths {[len(part) for part in parts]}."
+        )
+    if 0 in lengths:
+        raise DataError(f"{what} is empty. Pass at least one example.")
+    ds = tf.data.Dataset.from_tensor_slices(parts)
+    if shuffle:
+        ds = ds.shuffle(len(parts[1]), reshuffle_each_iteration=True)
+    return ds.batch(batch_size)
+
+
+def _is_pandas(x: Any) -> bool:
+    return type(x).__module__.partition(".")[0] == "pandas" and hasattr(x, "to_numpy")
+
+
+def _describe(data: Any) -> str:
+    if isinstance(data, (str, bytes)):
+        return f"a single string {data!r:.40}"
+    if isinstance(data, (tuple, list)):
+        return f"a {type(data).__name__} of {len(data)} items"
+    return type(data).__name__

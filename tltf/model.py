@@ -1,0 +1,281 @@
+"""The model class the builders return: a Keras functional model that takes data
+the way users have it.
+
+`TransferModel` is an ordinary functional ``keras.Model`` (it saves, reloads,
+distributes and exports like one) whose ``fit``, ``evaluate`` and ``predict``
+read inputs as KerasHub tasks do: text as a Python list, a NumPy unicode or
+object array, a pandas ``Series`` or one bare string (`tltf.data.inputs`).
+Before training they also check the labels against the head's classes
+(`check_classes`), so a wrong ``num_classes`` fails with one clear line
+instead of a graph error, or training that looks fine and is not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tltf.data.base import LoadedData, class_names_of
+from tltf.data.inputs import as_inputs, as_labels, is_string_input
+from tltf.errors import DataError
+from tltf.heads import Head
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "TransferModel",
+    "check_classes",
+    "check_data",
+    "check_inputs",
+    "label_errors",
+]
+
+
+@keras.saving.register_keras_serializable(package="tltf")
+class TransferModel(keras.Model):
+    """A functional model built by a tltf builder.
+
+    Construct it like ``keras.Model(inputs, outputs, name=...)``. Everything
+    Keras does with a functional model works the same; ``fit``, ``evaluate``
+    and ``predict`` (and their ``*_on_batch`` forms) also accept text as
+    Python lists, NumPy unicode arrays and pandas objects, and ``fit`` and
+    ``evaluate`` check the labels against the head's number of classes.
+
+    Example:
+        >>> model = tltf.build_text_classifier(
+        ...     "kerashub:all-minilm-l6-v2", 2, sequence_length=32)
+        >>> model.predict(["a fine film", "a dull one"]).shape
+        (2, 2)
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # *args/**kwargs keep Keras reviving it as a functional model.
+        super().__init__(*args, **kwargs)
+
+    def fit(self, x=None, y=None, *args: Any, validation_data=None, **kwargs: Any):
+        x, y = self._user_data(x, y, "x")
+        validation_data = self._user_validation(validation_data)
+        with label_errors(self):
+            return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args: Any, **kwargs: Any):
+        x, y = self._user_data(x, y, "x")
+        with label_errors(self):
+            return super().evaluate(x, y, *args, **kwargs)
+
+    def predict(self, x, *args: Any, **kwargs: Any):
+        x = as_inputs(x)
+        check_inputs(self, x)
+        return super().predict(x, *args, **kwargs)
+
+    def train_on_batch(self, x, y=None, *args: Any, **kwargs: Any):
+        x, y = self._user_data(x, y, "x")
+        with label_errors(self):
+            return super().train_on_batch(x, y, *args, **kwargs)
+
+    def test_on_batch(self, x, y=None, *args: Any, **kwargs: Any):
+        x, y = self._user_data(x, y, "x")
+        with label_errors(self):
+            return super().test_on_batch(x, y, *args, **kwargs)
+
+    def predict_on_batch(self, x):
+        return super().predict_on_batch(as_inputs(x))
+
+    def _user_data(self, x: Any, y: Any, what: str) -> tuple[Any, Any]:
+        x, y = as_inputs(x, what), as_labels(y)
+        check_inputs(self, x, what)
+        if isinstance(x, tf.data.Dataset):
+            check_classes(self, class_names=class_names_of(x), what=what)
+        elif isinstance(y, np.ndarray):
+            check_classes(self, labels=y, what="y")
+        return x, y
+
+    def _user_validation(self, data: Any) -> Any:
+        if isinstance(data, (tuple, list)) and len(data) in (2, 3):
+            x, y = self._user_data(data[0], data[1], "validation_data")
+            return (x, y, *data[2:])
+        if isinstance(data, tf.data.Dataset):
+            check_classes(self, class_names=class_names_of(data), what="validation")
+        return data
+
+
+# --- labels against the head ---
+
+
+def check_classes(
+    model: keras.Model,
+    *,
+    labels: Any = None,
+    class_names: list[str] | None = None,
+    what: str = "the data",
+) -> None:
+    """Fails clearly when labels cannot belong to the model's classes.
+
+    A multiclass head with ``n`` outputs takes integer labels ``0..n-1``;
+    data that names its classes (a `tltf.data.LoadedData`) must have ``n``
+    of them. Labels that use fewer classes than the head has are allowed
+    (a small sample may miss some) and logged.
+
+    Args:
+        model: A model with a tltf `Head` (others are not checked).
+        labels: Integer labels, if known.
+        class_names: The data's class names, if known.
+        what: How the message names the data.
+
+    Raises:
+        DataError: The data has another number of classes, a label is out of
+            range, or labels are not integers.
+    """
+    head = _head_of(model)
+    if head is None or head.task != "multiclass":
+        return
+    n = head.num_outputs
+    if class_names is not None and len(class_names) != n:
+        raise DataError(
+            f"The model has {n} classes but {what} has {len(class_names)} "
+            f"classes ({_preview(class_names)}). Build the model with "
+            f"num_classes={len(class_names)} (data.num_classes)."
+        )
+    if labels is not None and np.size(labels):
+        _check_label_values(np.asarray(labels), n, what)
+
+
+def check_data(model: keras.Model, data: Any, what: str = "data") -> None:
+    """Checks user data against the model without reading it all.
+
+    Checks that the inputs are text for a text model and not text for an
+    image model (`check_inputs`), the class names of a `tltf.data.LoadedData`
+    (or of one of its splits) and the labels of an ``(x, y[, w])`` tuple;
+    other datasets' labels are checked as they are read (`label_errors`).
+
+    Args:
+        model: A model with a tltf `Head`.
+        data: Anything `tltf.data.inputs.as_batched` accepts.
+        what: How the message names the data.
+
+    Raises:
+        DataError: As `check_classes`.
+    """
+    if isinstance(data, LoadedData):
+        check_inputs(model, data.train, what)
+        check_classes(model, class_names=data.class_names, what=what)
+    elif isinstance(data, tf.data.Dataset):
+        check_inputs(model, data, what)
+        check_classes(model, class_names=class_names_of(data), what=what)
+    elif isinstance(data, (tuple, list)) and len(data) in (2, 3):
+        check_inputs(model, data[0], what)
+        labels = as_labels(data[1])
+        if isinstance(labels, np.ndarray):
+            check_classes(model, labels=labels, what=f"{what} labels")
+
+
+def check_inputs(model: keras.Model, x: Any, what: str = "x") -> None:
+    """Fails clearly when a text model gets no text, or an image model text.
+
+    Args:
+        model: A functional model (its first input's dtype tells its kind).
+        x: Inputs: arrays, tensors, lists or a dataset of ``(inputs, ...)``.
+        what: How the message names the data.
+
+    Raises:
+        DataError: Text for a model of numeric inputs, or the reverse.
+    """
+    expects_text = _takes_text(model)
+    is_text = _holds_text(x)
+    if expects_text is None or is_text is None or expects_text == is_text:
+        return
+    if expects_text:
+        raise DataError(
+            f"Model '{model.name}' takes text, but {what} holds numbers (e.g. "
+            "images). Pass strings: a list, an array or a dataset of them, or "
+            "build an image model (tltf.build_image_classifier) for this data."
+        )
+    raise DataError(
+        f"Model '{model.name}' takes numeric inputs (e.g. pixels), but {what} "
+        "holds text. Build a text model (tltf.build_text_classifier) for this "
+        "data, or pass the images."
+    )
+
+
+def _takes_text(model: keras.Model) -> bool | None:
+    inputs = tf.nest.flatten(getattr(model, "inputs", None) or [])
+    if len(inputs) != 1:
+        return None
+    return str(inputs[0].dtype) == "string"
+
+
+def _holds_text(x: Any) -> bool | None:
+    if isinstance(x, tf.data.Dataset):
+        spec = x.element_spec
+        spec = spec[0] if isinstance(spec, tuple) else spec
+        leaves = tf.nest.flatten(spec)
+        return leaves[0].dtype == tf.string if len(leaves) == 1 else None
+    if is_string_input(x):
+        return True
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:
+        return None
+    return tf.as_dtype(dtype) == tf.string if isinstance(x, tf.Tensor) else False
+
+
+def _check_label_values(labels: np.ndarray, n: int, what: str) -> None:
+    if labels.ndim == 2 and labels.shape[-1] != 1:
+        return  # One-hot or soft targets: Keras checks their width.
+    if labels.dtype.kind not in "iub" and not (
+        labels.dtype.kind == "f" and np.all(np.mod(labels, 1) == 0)
+    ):
+        raise DataError(
+            f"{what} must hold integer class labels 0..{n - 1}. Received "
+            f"values of dtype {labels.dtype} (e.g. {labels.flat[0]!r}); map "
+            "class names to integers, or load the data with tltf.data."
+        )
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= n:
+        raise DataError(
+            f"{what} has label {high if high >= n else low}, but the model has "
+            f"{n} classes (labels 0..{n - 1}). Build the model with "
+            f"num_classes={high + 1} or fix the labels."
+        )
+    seen = len(np.unique(labels))
+    if seen < n:
+        logger.info("%s uses %d of the model's %d classes.", what, seen, n)
+
+
+@contextlib.contextmanager
+def label_errors(model: keras.Model) -> Iterator[None]:
+    """Turns the loss's out-of-range label error into a one-line `DataError`."""
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as err:
+        if "valid range" not in str(err):
+            raise
+        head = _head_of(model)
+        n = head.num_outputs if head is not None else "its"
+        raise DataError(
+            f"A label is out of range for a model with {n} classes ("
+            f"{_label_message(err)}). Build the model with num_classes equal to "
+            "the data's number of classes (data.num_classes) or fix the labels."
+        ) from None
+
+
+def _label_message(err: Exception) -> str:
+    for line in str(err).splitlines():
+        if "valid range" in line:
+            return line.split("Label values")[0].strip().rstrip(".")
+    return "label out of range"
+
+
+def _head_of(model: keras.Model) -> Head | None:
+    heads = [layer for layer in getattr(model, "layers", []) if isinstance(layer, Head)]
+    return heads[0] if len(heads) == 1 else None
+
+
+def _preview(names: list[str]) -> str:
+    shown = ", ".join(map(str, names[:5]))
+    return shown + (", ..." if len(names) > 5 else "")
