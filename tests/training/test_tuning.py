@@ -146,6 +146,15 @@ def test_resumed_search_does_not_rerun_finished_trials(tmp_path):
     with pytest.raises(tltf.ConfigError, match="same backbone"):
         search(tmp_path, other, layer_groups=None, max_trials=4, epochs=1)
     assert len(TRIALS_RUN) == 3
+    # Resuming on other data fails clearly too: its finished trials are stale.
+    task = color_task()
+    fewer = LoadedData(task.train.take(8), task.validation, task.class_names)
+    args = dict(preprocessing="unit", layer_groups=GROUPS, oracle="random", seed=1)
+    with pytest.raises(tltf.ConfigError, match=r"run on other data \(its train"):
+        tltf.tune_learning_rate(
+            dense_base(), fewer, directory=tmp_path, max_trials=4, epochs=1, **args
+        )
+    assert len(TRIALS_RUN) == 3
 
 
 @pytest.mark.parametrize("oracle,epochs", [("bayesian", 1), ("hyperband", 2)])

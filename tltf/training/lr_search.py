@@ -11,6 +11,7 @@ rebuilt best model and how much work feature reuse saved.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import warnings
 from collections.abc import Sequence
@@ -34,6 +35,7 @@ from tltf.training.tuning import (
 )
 
 BASE_WEIGHTS_FILE = "shared_base.npz"
+DATA_FILE = "data.json"
 
 
 @dataclasses.dataclass
@@ -227,6 +229,7 @@ def tune_learning_rate(
         distribution_strategy=strategy,
     )
     _share_base_weights(tuner, hypermodel)
+    _check_same_data(Path(tuner.project_dir), train, validation, num_classes)
     done_before = set(tuner.oracle.trials)
     counts = hypermodel.base_batches, hypermodel.base_batches_without_reuse
     tuner.search(
@@ -335,6 +338,42 @@ def _share_base_weights(tuner: TransferTuner, hypermodel: TransferHyperModel) ->
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)
+
+
+def _check_same_data(project: Path, train, validation, num_classes) -> None:
+    """Refuses to resume a search that was run on other data.
+
+    A resumed search keeps its finished trials, so resuming it on other data
+    would return the old data's best model. The project records what it was
+    run on (classes, batches, input spec) and a mismatch fails clearly.
+    """
+    seen = {
+        "num_classes": num_classes,
+        "train": _describe(train),
+        "validation": None if validation is None else _describe(validation),
+    }
+    path = project / DATA_FILE
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        path.write_text(json.dumps(seen, indent=1))
+        return
+    if recorded != seen:
+        changed = sorted(k for k in seen if recorded.get(k) != seen[k])
+        raise ConfigError(
+            f"The search in {str(project)!r} was run on other data (its "
+            f"{', '.join(changed)} differ), so resuming it would return that "
+            "data's results. Pass overwrite=True to start afresh, or another "
+            f"directory or project_name. Recorded: {recorded}; now: {seen}"
+        )
+
+
+def _describe(data: tf.data.Dataset) -> dict:
+    inputs = tf.nest.flatten(data.element_spec)[0]
+    return {
+        "batches": int(data.cardinality()),
+        "inputs": [inputs.dtype.name, *inputs.shape.as_list()[1:]],
+    }
 
 
 def _result(tuner, hypermodel, done_before, counts) -> TuningResult:
