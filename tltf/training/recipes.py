@@ -141,16 +141,9 @@ def fine_tune(
         verbose=verbose,
     )
     _add_frozen_stage_logs(first, model)
-    done = len(first.epoch)
-    second = _fit(
-        model,
-        train_data,
-        val_data,
-        done,
-        done + epochs,
-        [plan.unfreezing(done), *callbacks],
-        verbose,
-    )
+    done = len(first.epoch)  # "auto" stops when the head stops improving.
+    unfrozen = [plan.unfreezing(done), *callbacks]
+    second = _fit(model, train_data, val_data, done, done + epochs, unfrozen, verbose)
     model.history = _merge(first, second, model)
     return model.history
 
