@@ -70,7 +70,6 @@ class Settings:
     seeds: tuple[int, ...] = (0, 1, 2)
     epochs: int = 1  # fine-tuning epochs of (b) and (d), full data
     few_shot_epochs: int = 2  # the same at 10 examples per intent
-    head_epochs: int = 20  # (c): fit_frozen_head has no default epochs
     intents: int | None = None  # None: all 150
     train_per_intent: int | None = None  # None: all 100
     eval_per_intent: int | None = None  # None: all (val 20, test 30)
@@ -242,14 +241,15 @@ def arm_kerashub(bench: Bench, train: Split, epochs: int) -> Outcome:
 
 
 def arm_frozen_head(bench: Bench, train: Split, epochs: int) -> Outcome:
-    """(c): `tltf.fit_frozen_head` on the default text classifier."""
+    """(c): `tltf.fit_frozen_head` with its defaults, validated on the val split."""
     model = bench.tltf_model()
+    val = bench.data.val
     timer = EpochTimer()
     start = time.perf_counter()
     tltf.fit_frozen_head(
         model,
         (train.texts, train.labels),
-        epochs=bench.settings.head_epochs,
+        (val.texts, val.labels),
         callbacks=[timer],
         verbose=0,
     )

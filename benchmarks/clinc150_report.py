@@ -46,7 +46,7 @@ DEFAULTS_HISTORY = [
     "One frozen epoch left the head untrained (a softmax layer on these "
     "features needs ~20 epochs at 1e-3), and the old unfrozen rates undid the "
     "pretrained encoder (training accuracy fell from 1.00 to 0.93). The "
-    "draw is draw 0 of the 10-shot table above, where (a) has the same draw.",
+    "draw is draw 0 of the 10-shot table above (the first value of each row).",
 ]
 NOT_MEASURED = "not measured (an arm failed or did not run)"
 
@@ -268,8 +268,9 @@ def protocol(results: dict, cfg: dict[str, Any]) -> list[str]:
         "draws (± population sd, then each draw). Every arm is trained from "
         "`keras.utils.set_random_seed(draw seed)` (0 for the full data).",
         "- Scores: accuracy and macro-F1 on the in-scope test split. Out-of-"
-        "scope queries are not used. Only (e) sees the validation split (its "
-        "search objective); no arm sees the test split before scoring.",
+        "scope queries are not used. Only (c) (when to stop) and (e) (its "
+        "search objective) see the validation split; no arm sees the test "
+        "split before scoring.",
         "- Wall time: the training call(s), from texts to a trained model; "
         "loading the encoder, building models and scoring the test split are "
         "not counted. (a) counts its embedding pass and its fit.",
@@ -287,12 +288,10 @@ def protocol(results: dict, cfg: dict[str, Any]) -> list[str]:
         "5e-5), `fit(texts, labels, batch_size=32, epochs=E)`.",
         f"- (c): `tltf.build_text_classifier('{cfg['backbone']}', 150, "
         f"sequence_length={L})` (defaults: mean pooling, dropout 0.1, Adam 1e-3), "
-        f"`tltf.fit_frozen_head(model, (texts, labels), epochs={cfg['head_epochs']})`. "
-        "fit_frozen_head has no default number of epochs; the head trains on "
-        "cached features, so epochs cost little. The count comes from a trial "
-        "run before this one: a Keras softmax layer on the same frozen features "
-        "at Adam 1e-3 stopped improving by 20 epochs (10, 20 and 40 epochs "
-        "within 0.3 points of each other, full data and 10-shot).",
+        "`tltf.fit_frozen_head(model, (texts, labels), (val_texts, val_labels))` "
+        "with its defaults (epochs='auto': the head on cached features until "
+        "the validation loss has not improved for 3 epochs, at most 50, best "
+        "epoch kept). Its wall time includes the validation split's features.",
         "- (d): the same model, `tltf.fine_tune(model, (texts, labels), "
         "epochs=E)` with every other argument at its default: "
         "freeze_epochs='auto' (the head alone on cached features until its "
