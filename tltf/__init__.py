@@ -83,13 +83,6 @@ __all__ = [
     "unfreeze_backbone",
 ]
 
-_ERRORS = {
-    "ConfigError",
-    "DataError",
-    "ExportError",
-    "MissingWeightsError",
-    "TltfError",
-}
 _load_started = False
 
 
@@ -101,13 +94,13 @@ def _load() -> None:
     _load_started = True
     from tltf import _public
 
-    public = set(__all__) - _ERRORS
-    globals().update({name: getattr(_public, name) for name in public})
+    missing = [name for name in __all__ if name not in globals()]
+    globals().update({name: getattr(_public, name) for name in missing})
 
 
 def __getattr__(name: str) -> Any:
     """Loads the library on first use in the ``tltf`` command's process."""
-    if name in __all__ and name not in _ERRORS and not _load_started:
+    if name in __all__ and not _load_started:  # Only names not yet imported.
         _load()
         return globals()[name]
     raise AttributeError(f"module 'tltf' has no attribute {name!r}")

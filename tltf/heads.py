@@ -251,9 +251,19 @@ def find_head(model: keras.Model) -> Head:
     Raises:
         ConfigError: The model has no single `Head` layer.
     """
-    found = [layer for layer in model.layers if isinstance(layer, Head)]
+    found = _heads(model)
     if len(found) != 1:
         raise ConfigError(
             f"Model '{model.name}' has {len(found)} tltf Head layers; expected one."
         )
     return found[0]
+
+
+def head_or_none(model: keras.Model) -> Head | None:
+    """The `Head` layer of a tltf model; None for any other model."""
+    found = _heads(model)
+    return found[0] if len(found) == 1 else None
+
+
+def _heads(model: keras.Model) -> list[Head]:
+    return [layer for layer in getattr(model, "layers", []) if isinstance(layer, Head)]

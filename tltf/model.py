@@ -24,7 +24,7 @@ import tensorflow as tf
 from tltf.data.base import LoadedData, class_names_of
 from tltf.data.inputs import as_inputs, as_labels, is_string_input
 from tltf.errors import DataError
-from tltf.heads import Head
+from tltf.heads import head_or_none
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def check_classes(
         DataError: The data has another number of classes, a label is out of
             range, or labels are not integers.
     """
-    head = _head_of(model)
+    head = head_or_none(model)
     if head is None or head.task != "multiclass":
         return
     n = head.num_outputs
@@ -255,7 +255,7 @@ def label_errors(model: keras.Model) -> Iterator[None]:
     except tf.errors.InvalidArgumentError as err:
         if "valid range" not in str(err):
             raise
-        head = _head_of(model)
+        head = head_or_none(model)
         n = head.num_outputs if head is not None else "its"
         raise DataError(
             f"A label is out of range for a model with {n} classes ("
@@ -269,11 +269,6 @@ def _label_message(err: Exception) -> str:
         if "valid range" in line:
             return line.split("Label values")[0].strip().rstrip(".")
     return "label out of range"
-
-
-def _head_of(model: keras.Model) -> Head | None:
-    heads = [layer for layer in getattr(model, "layers", []) if isinstance(layer, Head)]
-    return heads[0] if len(heads) == 1 else None
 
 
 def _preview(names: list[str]) -> str:

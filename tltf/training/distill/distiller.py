@@ -14,7 +14,7 @@ import tensorflow as tf
 from keras import ops
 
 from tltf.errors import ConfigError
-from tltf.heads import Head, compile_defaults
+from tltf.heads import compile_defaults, head_or_none
 from tltf.training.distill.loss import (
     DEFAULT_ALPHA,
     DEFAULT_TEMPERATURE,
@@ -205,7 +205,7 @@ def check_compatible(teacher: keras.Model, student: keras.Model) -> int:
                 f"The {role} must be a keras.Model (e.g. built by a tltf "
                 f"builder). Received: {type(model).__name__}"
             )
-        head = _find_head(model)
+        head = head_or_none(model)
         if head is not None and head.task != "multiclass":
             raise ConfigError(
                 "Distillation needs softmax (multiclass) outputs; the "
@@ -222,15 +222,10 @@ def check_compatible(teacher: keras.Model, student: keras.Model) -> int:
 
 def default_metrics(student: keras.Model, num_classes: int) -> list[Any]:
     """The student head's default metrics, or accuracy for other models."""
-    head = _find_head(student)
+    head = head_or_none(student)
     if head is not None:
         return compile_defaults(head)["metrics"]
     return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-
-
-def _find_head(model: keras.Model) -> Head | None:
-    found = [layer for layer in model.layers if isinstance(layer, Head)]
-    return found[0] if len(found) == 1 else None
 
 
 def _num_outputs(model: keras.Model) -> int | None:
