@@ -145,13 +145,34 @@ class Backbone(keras.layers.Layer):
             "layer_groups": self.layer_groups,
             "train_bn": self.train_bn,
             "source": self.source,
+            "frozen_layers": self.frozen_layers(),
         }
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Backbone:
         config = dict(config)
         config["model"] = keras.saving.deserialize_keras_object(config["model"])
-        return cls(**config)
+        frozen = config.pop("frozen_layers", [])
+        backbone = cls(**config)
+        for layer in backbone.base_layers():
+            if layer.name in frozen:
+                layer.trainable = False
+        return backbone
+
+    def base_layers(self) -> list[keras.layers.Layer]:
+        """The base's own layers (the base itself when it has none)."""
+        return list(getattr(self.model, "layers", [self.model]))
+
+    def frozen_layers(self) -> list[str]:
+        """Names of the base's layers frozen inside this trainable backbone.
+
+        Saved with the model: a base such as a KerasHub backbone rebuilds its
+        layers from constructor arguments, which would otherwise reload a
+        partly unfrozen base (and its optimizer's state) as wholly trainable.
+        """
+        if not self.trainable:
+            return []
+        return [layer.name for layer in self.base_layers() if not layer.trainable]
 
 
 def find_backbone(model: keras.Model) -> Backbone:

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import keras
 
-from tltf.backbones.layers import Backbone, find_backbone
+from tltf.backbones.layers import find_backbone
 from tltf.data.inputs import as_list
 
 
@@ -44,7 +44,7 @@ def set_trainable_groups(model: keras.Model, groups: Iterable[str]) -> None:
         backbone.trainable = False
         return
     backbone.trainable = True
-    for layer in _base_layers(backbone):
+    for layer in backbone.base_layers():
         layer.trainable = layer.name in unfrozen
 
 
@@ -82,8 +82,3 @@ def variable_groups(model: keras.Model) -> dict[str, str]:
 def count_trainable_params(model: keras.Model) -> int:
     """Number of scalar parameters that the next train step will update."""
     return int(sum(keras.ops.size(v) for v in model.trainable_weights))
-
-
-def _base_layers(backbone: Backbone) -> list[keras.layers.Layer]:
-    model = backbone.model
-    return list(getattr(model, "layers", [model]))
