@@ -95,7 +95,7 @@ def test_missing_imagenet_weights_offline_fail_fast_with_file_and_place(
     tmp_path, monkeypatch
 ):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    monkeypatch.setattr(loading, "_can_reach", lambda url: False)
+    monkeypatch.setattr(loading, "can_reach", lambda url: False)
     start = time.monotonic()
     with pytest.raises(tltf.MissingWeightsError) as err:
         tltf.build_image_classifier("keras:vgg16", 3)
@@ -107,14 +107,14 @@ def test_missing_imagenet_weights_offline_fail_fast_with_file_and_place(
 
 def test_real_offline_probe_answers_within_seconds():
     start = time.monotonic()
-    loading._can_reach("https://nonexistent.invalid/weights.h5")
+    loading.can_reach("https://nonexistent.invalid/weights.h5")
     assert time.monotonic() - start < 3 * loading._PROBE_TIMEOUT_S + 5
 
 
 def test_cached_imagenet_file_is_used_without_probing(tmp_path, monkeypatch):
     """A weights file in the Keras cache is found offline and loaded."""
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    monkeypatch.setattr(loading, "_can_reach", lambda url: False)
+    monkeypatch.setattr(loading, "can_reach", lambda url: False)
     spec = tltf.get_backbone("keras:vgg16")
     source = spec.constructor(input_shape=(224, 224, 3), weights=None)
     (tmp_path / "models").mkdir()

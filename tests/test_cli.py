@@ -20,7 +20,8 @@ import pytest
 import tltf
 from tests.helpers import tiny_base, write_image_folder
 from tltf.cli import build_parser, main
-from tltf.cli.options import merge_config
+from tltf.cli.options import load_model, merge_config
+from tltf.cli.parsing import parse_schedule
 
 TINY = ["--image-size", "32", "--weights", "none"]
 
@@ -276,6 +277,100 @@ def test_train_on_a_tfds_name(workspace, tmp_path):
     assert (tmp_path / "evaluation" / "confusion_matrix.png").is_file()
 
 
+@pytest.fixture(scope="module")
+def domains(tmp_path_factory) -> Path:
+    """A labelled source folder, and target images: flat, and labelled."""
+    root = tmp_path_factory.mktemp("adapt")
+    write_image_folder(root / "source", {"cats": 6, "dogs": 6}, size=32)
+    write_image_folder(root / "labelled", {"cats": 3, "dogs": 3}, size=32, seed=1)
+    (root / "target").mkdir()
+    for i, png in enumerate(sorted((root / "labelled").rglob("*.png"))):
+        shutil.copy(png, root / "target" / f"{i}.png")  # flat: no class folders
+    tiny_base().save(root / "tiny_base.keras")
+    return root
+
+
+def adapt_args(root: Path, *more: str) -> list[str]:
+    base = ["adapt", "--data", str(root / "source"), "--backbone"]
+    return [*base, str(root / "tiny_base.keras"), *TINY, "--batch-size", "4", *more]
+
+
+def test_adapt_writes_a_run_scored_on_the_target(domains, tmp_path, capsys):
+    args = ["--target-data", str(domains / "target"), "--target-validation"]
+    args += [str(domains / "labelled"), "--method", "coral", "--epochs", "2"]
+    code = main(adapt_args(domains, *args, "--output", str(tmp_path / "run")))
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "Target: 6 unlabelled images" in out
+    run = tmp_path / "run"
+    record = json.loads((run / "run.json").read_text())
+    assert record["class_names"] == ["cats", "dogs"]
+    assert record["options"]["method"] == "coral"
+    assert record["data"]["path"] == str((domains / "source").resolve())
+    assert record["target"]["target_data"] == str((domains / "target").resolve())
+    history = record["history"]
+    assert len(history["val_accuracy"]) == 2  # scored on the labelled target
+    assert {"task_loss", "adaptation_loss", "domain_accuracy"} <= set(history)
+    report = json.loads((run / "evaluation" / "report.json").read_text())
+    assert report["num_examples"] == 6  # every labelled target image
+    model, names = load_model(run)
+    assert names == ["cats", "dogs"]
+    head = model.get_layer("head")
+    assert head.hidden_units == (256,)  # what adapts on the frozen base
+
+
+def test_adapt_without_target_labels_scores_the_source_split(domains, tmp_path, capsys):
+    # Class subfolders in the target folder are fine: their names are ignored.
+    args = ["--target-data", str(domains / "labelled"), "--epochs", "1"]
+    assert main(adapt_args(domains, *args, "--output", str(tmp_path / "run"))) == 0
+    assert "scores the source's held-out split" in capsys.readouterr().out
+    report = json.loads((tmp_path / "run" / "evaluation" / "report.json").read_text())
+    assert report["num_examples"] == 2
+
+
+def test_adapt_target_errors_are_one_line(domains, tmp_path, capsys):
+    code = main(adapt_args(domains))
+    one_line_error(capsys, code, "tltf adapt: error:", "needs --target-data")
+    code = main(adapt_args(domains, "--target-data", str(tmp_path / "nope")))
+    one_line_error(capsys, code, "nope", "does not exist")
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    (tmp_path / "empty" / "notes.txt").write_text("no images here")
+    code = main(adapt_args(domains, "--target-data", str(tmp_path / "empty")))
+    one_line_error(capsys, code, "empty", "has no readable images")
+    other = write_image_folder(tmp_path / "other", {"cats": 1, "owls": 1}, size=32)
+    args = ["--target-data", str(domains / "target"), "--target-validation"]
+    code = main(adapt_args(domains, *args, str(other)))
+    one_line_error(capsys, code, "['cats', 'owls']", "same class subfolders")
+    args = ["--target-data", str(domains / "target"), "--method", "dan"]
+    code = main(adapt_args(domains, *args))
+    one_line_error(capsys, code, "'dan'", "dann")
+
+
+def test_adapt_is_parsed_before_tensorflow_is_imported(capsys):
+    script = (
+        "import sys\n"
+        "sys.argv[0] = 'tltf'\n"
+        "from tltf.cli import build_parser\n"
+        "build_parser().parse_args(['adapt', '--data', 'x', '--target-data', 'y',\n"
+        "    '--method', 'mmd', '--adaptation-weight', '0.5'])\n"
+        "try:\n"
+        "    build_parser().parse_args(['adapt', '--bogus'])\n"
+        "except SystemExit as exit:\n"
+        "    print(exit.code)\n"
+        "print(sorted({'tensorflow', 'keras', 'keras_hub'} & set(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.split() == ["2", "[]"], done.stdout + done.stderr
+    assert "unrecognized arguments: --bogus" in done.stderr
+    with pytest.raises(SystemExit):
+        main(["adapt", "--help"])
+    out = capsys.readouterr().out
+    assert "tltf adapt --data studio/ --target-data street/" in out
+    assert "image folders only" in out and "256 units" in out
+
+
 def test_list_backbones(capsys):
     assert main(["list-backbones", "--modality", "image"]) == 0
     out = capsys.readouterr().out
@@ -330,6 +425,52 @@ def test_config_file_equals_flags_and_flags_win(tmp_path):
     assert merge_config(parser.parse_args(["train", "--config", str(as_json)])) == (
         merge_config(flags)
     )
+
+
+def test_image_sizes_from_flags_and_config_files(tmp_path, capsys):
+    parser = build_parser()
+    assert parser.parse_args(["train", "--image-size", "160x224"]).image_size == (
+        160,
+        224,
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args(["train", "--image-size", "0"])
+    assert exit_info.value.code == 2
+    assert "image size must be SIZE or HEIGHTxWIDTH" in capsys.readouterr().err
+    config = tmp_path / "run.yaml"
+    config.write_text("image-size: 96,128\n")
+    flags = parser.parse_args(["train", "--config", str(config)])
+    assert merge_config(flags) == {"image_size": (96, 128)}
+
+
+def test_schedule_flag_json_has_integer_epochs():
+    assert parse_schedule('{"0": "top:1", "2": "all"}') == {0: "top:1", 2: "all"}
+    assert parse_schedule("gradual") == "gradual"
+    with pytest.raises(tltf.ConfigError, match="--schedule is not valid JSON"):
+        parse_schedule("{0: top}")
+
+
+def test_the_command_line_uses_the_library_defaults():
+    from tltf.builders import DEFAULT_IMAGE_BACKBONE, DEFAULT_TEXT_BACKBONE
+    from tltf.cli.options import default_backbone
+
+    assert default_backbone("image") == DEFAULT_IMAGE_BACKBONE
+    assert default_backbone("text") == DEFAULT_TEXT_BACKBONE
+    assert tltf.get_backbone(DEFAULT_IMAGE_BACKBONE).modality == "image"
+    assert DEFAULT_TEXT_BACKBONE.startswith("kerashub:")
+
+
+def test_report_folder_keeps_reports_unless_told(tmp_path):
+    from tltf.cli.evaluation import report_folder
+
+    assert report_folder(None, tmp_path, False) == (tmp_path / "evaluation", None)
+    (tmp_path / "evaluation").mkdir()
+    (tmp_path / "evaluation" / "report.json").write_text("{}")
+    folder, note = report_folder(None, tmp_path, False)
+    assert folder == tmp_path / "evaluation-2"
+    assert "exists (kept); writing to" in note
+    assert report_folder(None, tmp_path, True) == (tmp_path / "evaluation", None)
+    assert report_folder("elsewhere", tmp_path, False) == (Path("elsewhere"), None)
 
 
 def test_config_runs_a_command(workspace, tmp_path, capsys):

@@ -77,6 +77,36 @@ def test_empty_class_folder_is_a_clear_error(tmp_path):
         tltf.data.image_folder(root)
 
 
+def test_unlabelled_images_flat_or_in_any_subfolders(image_folder, caplog):
+    (image_folder / "cats" / "deeper").mkdir()
+    (image_folder / "owls" / "0.png").rename(image_folder / "cats" / "deeper" / "x.png")
+    (image_folder / "dogs" / "1.png").rename(image_folder / "flat.png")
+    (image_folder / "dogs" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"0")
+    (image_folder / ".DS_Store").write_bytes(b"hidden")
+    with caplog.at_level(logging.WARNING):
+        images = tltf.data.unlabelled_images(
+            image_folder, image_size=(16, 16), batch_size=5
+        )
+    shapes = [tuple(batch.shape) for batch in images]
+    assert sum(s[0] for s in shapes) == 24  # every image, at any depth
+    assert all(s[1:] == (16, 16, 3) for s in shapes)
+    assert [r.getMessage() for r in caplog.records if "Skipped 1" in r.getMessage()]
+    files, skipped = tltf.data.images.image_files(image_folder)
+    assert len(files) == 24 and skipped == ["dogs/broken.png"]
+    # Reshuffled on every pass, as target batches are drawn again and again.
+    firsts = [next(iter(images)).numpy() for _ in range(3)]
+    assert not all(np.array_equal(firsts[0], f) for f in firsts[1:])
+
+
+def test_unlabelled_images_missing_or_empty_folder(tmp_path):
+    with pytest.raises(tltf.DataError, match="'.*nowhere' does not exist"):
+        tltf.data.unlabelled_images(tmp_path / "nowhere")
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    (tmp_path / "empty" / "notes.txt").write_text("x")
+    with pytest.raises(tltf.DataError, match="'.*empty' has no readable images"):
+        tltf.data.unlabelled_images(tmp_path / "empty")
+
+
 def test_from_arrays_stratified_split_and_length_check():
     x = np.zeros((10, 4), "float32")
     y = np.array([0] * 5 + [1] * 5)

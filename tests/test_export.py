@@ -169,7 +169,8 @@ def test_failed_rename_keeps_the_old_export(tmp_path, monkeypatch):
     rename = Path.rename
 
     def failing_rename(self, destination):
-        if self.name.startswith(".export.tmp-"):
+        # The finished export, moving from its temporary folder into place.
+        if self.parent.name.startswith(".export.tmp-") and self.name == "export":
             raise OSError("disk full")
         return rename(self, destination)
 

@@ -111,7 +111,7 @@ def test_local_preset_keras_round_trip(tiny_preset, tmp_path):
 
 def test_offline_preset_fails_fast_with_folder_advice(monkeypatch, tmp_path):
     monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path))
-    monkeypatch.setattr(kerashub, "_can_reach", lambda url: False)
+    monkeypatch.setattr(kerashub, "can_reach", lambda url: False)
     with pytest.raises(MissingWeightsError, match="kerashub:/path/to/my_preset"):
         tltf.build_text_classifier("kerashub:bert_base_en_uncased", 2)
 

@@ -29,7 +29,10 @@ def test_old_file_loads_and_predicts_the_same(name):
     assert isinstance(model, tltf.TransferModel)
     assert type(model.optimizer).__name__ == "GroupedAdam"
     np.testing.assert_allclose(
-        model.predict(saved["inputs"], verbose=0), saved["outputs"], rtol=1e-5, atol=1e-6
+        model.predict(saved["inputs"], verbose=0),
+        saved["outputs"],
+        rtol=1e-5,
+        atol=1e-6,
     )
 
 
@@ -69,5 +72,6 @@ def test_text_model_keeps_frozen_layers_and_optimizer_state(tmp_path):
         model.optimizer.iterations.numpy()
     )
     np.testing.assert_allclose(
-        restored.optimizer.lr_multipliers.numpy(), model.optimizer.lr_multipliers.numpy()
+        restored.optimizer.lr_multipliers.numpy(),
+        model.optimizer.lr_multipliers.numpy(),
     )

@@ -159,7 +159,7 @@ def test_missing_folder_says_what_to_pass(tmp_path):
 
 def test_offline_url_fails_fast_with_local_copy_advice(monkeypatch, tmp_path):
     monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(hub_handles, "_can_reach", lambda url: False)
+    monkeypatch.setattr(hub_handles, "can_reach", lambda url: False)
     url = "https://tfhub.dev/google/imagenet/mobilenet_v2_100_224/feature_vector/5"
     with pytest.raises(MissingWeightsError, match="hub:/path/to/folder"):
         tltf.build_image_classifier(f"hub:{url}", 3)

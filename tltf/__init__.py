@@ -54,6 +54,7 @@ __all__ = [
     "TrialRecord",
     "TuningResult",
     "WorkerBackupAndRestore",
+    "adapt_domain",
     "build_image_classifier",
     "build_text_classifier",
     "can_cache_features",

@@ -33,13 +33,14 @@ from tltf.export import export_saved_model, read_export_metadata
 from tltf.heads import Head
 from tltf.metrics import MacroF1, MacroPrecision, MacroRecall
 from tltf.model import TransferModel
-from tltf.training.caching import (
+from tltf.training.distill import Distiller, distill, distillation_report
+from tltf.training.domain import adapt_domain
+from tltf.training.feature_cache import (
     FeatureCache,
     can_cache_features,
     compute_features,
     fit_frozen_head,
 )
-from tltf.training.distill import Distiller, distill, distillation_report
 from tltf.training.freezing import (
     freeze_backbone,
     set_trainable_groups,
@@ -47,7 +48,12 @@ from tltf.training.freezing import (
     unfreeze_backbone,
 )
 from tltf.training.lr_finder import LRFinderResult, find_learning_rate
-from tltf.training.lr_search import TrialRecord, TuningResult, tune_learning_rate
 from tltf.training.recipes import fine_tune
-from tltf.training.tuning import TransferHyperModel, TransferTuner
+from tltf.training.tuning import (
+    TransferHyperModel,
+    TransferTuner,
+    TrialRecord,
+    TuningResult,
+    tune_learning_rate,
+)
 from tltf.training.unfreezing import StagedUnfreezing

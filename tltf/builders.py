@@ -16,7 +16,9 @@ from typing import Any
 
 import keras
 
+from tltf.backbones.keras_apps import MOBILENET_V2
 from tltf.backbones.kerashub import (
+    MINILM_NAME,
     POOLINGS,
     FirstToken,
     LoadedTextBase,
@@ -32,6 +34,10 @@ from tltf.heads import Head, compile_defaults, find_head
 from tltf.model import TransferModel
 
 DEFAULT_LEARNING_RATE = 1e-3
+#: The bases used when the caller names none (`tltf train`, `tltf tune`, the
+#: demo): small and quick to fine-tune; the text one works offline.
+DEFAULT_IMAGE_BACKBONE = MOBILENET_V2.name
+DEFAULT_TEXT_BACKBONE = MINILM_NAME
 
 
 @distributed_build

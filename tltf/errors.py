@@ -25,3 +25,13 @@ class MissingWeightsError(TltfError, FileNotFoundError):
 
 class ExportError(TltfError, RuntimeError):
     """An export that could not be written or did not verify."""
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (its type name if empty).
+
+    Library errors (TensorFlow's above all) can run to dozens of lines; tltf
+    quotes only the first in its own one-line messages.
+    """
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

@@ -14,7 +14,6 @@ and a class that is never predicted has precision 0.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,12 +23,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tltf import files as files_io
 from tltf.data.base import LoadedData, class_names_of
 from tltf.data.inputs import as_batched, as_list
 from tltf.errors import ConfigError, DataError
 from tltf.model import check_data
+from tltf.runs import REPORT_FILE
 
-REPORT_FILE = "report.json"
 CONFUSION_FILE = "confusion_matrix.png"
 CURVES_FILE = "training_curves.png"
 EVAL_BATCH_SIZE = 64
@@ -303,9 +303,7 @@ def _write(report: EvaluationReport, folder: Path, history: Any) -> dict[str, st
         content["history"] = logs
         content["stages"] = plots.stage_changes(logs)
     content["files"] = files
-    tmp = folder / f".{REPORT_FILE}.tmp"
-    tmp.write_text(json.dumps(content, indent=2, default=_jsonable) + "\n")
-    tmp.replace(folder / REPORT_FILE)
+    files_io.write_json(folder / REPORT_FILE, content, default=_jsonable)
     return files
 
 

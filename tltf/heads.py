@@ -15,6 +15,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from tltf import _compat
 from tltf.data.inputs import as_list
 from tltf.errors import ConfigError
 from tltf.metrics import MacroF1, MacroPrecision, MacroRecall
@@ -131,11 +132,18 @@ class Head(keras.layers.Layer):
 
     def classify(self, pooled, training=None):
         """Hidden layers, dropout and the output layer, on pooled features."""
+        return self.predict_from(self.represent(pooled, training), training)
+
+    def represent(self, pooled, training=None):
+        """What the output layer reads: the last hidden layer, or ``pooled``."""
         x = pooled
         for dropout, dense in zip(self.dropouts, self.hidden):
             x = dense(dropout(x, training=training))
-        x = self.dropouts[-1](x, training=training)
-        return self.output_layer(x)
+        return x
+
+    def predict_from(self, features, training=None):
+        """The last dropout and the output layer, on `represent`'s features."""
+        return self.output_layer(self.dropouts[-1](features, training=training))
 
     def call(self, inputs, training=None, mask=None):
         return self.classify(self.pool(inputs, mask=mask), training=training)
@@ -179,7 +187,7 @@ def split_inputs(inputs: Any) -> tuple[Any, Any]:
                 f"Received {len(inputs)} inputs."
             )
         return inputs[0], inputs[1]
-    return inputs, getattr(inputs, "_keras_mask", None)
+    return inputs, _compat.keras_mask(inputs)
 
 
 def _validate_head(num_outputs, task, pooling, dropout) -> None:

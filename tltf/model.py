@@ -54,9 +54,18 @@ class TransferModel(keras.Model):
         (2, 2)
     """
 
+    #: While `tltf.adapt_domain` runs: the step that replaces ``train_step``
+    #: (`tltf.training.domain.step.AdaptationStep`); None otherwise.
+    adaptation_step: Any = None
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # *args/**kwargs keep Keras reviving it as a functional model.
         super().__init__(*args, **kwargs)
+
+    def train_step(self, data: Any) -> dict[str, Any]:
+        if self.adaptation_step is None:
+            return super().train_step(data)
+        return self.adaptation_step(self, data)
 
     def fit(self, x=None, y=None, *args: Any, validation_data=None, **kwargs: Any):
         x, y = self._user_data(x, y, "x")

@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-#: History keys that carry the unfreezing stage, most specific first.
-STAGE_KEYS = ("unfreezing_stage", "stage")
+#: The History key where `tltf.StagedUnfreezing` and `tltf.fine_tune` log the stage.
+STAGE_KEY = "stage"
 _DETAIL_KEYS = ("trainable_params", "lr_head", "learning_rate")
 
 
@@ -69,14 +69,13 @@ def stage_changes(logs: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     Returns:
         ``[{"epoch": 0, "stage": ..., ...}, ...]``: the first epoch of every
         stage (epochs count from 0), with the other stage details logged on
-        that epoch (trainable groups, parameter count, learning rate).
+        that epoch (trainable parameter count, head and optimizer rates).
     """
-    key = next((k for k in STAGE_KEYS if k in logs), None)
-    if key is None:
+    if STAGE_KEY not in logs:
         return []
     changes = []
     previous = object()
-    for epoch, stage in enumerate(logs[key]):
+    for epoch, stage in enumerate(logs[STAGE_KEY]):
         if stage != previous:
             entry = {"epoch": epoch, "stage": _label(stage)}
             for detail in _DETAIL_KEYS:
@@ -138,7 +137,7 @@ def training_curves(logs: Mapping[str, Sequence[Any]], path: str | Path) -> Path
 
 def _metric_names(logs: Mapping[str, Sequence[Any]]) -> list[str]:
     """Numeric metrics to plot: loss first, then accuracy, f1, the rest."""
-    skip = set(STAGE_KEYS) | set(_DETAIL_KEYS) | {"lr"}
+    skip = {STAGE_KEY, *_DETAIL_KEYS} | {"lr"}
     names = []
     for key, values in logs.items():
         base = key[4:] if key.startswith("val_") else key

@@ -10,7 +10,9 @@ import tensorflow as tf
 import tltf
 from tests.helpers import build_tiny_model, same, weights_of
 from tltf.data.base import LoadedData
-from tltf.training import caching, recipes
+from tltf.training import recipes
+from tltf.training.feature_cache import can_cache_features
+from tltf.training.feature_cache.fit_head import AUTO_MAX_EPOCHS, AUTO_PATIENCE
 
 X = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3)).astype("float32")
 Y = np.array([0, 1, 2, 0, 1, 2, 0, 1])
@@ -33,9 +35,9 @@ class BaseAtEpochEnd(keras.callbacks.Callback):
 
 def test_fine_tune_trains_head_frozen_then_everything_at_fastai_rates(monkeypatch):
     calls = []
-    real = caching.fit_frozen_head
+    real = recipes.fit_frozen_head
     monkeypatch.setattr(
-        caching, "fit_frozen_head", lambda *a, **k: calls.append(1) or real(*a, **k)
+        recipes, "fit_frozen_head", lambda *a, **k: calls.append(1) or real(*a, **k)
     )
     model = build_tiny_model()
     backbone = model.get_layer("backbone")
@@ -79,9 +81,9 @@ def test_by_default_the_frozen_stage_trains_the_cached_head_until_it_converges()
     frozen = stages.count(0.0)
     assert stages == [0.0] * frozen + [1.0]
     val = history.history["val_loss"][:frozen]
-    if frozen < caching.AUTO_MAX_EPOCHS:  # stopped: 3 epochs without gain
+    if frozen < AUTO_MAX_EPOCHS:  # stopped: 3 epochs without gain
         best = int(np.argmin(val))
-        assert frozen == best + 1 + caching.AUTO_PATIENCE
+        assert frozen == best + 1 + AUTO_PATIENCE
     assert frozen > 1
     # Image models keep fastai's halving once unfrozen.
     assert history.history["lr_head"][-1] == pytest.approx(5e-3)
@@ -102,9 +104,9 @@ def test_text_models_fine_tune_at_transformer_rates(tmp_path):
 
 def test_fine_tune_falls_back_to_plain_fit_when_caching_is_unsafe(monkeypatch):
     calls = []
-    monkeypatch.setattr(caching, "fit_frozen_head", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(recipes, "fit_frozen_head", lambda *a, **k: calls.append(1))
     model = build_tiny_model(augment=[keras.layers.RandomFlip(name="augment_flip")])
-    assert not caching.can_cache_features(model)
+    assert not can_cache_features(model)
     history = tltf.fine_tune(model, (X, Y), epochs=1, verbose=0)
     assert calls == []
     assert history.history["stage"] == [0.0, 1.0]

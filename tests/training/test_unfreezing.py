@@ -9,7 +9,7 @@ import tensorflow as tf
 
 import tltf
 from tests.helpers import build_tiny_model, same, weights_of
-from tltf.training.optimizers import GroupLearningRates
+from tltf.training.unfreezing.rates import GroupLearningRates
 
 X = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3)).astype("float32")
 Y = np.array([0, 1, 2, 0, 1, 2, 0, 1])

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tltf.backbones.loading import _can_reach
+from tltf import _compat
+from tltf.backbones.loading import can_reach
 from tltf.errors import MissingWeightsError
 
 #: The inputs of a TF Hub BERT encoder, the outputs of its preprocess model.
@@ -42,7 +43,7 @@ def resolve_handle(handle: str | os.PathLike) -> str:
     if not is_url(handle):
         return _check_folder(handle)
     cached = _cached_dir(handle)
-    if cached is None and not _can_reach(handle):
+    if cached is None and not can_reach(handle):
         raise MissingWeightsError(
             f"TF Hub handle {handle!r} is not in the TF Hub cache and this "
             "machine cannot download it. On a machine with internet, download "
@@ -71,11 +72,8 @@ def _check_folder(handle: str) -> str:
 
 def _cached_dir(handle: str) -> str | None:
     """The TF Hub cache folder of a URL handle, if it was downloaded before."""
-    try:
-        from tensorflow_hub import compressed_module_resolver as cmr
-
-        folder = cmr._module_dir(handle)
-    except Exception:  # Private API of tensorflow_hub: treat as not cached.
+    folder = _compat.hub_cache_dir(handle)
+    if folder is None:
         return None
     return folder if (Path(folder) / "saved_model.pb").is_file() else None
 

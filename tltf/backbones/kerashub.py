@@ -25,7 +25,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from tltf.backbones.loading import _can_reach
+from tltf.backbones.loading import can_reach
 from tltf.backbones.registry import get_backbone, register_backbone, register_source
 from tltf.backbones.spec import BackboneSpec
 from tltf.errors import ConfigError, MissingWeightsError
@@ -196,7 +196,7 @@ def _check_available(preset: str, source: str) -> None:
         url = _KAGGLE_URL
         if _kaggle_cache_dir(handle).is_dir():
             return
-    if _can_reach(url):
+    if can_reach(url):
         return
     raise MissingWeightsError(
         f"KerasHub preset {preset!r} is not cached and this machine cannot "

@@ -17,7 +17,7 @@ import keras
 
 from tltf.backbones.registry import get_backbone
 from tltf.backbones.spec import BackboneSpec, match_layer_groups, split_into_groups
-from tltf.errors import ConfigError, MissingWeightsError
+from tltf.errors import ConfigError, MissingWeightsError, first_line
 
 _PROBE_TIMEOUT_S = 3.0
 
@@ -131,10 +131,10 @@ def _construct(spec: BackboneSpec, shape, weights) -> keras.Model:
         if weights not in (None, "imagenet"):
             raise ConfigError(
                 f"Weights file {weights!r} does not fit '{spec.name}' with "
-                f"input_shape={shape}: {_first_line(err)}. Check that the file "
+                f"input_shape={shape}: {first_line(err)}. Check that the file "
                 "was saved from the same architecture (include_top=False)."
             ) from err
-        raise ConfigError(f"Cannot build '{spec.name}': {_first_line(err)}") from err
+        raise ConfigError(f"Cannot build '{spec.name}': {first_line(err)}") from err
 
 
 def _ensure_imagenet_available(spec: BackboneSpec) -> None:
@@ -142,7 +142,7 @@ def _ensure_imagenet_available(spec: BackboneSpec) -> None:
     if spec.weights_file is None:
         return
     cached = keras_cache_dir() / spec.weights_file
-    if cached.is_file() or _can_reach(spec.weights_url):
+    if cached.is_file() or can_reach(spec.weights_url):
         return
     raise MissingWeightsError(
         f"ImageNet weights for '{spec.name}' are not cached and this machine "
@@ -153,7 +153,8 @@ def _ensure_imagenet_available(spec: BackboneSpec) -> None:
     )
 
 
-def _can_reach(url: str | None) -> bool:
+def can_reach(url: str | None) -> bool:
+    """Whether a connection to the host of ``url`` opens within a short probe."""
     if not url:
         return False
     host = url.split("//", 1)[-1].split("/", 1)[0]
@@ -162,7 +163,3 @@ def _can_reach(url: str | None) -> bool:
             return True
     except OSError:
         return False
-
-
-def _first_line(err: Exception) -> str:
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

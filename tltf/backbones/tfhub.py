@@ -24,6 +24,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from tltf import _compat
 from tltf.backbones.hub_handles import (
     BERT_INPUTS,
     is_text_encoder,
@@ -46,31 +47,6 @@ __all__ = [
 
 
 # --- variables ---
-
-
-class _ModuleVariable(keras.Variable):
-    """A Keras variable that wraps a SavedModel's ``tf.Variable`` in place.
-
-    The module's functions read the wrapped variable, so training, assigning
-    or loading this Keras variable changes what the module computes.
-    """
-
-    def __init__(self, variable: tf.Variable, name: str, trainable: bool) -> None:
-        self._module_variable = variable
-        super().__init__(
-            initializer=_unused_initializer,
-            shape=tuple(variable.shape),
-            dtype=variable.dtype.name,
-            trainable=trainable,
-            name=name,
-        )
-
-    def _initialize_with_initializer(self, initializer: Any) -> None:
-        self._value = self._module_variable
-
-
-def _unused_initializer(shape: Any, dtype: Any = None) -> None:
-    raise RuntimeError("A module variable is never initialized by Keras.")
 
 
 def _module_variables(obj: Any, fn: Any) -> tuple[list[tf.Variable], list[tf.Variable]]:
@@ -201,11 +177,13 @@ class HubLayer(keras.layers.Layer):
         trainable, others = _module_variables(self._module, self._fn)
         taken: set[str] = set()
         with keras.name_scope(self.name):
-            wrapped = [
-                _ModuleVariable(v, _keras_name(v.name, taken), True) for v in trainable
-            ] + [_ModuleVariable(v, _keras_name(v.name, taken), False) for v in others]
+            # Keras variables that wrap the module's own: the module's
+            # functions see every training step, assign and weight load.
+            wrap = _compat.keras_variable_around
+            wrapped = [wrap(v, _keras_name(v.name, taken), True) for v in trainable]
+            wrapped += [wrap(v, _keras_name(v.name, taken), False) for v in others]
         for variable in wrapped:
-            self._track_variable(variable)
+            _compat.track_variable(self, variable)
 
     def call(self, inputs, training=None):
         fn = self._fn

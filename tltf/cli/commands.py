@@ -2,7 +2,9 @@
 
 Each handler takes the dict of settings the user gave (see
 `tltf.cli.options.merge_config`), calls the public library, prints where its
-results went, and returns the exit status.
+results went, and returns the exit status. A run's folder layout (model,
+``run.json``, ``evaluation/``, ``export/``) is `tltf.runs`'s. This module
+imports TensorFlow; `tltf.cli.startup.import_commands` imports it quietly.
 """
 
 from __future__ import annotations
@@ -12,35 +14,35 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tltf import runs
 from tltf.cli import evaluation as held_out
 from tltf.cli.options import (
-    DEFAULT_OUTPUT,
-    MODEL_FILE,
     build_model,
     data_source,
+    default_backbone,
     load_data,
     load_model,
-    model_file,
-    parse_schedule_flag,
     pick,
-    read_run,
     require_data,
-    write_run,
 )
-from tltf.errors import ConfigError, ExportError
+from tltf.cli.parsing import parse_schedule
+from tltf.errors import ConfigError, DataError, ExportError
 from tltf.training.recipes import fine_tune
 
 #: Epochs after the frozen stage when neither flag nor config says
 #: (`tltf.fine_tune` has no default: it needs to be told).
 DEFAULT_EPOCHS = 3
-EVALUATION_DIR = held_out.EVALUATION_DIR
-EXPORT_DIR = "export"
+#: The head `tltf adapt` builds. Adaptation changes what the output layer
+#: reads, so something before it must train: a hidden layer (DANN's
+#: bottleneck) on the frozen pretrained base, fast and hard to break.
+ADAPT_HIDDEN_UNITS = (256,)
 
 
 def run(command: str, options: dict[str, Any]) -> int:
     """Runs subcommand ``command`` with ``options``; returns the exit status."""
     handlers: dict[str, Callable[[dict[str, Any]], int]] = {
         "train": train,
+        "adapt": adapt,
         "tune": tune,
         "evaluate": evaluate,
         "export": export,
@@ -57,41 +59,99 @@ def train(options: dict[str, Any]) -> int:
     if source is None:
         print("No data given (--data, --csv or --tfds): running the offline demo.")
         return demo(options)
-    import tltf
-
-    out = Path(options.get("output", DEFAULT_OUTPUT))
-    if options.get("export") and (out / EXPORT_DIR).exists():
-        raise ExportError(
-            f"Export path {str(out / EXPORT_DIR)!r} already exists. Pass another "
-            "--output folder or remove the old export."
-        )
+    out = Path(options.get("output", runs.DEFAULT_OUTPUT))
+    _check_export_free(options, out)
     data, modality = load_data(options, source)
     print(
         f"Data: {data.num_train} training, {data.num_validation} validation "
         f"examples, classes {data.class_names}"
     )
     model = build_model(options, data.num_classes, modality)
-    print(_backbone_line(model, options.get("backbone") or _default_backbone(modality)))
+    print(_backbone_line(model, options.get("backbone") or default_backbone(modality)))
     kwargs = pick(options, "epochs")
     if "schedule" in options:
-        kwargs["schedule"] = parse_schedule_flag(options["schedule"])
+        kwargs["schedule"] = parse_schedule(options["schedule"])
     kwargs.setdefault("epochs", DEFAULT_EPOCHS)
     history = fine_tune(model, data.train, data.validation, **kwargs)
-    record = _run_record(options, data, modality, history)
-    record["data"] = held_out.data_record(source, options)
-    _save_run(model, record, out)
-    report = tltf.evaluate(
-        model, data, output_dir=out / EVALUATION_DIR, history=history, overwrite=True
-    )
-    lines = [f"Model: {out / MODEL_FILE}", f"Run record: {out / 'run.json'}"]
-    lines += _report_lines(report)
-    if options.get("export"):
-        path = tltf.export_saved_model(
-            model, out / EXPORT_DIR, class_names=data.class_names
-        )
-        lines.append(f"Export (reloaded and checked): {path}")
-    _print_block(report.summary(), lines)
+    _save_run(model, _run_record(options, source, data, modality, history), out)
+    _report_and_export(model, data, data.class_names, history, out, options)
     return 0
+
+
+def adapt(options: dict[str, Any]) -> int:
+    """``tltf adapt``: train on labelled source images, adapt to unlabelled ones.
+
+    Saves the run like ``train`` (model, ``run.json``, ``evaluation/``, maybe
+    ``export/``); the report scores the labelled target validation images
+    when given, else the source's held-out split.
+    """
+    import tltf
+
+    _require_adapt_data(options)
+    out = Path(options.get("output", runs.ADAPT_OUTPUT))
+    _check_export_free(options, out)
+    data, _ = load_data(options, "data")
+    images = pick(options, "image_size", "batch_size")
+    target = tltf.data.unlabelled_images(options["target_data"], **images)
+    scored = _target_validation(options, data.class_names, images)
+    print(
+        f"Source: {data.num_train} training, {data.num_validation} validation "
+        f"images, classes {data.class_names}"
+    )
+    print(f"Target: {_count(target)} unlabelled images in {options['target_data']}")
+    model = build_model(
+        options, data.num_classes, "image", hidden_units=ADAPT_HIDDEN_UNITS
+    )
+    print(_backbone_line(model, options.get("backbone") or default_backbone("image")))
+    kwargs = pick(options, "method", "epochs", weight="adaptation_weight")
+    tltf.adapt_domain(model, data.train, target, validation_data=scored, **kwargs)
+    history = model.history
+    record = _run_record(options, "data", data, "image", history)
+    record["target"] = {
+        key: str(Path(options[key]).resolve())
+        for key in ("target_data", "target_validation")
+        if key in options
+    }
+    _save_run(model, record, out)
+    if scored is None:
+        print("No --target-validation: the report scores the source's held-out split.")
+    scored = scored if scored is not None else data
+    _report_and_export(model, scored, data.class_names, history, out, options)
+    return 0
+
+
+def _require_adapt_data(options: dict[str, Any]) -> None:
+    missing = [
+        f"--{k.replace('_', '-')}" for k in ("data", "target_data") if k not in options
+    ]
+    if missing:
+        raise DataError(
+            f"`tltf adapt` needs {' and '.join(missing)}: --data <labelled image "
+            "folder> (one subfolder per class) and --target-data <folder of "
+            "unlabelled images>."
+        )
+
+
+def _target_validation(
+    options: dict[str, Any], class_names: list[str], images: dict[str, Any]
+) -> Any:
+    """The labelled target images to score on (all of them), or None."""
+    import tltf
+
+    if "target_validation" not in options:
+        return None
+    folder = options["target_validation"]
+    data = tltf.data.image_folder(folder, validation_split=0.0, **images)
+    if data.class_names != list(class_names):
+        raise DataError(
+            f"--target-validation {folder!r} has classes {data.class_names}; --data "
+            f"has {list(class_names)}. Give it the same class subfolders."
+        )
+    return data.train
+
+
+def _count(images: Any) -> int:
+    return int(sum(int(batch.shape[0]) for batch in images))
 
 
 def tune(options: dict[str, Any]) -> int:
@@ -100,9 +160,9 @@ def tune(options: dict[str, Any]) -> int:
 
     source = require_data(options, "tune")
     data, modality = load_data(options, source)
-    backbone = options.get("backbone") or _default_backbone(modality)
+    backbone = options.get("backbone") or default_backbone(modality)
     kwargs = pick(options, "max_trials", "epochs")
-    kwargs["directory"] = options.get("output", f"{DEFAULT_OUTPUT}-tune")
+    kwargs["directory"] = options.get("output", runs.TUNE_OUTPUT)
     if "weights" in options and modality == "image":
         weights = options["weights"]
         kwargs["weights"] = None if str(weights).lower() == "none" else weights
@@ -125,8 +185,8 @@ def evaluate(options: dict[str, Any]) -> int:
 
     model, names = load_model(options.get("model"))
     source = require_data(options, "evaluate")
-    folder = model_file(options["model"]).parent
-    run = read_run(folder)
+    folder = runs.model_file(options["model"]).parent
+    run = runs.read_run(folder)
     kind = held_out.model_modality(model, run)
     held_out.check_modality(kind, held_out.source_modality(source), f"--{source}")
     plan = held_out.plan(options, source, run)
@@ -223,13 +283,56 @@ def demo(options: dict[str, Any]) -> int:
     return 0
 
 
+def _run_record(options, source, data, modality, history) -> dict[str, Any]:
+    settings = {k: v for k, v in options.items() if k != "inputs"}
+    record = runs.run_record(data.class_names, modality, settings, history)
+    record["data"] = held_out.data_record(source, options)
+    return record
+
+
+def _check_export_free(options: dict[str, Any], out: Path) -> None:
+    """Refuses, before any training, an ``--export`` that would replace one."""
+    if options.get("export") and runs.export_dir(out).exists():
+        raise ExportError(
+            f"Export path {str(runs.export_dir(out))!r} already exists. Pass another "
+            "--output folder or remove the old export."
+        )
+
+
+def _report_and_export(
+    model: Any,
+    scored: Any,
+    class_names: list[str],
+    history: Any,
+    out: Path,
+    options: dict[str, Any],
+) -> None:
+    """Writes the run's report on ``scored`` (and the export), and prints both."""
+    import tltf
+
+    report = tltf.evaluate(
+        model,
+        scored,
+        class_names=class_names,
+        output_dir=runs.evaluation_dir(out),
+        history=history,
+        overwrite=True,
+    )
+    lines = [f"Model: {runs.model_path(out)}", f"Run record: {runs.record_path(out)}"]
+    lines += _report_lines(report)
+    if options.get("export"):
+        path = tltf.export_saved_model(
+            model, runs.export_dir(out), class_names=class_names
+        )
+        lines.append(f"Export (reloaded and checked): {path}")
+    _print_block(report.summary(), lines)
+
+
 def _save_run(model: Any, record: dict[str, Any], out: Path) -> None:
     """Saves the model and ``run.json``; a new run replaces the old one."""
-    if (out / MODEL_FILE).exists():
+    if runs.model_path(out).exists():
         print(f"Replacing the previous run in {out} (model, run record, report).")
-    out.mkdir(parents=True, exist_ok=True)
-    model.save(out / MODEL_FILE)
-    write_run(out, record)
+    runs.save_run(model, out, record)
 
 
 # --- printing ---
@@ -241,21 +344,6 @@ def _backbone_line(model: Any, backbone: str) -> str:
     heads = [layer for layer in model.layers if isinstance(layer, Head)]
     pooling = getattr(heads[0], "pooling", None) if heads else None
     return f"Backbone: {backbone}" + (f" ({pooling} pooling)" if pooling else "")
-
-
-def _default_backbone(modality: str) -> str:
-    from tltf.cli.options import DEFAULT_IMAGE_BACKBONE, DEFAULT_TEXT_BACKBONE
-
-    return DEFAULT_TEXT_BACKBONE if modality == "text" else DEFAULT_IMAGE_BACKBONE
-
-
-def _run_record(options, data, modality, history) -> dict[str, Any]:
-    return {
-        "class_names": list(data.class_names),
-        "modality": modality,
-        "options": {k: v for k, v in options.items() if k != "inputs"},
-        "history": getattr(history, "history", history),
-    }
 
 
 def _report_lines(report: Any) -> list[str]:

@@ -20,11 +20,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tltf import runs
 from tltf.errors import ConfigError
 
 SPLITS = ("validation", "train", "all")
-EVALUATION_DIR = "evaluation"
-REPORT_FILE = "report.json"
 _SOURCES = ("data", "csv", "tfds")
 _SOURCE_MODALITY = {"data": "image", "csv": "text"}
 _FLAGS = {
@@ -220,19 +219,19 @@ def report_folder(
     Returns:
         ``(folder, note)``. Without ``--output``, a run whose
         ``evaluation/`` already holds a report gets ``evaluation-2/`` (or the
-        next free number) and a note saying so.
+        next free number, `tltf.runs.next_evaluation_dir`) and a note saying
+        so; with ``--overwrite`` the run's ``evaluation/`` is reused.
     """
     if output is not None:
         return Path(output), None
-    default = model_folder / EVALUATION_DIR
-    if overwrite or not (default / REPORT_FILE).exists():
+    default = runs.evaluation_dir(model_folder)
+    if overwrite:
         return default, None
-    n = 2
-    while (model_folder / f"{EVALUATION_DIR}-{n}" / REPORT_FILE).exists():
-        n += 1
-    folder = model_folder / f"{EVALUATION_DIR}-{n}"
+    folder = runs.next_evaluation_dir(model_folder)
+    if folder == default:
+        return default, None
     note = (
-        f"{default / REPORT_FILE} exists (kept); writing to {folder} instead "
+        f"{default / runs.REPORT_FILE} exists (kept); writing to {folder} instead "
         "(--output picks the folder, --overwrite replaces the report)."
     )
     return folder, note

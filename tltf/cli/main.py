@@ -1,4 +1,6 @@
-"""The ``tltf`` command line: train, tune, evaluate, export, predict, demo.
+"""The ``tltf`` command line: its parser, and the entry point ``main``.
+
+Subcommands: train, adapt, tune, evaluate, export, predict, list-backbones, demo.
 
 A thin layer over the library. Every flag defaults to None and is dropped
 before the library is called, so the library's defaults are the defaults.
@@ -19,6 +21,8 @@ import sys
 import textwrap
 from collections.abc import Sequence
 
+from tltf import runs
+from tltf.cli.parsing import parse_size
 from tltf.errors import TltfError
 
 _EXAMPLES = {
@@ -27,6 +31,7 @@ _EXAMPLES = {
           tltf demo              # offline: MiniLM fine-tuned on the shipped dataset
           tltf train --data flowers/ --backbone keras:mobilenet_v2 --epochs 5
           tltf train --csv reviews.csv --text-column review --label-column stars
+          tltf adapt --data studio/ --target-data street/ --method dann
           tltf evaluate --model runs/tltf/model.keras --data flowers/
           tltf export --model runs/tltf/model.keras --output serving/flowers
           tltf predict --model serving/flowers rose.jpg tulip.png
@@ -45,6 +50,14 @@ _EXAMPLES = {
           tltf train --config run.yaml --epochs 2
           # No data: the offline demo (same as `tltf demo`):
           tltf train""",
+    "adapt": """
+        examples:
+          # Labelled studio photos (one subfolder per class), unlabelled street
+          # photos (flat, or in subfolders whose names are ignored):
+          tltf adapt --data studio/ --target-data street/ --epochs 10
+          # Scored on a few labelled street photos (same class subfolders):
+          tltf adapt --data studio/ --target-data street/ --target-validation \\
+              street_labelled/ --method coral --output runs/street""",
     "tune": """
         examples:
           tltf tune --data flowers/ --backbone keras:mobilenet_v2 --max-trials 4
@@ -79,6 +92,7 @@ _EXAMPLES = {
 
 _HELP = {
     "train": "fine-tune a pretrained base on your data (no data: the offline demo)",
+    "adapt": "train on labelled images, adapt to unlabelled ones of another domain",
     "tune": "search learning rates with KerasTuner",
     "evaluate": "write a metrics report and plots for a trained model",
     "export": "write a verified SavedModel for serving",
@@ -130,7 +144,7 @@ def _data_flags(p: argparse.ArgumentParser, required: bool = False) -> None:
     g.add_argument("--text-column", help="text column of --csv")
     g.add_argument("--label-column", help="label column of --csv")
     g.add_argument(
-        "--image-size", type=_size, help="resize images to SIZE or HxW, e.g. 224"
+        "--image-size", type=parse_size, help="resize images to SIZE or HxW, e.g. 224"
     )
     g.add_argument("--batch-size", type=int, help="examples per batch")
     g.add_argument("--validation-split", type=float, help="fraction held out, e.g. 0.2")
@@ -168,7 +182,51 @@ def _add_train(p: argparse.ArgumentParser) -> None:
         'the first unfrozen epoch, e.g. \'{"0": "top:1", "2": "top:3", "4": "all"}\'',
     )
     g.add_argument("--learning-rate", type=float, help="head learning rate")
-    _output_flag(p, "the model, report and export (default runs/tltf)")
+    _output_flag(p, f"the model, report and export (default {runs.DEFAULT_OUTPUT})")
+    p.add_argument(
+        "--export", action="store_const", const=True, help="also export a SavedModel"
+    )
+
+
+def _add_adapt(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data (image folders only)")
+    g.add_argument("--data", help="labelled source images: <folder>/<class>/<images>")
+    g.add_argument(
+        "--target-data",
+        help="unlabelled target images: a flat folder, or subfolders whose names "
+        "are ignored",
+    )
+    g.add_argument(
+        "--target-validation",
+        help="labelled target images to score on, with the same class subfolders "
+        "as --data (the report and val_* logs); else the source's held-out split",
+    )
+    g.add_argument(
+        "--image-size", type=parse_size, help="resize images to SIZE or HxW, e.g. 224"
+    )
+    g.add_argument("--batch-size", type=int, help="examples per batch")
+    g.add_argument(
+        "--validation-split", type=float, help="fraction of --data held out, e.g. 0.2"
+    )
+    _model_flags(p)
+    g = p.add_argument_group(
+        "adaptation (the head gets a hidden layer of 256 units, which adapts "
+        "with the output layer; the pretrained base stays frozen)"
+    )
+    g.add_argument(
+        "--method",
+        help="dann (adversarial, the default), coral (covariances) or mmd "
+        "(kernel mean embeddings)",
+    )
+    g.add_argument("--epochs", type=int, help="passes over --data (default 10)")
+    g.add_argument(
+        "--adaptation-weight",
+        type=float,
+        help="largest weight of the adaptation loss (default 1.0), ramped up "
+        "from 0 as in the DANN paper",
+    )
+    g.add_argument("--learning-rate", type=float, help="head learning rate")
+    _output_flag(p, f"the model, report and export (default {runs.ADAPT_OUTPUT})")
     p.add_argument(
         "--export", action="store_const", const=True, help="also export a SavedModel"
     )
@@ -194,8 +252,8 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     )
     _output_flag(
         p,
-        "report.json and the plots (default: evaluation/ next to the model, "
-        "or evaluation-2/ ... when that holds a report)",
+        f"{runs.REPORT_FILE} and the plots (default: {runs.EVALUATION_DIR}/ next "
+        f"to the model, or {runs.EVALUATION_DIR}-2/ ... when that holds a report)",
     )
     p.add_argument(
         "--overwrite",
@@ -236,12 +294,15 @@ def _add_list(p: argparse.ArgumentParser) -> None:
 
 
 def _add_demo(p: argparse.ArgumentParser) -> None:
-    _output_flag(p, "the demo run (default runs/tltf-demo)")
-    p.add_argument("--epochs", type=int, help="total epochs (default 4)")
+    _output_flag(p, f"the demo run (default {runs.DEMO_OUTPUT})")
+    p.add_argument(
+        "--epochs", type=int, help="epochs after the frozen stage (default 2)"
+    )
 
 
 _SUBCOMMANDS = {
     "train": _add_train,
+    "adapt": _add_adapt,
     "tune": _add_tune,
     "evaluate": _add_evaluate,
     "export": _add_export,
@@ -249,20 +310,6 @@ _SUBCOMMANDS = {
     "list-backbones": _add_list,
     "demo": _add_demo,
 }
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        parts = [int(v) for v in text.lower().replace(",", "x").split("x")]
-    except ValueError:
-        parts = []
-    if len(parts) == 1:
-        parts = parts * 2
-    if len(parts) != 2 or min(parts) < 1:
-        raise argparse.ArgumentTypeError(
-            f"image size must be SIZE or HEIGHTxWIDTH (224, 160x224); got {text!r}"
-        )
-    return parts[0], parts[1]
 
 
 # --- entry point ---

@@ -1,8 +1,10 @@
-"""Options of the ``tltf`` command line: config files, data, models, runs.
+"""Options of the ``tltf`` command line: config files, data, models.
 
 Options are a dict of the settings the user gave (flags or config file);
 settings left out are absent, so every library call gets only what the user
-said and the library's defaults do the rest.
+said and the library's defaults do the rest. Imported before TensorFlow
+starts (`tltf.cli.main`): TensorFlow and the library load inside the
+functions that need them.
 """
 
 from __future__ import annotations
@@ -15,13 +17,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tltf import runs
+from tltf.cli.parsing import size_pair
 from tltf.errors import ConfigError, DataError
 
-DEFAULT_OUTPUT = "runs/tltf"
-DEFAULT_IMAGE_BACKBONE = "keras:mobilenet_v2"
-DEFAULT_TEXT_BACKBONE = "kerashub:all-minilm-l6-v2"
-MODEL_FILE = "model.keras"
-RUN_FILE = "run.json"
 _NOT_SETTINGS = {"command", "debug", "config"}
 _DATA_SOURCES = ("data", "csv", "tfds")
 
@@ -45,7 +44,7 @@ def merge_config(args: argparse.Namespace) -> dict[str, Any]:
         options.update(_read_config(Path(args.config), set(flags), args.command))
     options.update({k: v for k, v in flags.items() if v is not None})
     if "image_size" in options:
-        options["image_size"] = _pair(options["image_size"])
+        options["image_size"] = size_pair(options["image_size"])
     return {k: v for k, v in options.items() if v is not None}
 
 
@@ -83,17 +82,6 @@ def _read_config(path: Path, known: set[str], command: str) -> dict[str, Any]:
             f"{command}`: {unknown}. Known keys: {sorted(known)}."
         )
     return settings
-
-
-def _pair(value: Any) -> tuple[int, int]:
-    if isinstance(value, int):
-        return value, value
-    if isinstance(value, str):
-        from tltf.cli.main import _size
-
-        return _size(value)
-    height, width = value
-    return int(height), int(width)
 
 
 def pick(options: Mapping[str, Any], *names: str, **renamed: str) -> dict[str, Any]:
@@ -139,16 +127,25 @@ def load_data(options: Mapping[str, Any], source: str) -> tuple[Any, str]:
 # --- models ---
 
 
-def build_model(options: Mapping[str, Any], num_classes: int, modality: str) -> Any:
-    """Builds the classifier the options describe, for ``modality`` data."""
+def build_model(
+    options: Mapping[str, Any], num_classes: int, modality: str, **chosen: Any
+) -> Any:
+    """Builds the classifier the options describe, for ``modality`` data.
+
+    Args:
+        options: The user's settings.
+        num_classes: Classes of the data.
+        modality: ``"image"`` or ``"text"``.
+        **chosen: Builder arguments a command sets itself (``tltf adapt``'s
+            ``hidden_units``).
+    """
     import tltf
 
-    kwargs = pick(options, "learning_rate")
+    kwargs = {**chosen, **pick(options, "learning_rate")}
+    backbone = options.get("backbone", default_backbone(modality))
     if modality == "text":
-        backbone = options.get("backbone", DEFAULT_TEXT_BACKBONE)
         kwargs.update(pick(options, "sequence_length"))
         return tltf.build_text_classifier(backbone, num_classes, **kwargs)
-    backbone = options.get("backbone", DEFAULT_IMAGE_BACKBONE)
     if "weights" in options:
         weights = options["weights"]
         kwargs["weights"] = None if str(weights).lower() == "none" else weights
@@ -157,18 +154,25 @@ def build_model(options: Mapping[str, Any], num_classes: int, modality: str) -> 
     return tltf.build_image_classifier(backbone, num_classes, **kwargs)
 
 
+def default_backbone(modality: str) -> str:
+    """The library's default base for ``"image"`` or ``"text"`` data."""
+    from tltf.builders import DEFAULT_IMAGE_BACKBONE, DEFAULT_TEXT_BACKBONE
+
+    return DEFAULT_TEXT_BACKBONE if modality == "text" else DEFAULT_IMAGE_BACKBONE
+
+
 def load_model(path: str | os.PathLike | None) -> tuple[Any, list[str] | None]:
     """Loads a ``.keras`` model and the class names saved next to it."""
     if path is None:
         raise ConfigError(
-            "Pass --model: the model.keras that `tltf train` wrote "
-            f"(e.g. {DEFAULT_OUTPUT}/{MODEL_FILE})."
+            f"Pass --model: the {runs.MODEL_FILE} that `tltf train` wrote "
+            f"(e.g. {runs.model_path(runs.DEFAULT_OUTPUT)})."
         )
-    file = model_file(path)
+    file = runs.model_file(path)
     if not file.is_file() or file.suffix != ".keras":
         raise ConfigError(
             f"Model file {str(path)!r} does not exist or is not a .keras file. "
-            f"Pass the {MODEL_FILE} that `tltf train` wrote."
+            f"Pass the {runs.MODEL_FILE} that `tltf train` wrote."
         )
     import keras
 
@@ -177,55 +181,13 @@ def load_model(path: str | os.PathLike | None) -> tuple[Any, list[str] | None]:
     tltf.Head  # noqa: B018 - the first use of tltf registers its layers.
     _register_text_layers()
     model = keras.saving.load_model(file)
-    return model, read_run(file.parent).get("class_names")
-
-
-def model_file(path: str | os.PathLike) -> Path:
-    """``path``, or the model.keras inside it when ``path`` is a run folder."""
-    file = Path(path)
-    if file.is_dir() and (file / MODEL_FILE).is_file():
-        return file / MODEL_FILE
-    return file
+    return model, runs.read_run(file.parent).get("class_names")
 
 
 def _register_text_layers() -> None:
     """Imports KerasHub so that saved text models deserialize."""
     with contextlib.suppress(ImportError):
         import keras_hub  # noqa: F401
-
-
-def read_run(folder: Path) -> dict[str, Any]:
-    """The ``run.json`` that `tltf train` wrote in ``folder``, or ``{}``."""
-    file = folder / RUN_FILE
-    return json.loads(file.read_text()) if file.is_file() else {}
-
-
-def write_run(folder: Path, content: Mapping[str, Any]) -> Path:
-    """Writes ``run.json`` (atomically) in ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{RUN_FILE}.tmp"
-    tmp.write_text(json.dumps(content, indent=2, default=str) + "\n")
-    tmp.replace(folder / RUN_FILE)
-    return folder / RUN_FILE
-
-
-def parse_schedule_flag(schedule: Any) -> Any:
-    """A ``--schedule`` value: a preset name, or JSON ``{epoch: spec}``."""
-    if isinstance(schedule, str) and schedule.strip().startswith(("{", "[")):
-        try:
-            schedule = json.loads(schedule)
-        except json.JSONDecodeError as err:
-            raise ConfigError(
-                f"--schedule is not valid JSON: {err}. Example: "
-                '\'{"0": "top:1", "2": "top:3", "4": "all"}\''
-            ) from err
-    if isinstance(schedule, Mapping):
-        return {_epoch(k): v for k, v in schedule.items()}
-    return schedule
-
-
-def _epoch(key: Any) -> Any:
-    return int(key) if isinstance(key, str) and key.strip().isdigit() else key
 
 
 def require_data(options: Mapping[str, Any], command: str) -> str:

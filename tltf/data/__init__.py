@@ -1,11 +1,12 @@
 """tf.data loaders: image folders, TFDS datasets, arrays and text (CSV, lists).
 
 Every loader returns a `LoadedData`: batched ``train`` and ``validation``
-datasets of ``(raw input, integer label)`` and the ``class_names``.
+datasets of ``(raw input, integer label)`` and the ``class_names``;
+`unlabelled_images` returns batches of images alone (a target domain).
 """
 
 from tltf.data.base import LoadedData
-from tltf.data.images import from_arrays, image_folder
+from tltf.data.images import from_arrays, image_folder, unlabelled_images
 from tltf.data.text import from_texts, text_csv
 from tltf.data.tfds import tfds_dataset
 
@@ -16,4 +17,5 @@ __all__ = [
     "image_folder",
     "text_csv",
     "tfds_dataset",
+    "unlabelled_images",
 ]

@@ -1,4 +1,4 @@
-"""Image data: folders of images (one subfolder per class) and numpy arrays.
+"""Image data: folders of images (one subfolder per class, or unlabelled), arrays.
 
 A folder with a few broken or non-image files still trains: every file is
 decoded once when the folder is scanned (in parallel, with the same decoder
@@ -109,6 +109,62 @@ def image_folder(
     )
 
 
+def unlabelled_images(
+    directory: str | os.PathLike,
+    *,
+    image_size: tuple[int, int] = (224, 224),
+    batch_size: int = 32,
+    seed: int = 1337,
+    cache: bool | str | os.PathLike = True,
+) -> tf.data.Dataset:
+    """Loads every image under a folder, without labels (e.g. a target domain).
+
+    The folder may be flat or hold subfolders (of classes or anything else):
+    their names are ignored. Images are decoded, resized and kept as float32
+    pixels in [0, 255], like `image_folder`'s; unreadable files are left out
+    and listed in one warning.
+
+    Args:
+        directory: A folder of images, at any depth.
+        image_size: ``(height, width)`` to resize to.
+        batch_size: Images per batch.
+        seed: Seed of the shuffling (reshuffled every pass).
+        cache: True (memory), a file path (disk cache) or False.
+
+    Returns:
+        A batched, shuffled dataset of images ``(batch, height, width, 3)``.
+
+    Raises:
+        DataError: The folder is missing or holds no readable image.
+
+    Example:
+        >>> target = tltf.data.unlabelled_images("street_photos/", image_size=(64, 64))
+        >>> tltf.adapt_domain(model, source_data, target)
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        raise DataError(
+            f"Image folder {str(root)!r} does not exist. Pass a folder of images "
+            "(flat, or in subfolders whose names are ignored)."
+        )
+    files, skipped = image_files(root)
+    if skipped:
+        logger.warning(
+            "Skipped %d unreadable or non-image file(s) in %s: %s",
+            len(skipped),
+            root,
+            ", ".join(skipped),
+        )
+    if not files:
+        raise DataError(
+            f"Image folder {str(root)!r} has no readable images "
+            f"({', '.join(IMAGE_EXTENSIONS)}). Add images, flat or in subfolders."
+        )
+    ds = tf.data.Dataset.from_tensor_slices(np.asarray(files))
+    ds = ds.map(lambda f: _load(f, image_size), num_parallel_calls=AUTOTUNE)
+    return finish(ds, batch_size=batch_size, training=True, cache=cache, seed=seed)
+
+
 def from_arrays(
     x: np.ndarray,
     y: np.ndarray,
@@ -181,32 +237,61 @@ def _decodable(files: list[str]) -> set[int]:
     return {int(i) for i, _ in ds.as_numpy_iterator()}
 
 
+def image_files(
+    directory: str | os.PathLike, *, relative_to: str | os.PathLike | None = None
+) -> tuple[list[str], list[str]]:
+    """The readable images under ``directory`` (any depth), and the others.
+
+    Every candidate (an image extension and signature) is decoded once, in
+    parallel, with the decoder the pipelines use; hidden files are ignored.
+
+    Args:
+        directory: Folder to search, subfolders included.
+        relative_to: Folder the skipped paths are given relative to;
+            defaults to ``directory``.
+
+    Returns:
+        ``(files, skipped)``: sorted paths of decodable images, and the
+        relative paths of files that are not images or do not decode.
+
+    Example:
+        >>> files, skipped = image_files("photos/")
+    """
+    root = Path(directory)
+    base = Path(relative_to) if relative_to is not None else root
+    skipped: list[str] = []
+    candidates: list[str] = []
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        if path.suffix.lower() in IMAGE_EXTENSIONS and looks_like_image(path):
+            candidates.append(str(path))
+        else:
+            skipped.append(str(path.relative_to(base)))
+    good = _decodable(candidates)
+    files = [path for i, path in enumerate(candidates) if i in good]
+    skipped += [
+        str(Path(path).relative_to(base))
+        for i, path in enumerate(candidates)
+        if i not in good
+    ]
+    return files, skipped
+
+
 def _scan(root: Path, class_names: list[str]):
     files: list[str] = []
     labels: list[int] = []
     skipped: list[str] = []
-    candidates: list[tuple[str, int]] = []
     for label, name in enumerate(class_names):
-        for path in sorted((root / name).rglob("*")):
-            if not path.is_file() or path.name.startswith("."):
-                continue
-            if path.suffix.lower() in IMAGE_EXTENSIONS and looks_like_image(path):
-                candidates.append((str(path), label))
-            else:
-                skipped.append(str(path.relative_to(root)))
-    good = _decodable([f for f, _ in candidates])
-    for i, (path, label) in enumerate(candidates):
-        if i in good:
-            files.append(path)
-            labels.append(label)
-        else:
-            skipped.append(str(Path(path).relative_to(root)))
-    for label, name in enumerate(class_names):
-        if label not in labels:
+        found, bad = image_files(root / name, relative_to=root)
+        if not found:
             raise DataError(
                 f"Class folder {str(root / name)!r} has no readable images "
                 f"({', '.join(IMAGE_EXTENSIONS)}). Add images or remove the folder."
             )
+        files += found
+        labels += [label] * len(found)
+        skipped += bad
     return files, labels, skipped
 
 

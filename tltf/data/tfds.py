@@ -7,7 +7,7 @@ import os
 import tensorflow as tf
 
 from tltf.data.base import AUTOTUNE, LoadedData, check_class_names, finish
-from tltf.errors import DataError
+from tltf.errors import DataError, first_line
 
 
 def tfds_dataset(
@@ -57,7 +57,7 @@ def tfds_dataset(
         )
     except Exception as err:  # TFDS raises many types; all mean "not available".
         raise DataError(
-            f"Could not load TFDS dataset {name!r}: {str(err).splitlines()[0]} "
+            f"Could not load TFDS dataset {name!r}: {first_line(err)} "
             "Check the name (tfds.list_builders()), or prepare it with "
             "network access and pass data_dir=."
         ) from err

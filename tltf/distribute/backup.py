@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import keras
 import tensorflow as tf
 
+from tltf import _compat
 from tltf.distribute.scope import resolve_strategy
 from tltf.distribute.strategy import StrategyLike
 from tltf.errors import ConfigError
@@ -48,6 +49,7 @@ class Stateful(Protocol):
 
 
 @keras.saving.register_keras_serializable(package="tltf")
+@_compat.backup_hooks
 class WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
     """Backs up weights, optimizer, epoch and schedule state; resumes after a crash.
 
@@ -98,7 +100,8 @@ class WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     # --- restore ---
 
-    def _load_model(self) -> None:
+    def restore_backup(self) -> None:
+        """Restores the chief's last checkpoint, if any (at ``on_train_begin``)."""
         state = _read_state(self.backup_dir)
         if state is None:
             return
@@ -118,12 +121,13 @@ class WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
             ) from err
         self._saves = state["saves"]
         self.restored_epoch = state["epoch"]
-        self.model._initial_epoch = state["epoch"]
+        _compat.set_initial_epoch(self.model, state["epoch"])
         logger.info("Resuming from the backup at epoch %d.", state["epoch"])
 
     # --- save ---
 
-    def _save_model(self) -> None:
+    def write_backup(self) -> None:
+        """Writes a checkpoint (chief only), at the times ``save_freq`` says."""
         self._saves += 1
         if not self.is_chief:
             return
@@ -132,9 +136,10 @@ class WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
         partial = posixpath.join(self.backup_dir, f"partial-{name}")
         self.model.save_weights(partial, overwrite=True)
         tf.io.gfile.rename(partial, posixpath.join(self.backup_dir, name), True)
+        epoch, batch = _compat.backup_position(self)
         state = {
-            "epoch": self._current_epoch,
-            "batch": self._last_batch_seen,
+            "epoch": epoch,
+            "batch": batch,
             "saves": self._saves,
             "weights": name,
             "stateful": [obj.backup_state() for obj in self.stateful],

@@ -15,6 +15,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from tltf import _compat
 from tltf.data.base import LoadedData
 from tltf.errors import ConfigError, DataError
 
@@ -155,8 +156,7 @@ def _preview(value: Any) -> str:
 
 def shard_policy(ds: tf.data.Dataset) -> tf.data.experimental.AutoShardPolicy:
     """FILE when ``ds`` reads files with a tf.data reader, DATA otherwise."""
-    graph = tf.compat.v1.GraphDef()
-    graph.ParseFromString(ds._as_serialized_graph().numpy())
+    graph = _compat.dataset_graph(ds)
     ops = {node.op for node in graph.node}
     for function in graph.library.function:
         ops.update(node.op for node in function.node_def)

@@ -18,6 +18,7 @@ from typing import TypeVar
 import keras
 import tensorflow as tf
 
+from tltf import _compat
 from tltf.distribute.precision import MixedPrecision, precision_policy
 from tltf.distribute.strategy import StrategyLike, describe, get_strategy
 from tltf.errors import ConfigError
@@ -46,7 +47,7 @@ def resolve_strategy(
         >>> resolve_strategy(None) is tf.distribute.get_strategy()
         True
     """
-    owner = getattr(model, "_distribute_strategy", None) if model is not None else None
+    owner = _compat.model_strategy(model) if model is not None else None
     if strategy is None:
         return owner or tf.distribute.get_strategy()
     resolved = get_strategy(strategy) if isinstance(strategy, str) else strategy
@@ -65,11 +66,16 @@ def resolve_strategy(
 def strategy_scope(
     strategy: StrategyLike = None, model: keras.Model | None = None
 ) -> Iterator[tf.distribute.Strategy]:
-    """Enters the scope of `resolve_strategy(strategy, model)`.
+    """Enters the scope of `resolve_strategy(strategy, model)`: the one way in.
 
     Build, compile and restore (``load_weights``, ``keras.models.load_model``)
     a model inside one such block so its variables and optimizer slots are
-    created by the strategy. Nesting the same strategy is allowed.
+    created by the strategy. Every tltf module that needs a scope enters it
+    here: ``strategy_scope(model=model)`` for the strategy a model was
+    created under (else the current one), ``strategy_scope(strategy)`` for
+    a given strategy (None: the current one). When the resolved strategy is
+    already the current one (including TensorFlow's default outside any
+    scope), nothing is entered, so nesting is free.
 
     Args:
         strategy: See `resolve_strategy`.
@@ -78,13 +84,17 @@ def strategy_scope(
     Yields:
         The strategy.
 
+    Raises:
+        ConfigError: See `resolve_strategy`.
+
     Example:
         >>> with strategy_scope("auto") as strategy:
         ...     model = tltf.build_image_classifier(...)
+        >>> with strategy_scope(model=model):
+        ...     model.compile("adam", "sparse_categorical_crossentropy")
     """
     resolved = resolve_strategy(strategy, model)
-    current = tf.distribute.get_strategy()
-    if tf.distribute.has_strategy() and current is resolved:
+    if resolved is tf.distribute.get_strategy():
         yield resolved
         return
     with resolved.scope():
@@ -174,7 +184,7 @@ def distributed_build(builder: Builder) -> Builder:
 
 def is_default(strategy: tf.distribute.Strategy) -> bool:
     """Whether ``strategy`` is TensorFlow's default (no-op) strategy."""
-    return type(strategy).__name__ == "_DefaultDistributionStrategy"
+    return _compat.is_default_strategy(strategy)
 
 
 def _tf_variable(variable):

@@ -20,7 +20,8 @@ from typing import Any
 
 import tensorflow as tf
 
-from tltf.errors import ConfigError
+from tltf import _compat
+from tltf.errors import ConfigError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def _create(kind, tpu, devices, tpu_timeout) -> tuple[tf.distribute.Strategy, st
             return _connect_tpu(hint or "", tpu_timeout), "tpu requested"
         except (RuntimeError, ValueError, TimeoutError, tf.errors.OpError) as err:
             raise ConfigError(
-                f"Could not connect to a TPU: {_first_line(err)}. On Colab pick a "
+                f"Could not connect to a TPU: {first_line(err)}. On Colab pick a "
                 "TPU runtime; on Cloud TPU pass tpu=<name> or set TPU_NAME; on a "
                 f"TPU VM pass tpu='local'. Received: tpu={tpu!r}"
             ) from err
@@ -131,7 +132,7 @@ def _auto(tpu, devices, tpu_timeout) -> tuple[tf.distribute.Strategy, str]:
             logger.warning(
                 "No TPU: connecting to %s failed (%s); falling back to GPUs/CPU.",
                 repr(hint) if hint else "the TPU of TPU_NAME / COLAB_TPU_ADDR",
-                _first_line(err),
+                first_line(err),
             )
     gpus = tf.config.list_logical_devices("GPU")
     if len(gpus) >= 2:
@@ -144,11 +145,7 @@ def _auto(tpu, devices, tpu_timeout) -> tuple[tf.distribute.Strategy, str]:
 
 def default_strategy() -> tf.distribute.Strategy:
     """TensorFlow's default one-device strategy, even inside another scope."""
-    if not tf.distribute.has_strategy():
-        return tf.distribute.get_strategy()
-    from tensorflow.python.distribute import distribute_lib
-
-    return distribute_lib._get_default_strategy()
+    return _compat.default_strategy()
 
 
 def _gpu() -> tuple[tf.distribute.Strategy, str]:
@@ -210,66 +207,15 @@ def _connect_tpu(tpu: str, timeout: float) -> tf.distribute.Strategy:
 
 def _multiworker() -> tf.distribute.Strategy:
     parse_tf_config(os.environ.get("TF_CONFIG"))
-    _patch_keras_symbolic_build()
+    _compat.patch_multiworker_fit()
     try:
         return tf.distribute.MultiWorkerMirroredStrategy()
     except RuntimeError as err:
         raise ConfigError(
             "MultiWorkerMirroredStrategy must be created before TensorFlow runs "
             "anything else: call tltf.get_strategy('multiworker') at the start "
-            f"of the program. Received: {_first_line(err)}"
+            f"of the program. Received: {first_line(err)}"
         ) from err
-
-
-def _patch_keras_symbolic_build() -> None:
-    """Lets Keras 3 ``fit`` run under MultiWorkerMirroredStrategy.
-
-    Before the first step, Keras' TF trainer averages the first batch across
-    replicas with ``strategy.reduce`` only to learn its shapes; the
-    multi-worker strategy cannot reduce a nested batch, so ``fit`` fails
-    (keras-team/keras#20585). Shapes are the same on every replica, so the
-    patched method reads them from this worker's first replica instead.
-    Keras also averages per-replica metric results with a reduction the
-    multi-worker strategy rejects for scalars; metric variables are already
-    summed across all replicas, so the first local replica's result is the
-    global one (reduction ``"first"``).
-    Other strategies keep Keras' own code path.
-    """
-    from keras.src.backend.tensorflow import trainer as tf_trainer
-
-    cls = tf_trainer.TensorFlowTrainer
-    if getattr(cls, "_tltf_multiworker_patch", False):
-        return
-    original = cls._maybe_symbolic_build
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        strategy = self._distribute_strategy
-        multiworker = tf.distribute.MultiWorkerMirroredStrategy
-        if iterator is None or not isinstance(strategy, multiworker):
-            return original(self, iterator=iterator, data_batch=data_batch)
-        for _, _, batches in iterator:
-            data_batch = tf.nest.map_structure(_first_replica, next(batches))
-            break
-        with strategy.scope():
-            self._symbolic_build(data_batch=data_batch)
-
-    original_reduce = tf_trainer.reduce_per_replica
-
-    def reduce_per_replica(values, strategy, reduction):
-        multiworker = tf.distribute.MultiWorkerMirroredStrategy
-        if reduction == "auto" and isinstance(strategy, multiworker):
-            reduction = "first"
-        return original_reduce(values, strategy, reduction)
-
-    cls._maybe_symbolic_build = _maybe_symbolic_build
-    tf_trainer.reduce_per_replica = reduce_per_replica
-    cls._tltf_multiworker_patch = True
-
-
-def _first_replica(value):
-    if isinstance(value, tf.distribute.DistributedValues):
-        return value.values[0]
-    return value
 
 
 def parse_tf_config(raw: str | None) -> dict[str, Any]:
@@ -325,7 +271,7 @@ def describe(strategy: tf.distribute.Strategy) -> str:
     """``"MirroredStrategy (2 replicas)"``: a strategy's name and replica count."""
     replicas = strategy.num_replicas_in_sync
     name = type(strategy).__name__
-    if name == "_DefaultDistributionStrategy":
+    if _compat.is_default_strategy(strategy):
         name = "the default strategy"
     return f"{name} ({replicas} replica{'s' if replicas != 1 else ''})"
 
@@ -344,8 +290,3 @@ def _log_choice(strategy: tf.distribute.Strategy, reason: str) -> None:
     logger.info(message)
     if not logger.hasHandlers():
         print(f"tltf: {message}", file=sys.stderr)
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip() or type(err).__name__
-    return text.splitlines()[0]

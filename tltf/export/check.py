@@ -11,6 +11,7 @@ TensorFlow does not register, and reports which ops those were.
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import os
 import sys
@@ -19,7 +20,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 from tensorflow.core.protobuf import saved_model_pb2  # noqa: E402
-from tensorflow.python.framework import op_def_registry  # noqa: E402
+
+# tltf/_compat.py holds every private TensorFlow name tltf uses; it is loaded
+# by path (not as tltf._compat) so that tltf and Keras stay unimported.
+_spec = importlib.util.spec_from_file_location(
+    "tltf_compat", os.path.join(os.path.dirname(__file__), os.pardir, "_compat.py")
+)
+_compat = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_compat)
 
 
 def graph_ops(saved_model_dir: str) -> set[str]:
@@ -40,7 +48,7 @@ def graph_ops(saved_model_dir: str) -> set[str]:
 def unregistered_ops(saved_model_dir: str) -> list[str]:
     """Op types used by the SavedModel that this process does not know."""
     return sorted(
-        op for op in graph_ops(saved_model_dir) if op_def_registry.get(op) is None
+        op for op in graph_ops(saved_model_dir) if not _compat.op_registered(op)
     )
 
 

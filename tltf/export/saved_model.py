@@ -30,7 +30,6 @@ import base64
 import dataclasses
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,8 +41,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tltf.errors import ExportError
+from tltf.errors import ExportError, first_line
 from tltf.export.signatures import Endpoint, ServingPlan, plan_endpoints
+from tltf.files import atomic_path
 
 METADATA_FILE = "tltf_export.json"
 TOKEN_IDS_MODEL = "token_ids_model"
@@ -98,24 +98,19 @@ def export_saved_model(
     target = Path(path)
     _check_target(target, overwrite)
     plan = plan_endpoints(model, class_names, image_size, sample_inputs)
-    created = _make_parents(target)
     try:
-        staging = _make_staging(target)
-    except BaseException:
-        _remove_empty(created)
-        raise
-    try:
-        metadata = _build(model, plan, staging, verify=verify, atol=atol)
-        _write_metadata(staging, metadata)
-        _commit(staging, target, overwrite)
+        with atomic_path(
+            target, directory=True, exists="replace" if overwrite else "error"
+        ) as staging:
+            metadata = _build(model, plan, staging, verify=verify, atol=atol)
+            _write_metadata(staging, metadata)
+    except FileExistsError as err:
+        raise ExportError(
+            f"Export path {str(target)!r} appeared during the export; nothing "
+            "was replaced. Choose a new path, or pass overwrite=True."
+        ) from err
     except OSError as err:
-        shutil.rmtree(staging, ignore_errors=True)
-        _remove_empty(created)
         raise _not_writable(target, err) from err
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        _remove_empty(created)
-        raise
     return target
 
 
@@ -157,38 +152,8 @@ def _check_target(target: Path, overwrite: bool) -> None:
         )
 
 
-def _make_parents(target: Path) -> list[Path]:
-    """Creates the missing parents of ``target``; returns them, deepest first."""
-    missing = [p for p in target.absolute().parents if not p.exists()]
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        _remove_empty(missing)
-        raise _not_writable(target, err) from err
-    return missing
-
-
-def _make_staging(target: Path) -> Path:
-    """A fresh folder next to ``target`` that the export is written into."""
-    try:
-        staging = tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent)
-    except OSError as err:
-        raise _not_writable(target, err) from err
-    Path(staging).chmod(0o777 & ~_umask())  # mkdtemp makes it private (0o700).
-    return Path(staging)
-
-
-def _remove_empty(folders: Sequence[Path]) -> None:
-    """Removes folders this export created, deepest first, if still empty."""
-    for folder in folders:
-        try:
-            folder.rmdir()
-        except OSError:
-            return
-
-
 def _not_writable(target: Path, err: OSError) -> ExportError:
-    reason = err.strerror or _first_line(err)
+    reason = err.strerror or first_line(err)
     where = err.filename or target.parent
     return ExportError(
         f"Cannot write the export to {str(target)!r}: {reason} ({str(where)!r}). "
@@ -199,7 +164,7 @@ def _not_writable(target: Path, err: OSError) -> ExportError:
 def _build(
     model: keras.Model, plan: ServingPlan, staging: Path, *, verify: bool, atol: float
 ) -> dict[str, Any]:
-    main = staging / "model"
+    main = staging  # The SavedModel is the export folder itself.
     _write_archive(model, plan.endpoints, main)
     custom_ops = _custom_ops(main)
     models = [("saved_model", main, plan.endpoints, custom_ops)]
@@ -210,10 +175,6 @@ def _build(
     checks = _verify(models, atol) if verify else {}
     if verify:
         custom_ops = checks["saved_model"]["custom_ops"]
-    # Move the SavedModel up so that the staging folder is the export itself.
-    for item in main.iterdir():
-        item.rename(staging / item.name)
-    main.rmdir()
     return plan.metadata(custom_ops, checks, len(models) > 1)
 
 
@@ -229,7 +190,7 @@ def _write_archive(
         archive.write_out(str(path), verbose=False)
     except Exception as err:
         raise ExportError(
-            f"Could not write the SavedModel to {str(path)!r}: {_first_line(err)}"
+            f"Could not write the SavedModel to {str(path)!r}: {first_line(err)}"
         ) from err
 
 
@@ -246,24 +207,6 @@ def _write_metadata(staging: Path, metadata: dict[str, Any]) -> None:
     assets = staging / "assets"
     assets.mkdir(exist_ok=True)
     (assets / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
-
-
-def _commit(staging: Path, target: Path, overwrite: bool) -> None:
-    """Renames the finished export into place; replaces the old one last."""
-    if not target.exists():
-        staging.rename(target)
-        return
-    if not overwrite:  # Appeared while we were exporting.
-        raise ExportError(f"Export path {str(target)!r} appeared during the export.")
-    backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    backup.rmdir()
-    target.rename(backup)
-    try:
-        staging.rename(target)
-    except BaseException:
-        backup.rename(target)
-        raise
-    shutil.rmtree(backup, ignore_errors=True)
 
 
 # --- verification in a fresh process ---
@@ -397,14 +340,3 @@ def _compare(endpoint: Endpoint, result: dict[str, Any], atol: float) -> float:
                 "top classes than the Keras model. Nothing was written."
             )
     return diff
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

@@ -186,29 +186,9 @@ def _compare_key(task: str) -> str:
 
 
 def _image_plan(model, task, names, outputs, image_size, samples) -> ServingPlan:
-    height, width, channels = model.inputs[0].shape[1:]
-    size = tuple(image_size or (height, width))
-    if None in size:
-        raise ConfigError(
-            f"Model '{model.name}' takes images of any size; pass image_size="
-            "(height, width) so that exported image bytes are resized to it."
-        )
+    size, channels = _served_size(model, image_size)
     pixel_shape = (*size, channels)
-
-    def decode(data):
-        image = tf.io.decode_image(data, channels=channels, expand_animations=False)
-        image = tf.image.resize(image, size)
-        image.set_shape(pixel_shape)
-        return image
-
-    def serve_bytes(image_bytes):
-        spec = tf.TensorSpec(pixel_shape, tf.float32)
-        pixels = tf.map_fn(decode, image_bytes, fn_output_signature=spec)
-        return outputs(model(pixels, training=False))
-
-    def serve_pixels(pixels):
-        return outputs(model(tf.cast(pixels, tf.float32), training=False))
-
+    decode, serve_bytes, serve_pixels = _image_functions(model, outputs, pixel_shape)
     encoded = list(samples) if samples else _sample_images(size, channels)
     pixels = np.stack([decode(tf.constant(b)).numpy() for b in encoded])
     expected = _predict(model, pixels)
@@ -237,6 +217,39 @@ def _image_plan(model, task, names, outputs, image_size, samples) -> ServingPlan
         ),
     ]
     return ServingPlan("image", task, names, endpoints, image_size=size)
+
+
+def _served_size(model, image_size) -> tuple[tuple[int, int], int]:
+    """The exported image size (the model's unless given) and channel count."""
+    height, width, channels = model.inputs[0].shape[1:]
+    size = tuple(image_size or (height, width))
+    if None in size:
+        raise ConfigError(
+            f"Model '{model.name}' takes images of any size; pass image_size="
+            "(height, width) so that exported image bytes are resized to it."
+        )
+    return size, channels
+
+
+def _image_functions(model, outputs, pixel_shape):
+    """``decode`` (bytes -> pixels) and the two serving functions."""
+    size, channels = pixel_shape[:2], pixel_shape[2]
+
+    def decode(data):
+        image = tf.io.decode_image(data, channels=channels, expand_animations=False)
+        image = tf.image.resize(image, size)
+        image.set_shape(pixel_shape)
+        return image
+
+    def serve_bytes(image_bytes):
+        spec = tf.TensorSpec(pixel_shape, tf.float32)
+        pixels = tf.map_fn(decode, image_bytes, fn_output_signature=spec)
+        return outputs(model(pixels, training=False))
+
+    def serve_pixels(pixels):
+        return outputs(model(tf.cast(pixels, tf.float32), training=False))
+
+    return decode, serve_bytes, serve_pixels
 
 
 def _sample_images(size: tuple[int, int], channels: int) -> list[bytes]:

@@ -8,10 +8,11 @@ every batch, smooths it (exponential moving average with bias correction,
 optimizer's state (slots, step count, learning rate) are put back exactly, so
 the test can run before real training.
 
-The suggested rate is fastai's ``"valley"`` by default: the rate a third and a
-half of the way down the longest stretch of falling loss. ``"steep"`` (the
-rate where the smoothed loss falls fastest per unit of log rate) and
-``"minimum"`` (a tenth of the rate at the lowest loss) are also computed.
+The suggested rate is fastai's ``"valley"`` by default: the rate halfway along
+the longest run of falling smoothed loss (fastai's start + 1/3 + 1/6 of it).
+``"steep"`` (the rate where the smoothed loss falls fastest per unit of log
+rate) and ``"minimum"`` (a tenth of the rate at the lowest loss) are also
+computed.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tltf import _compat
 from tltf.data.base import LoadedData
 from tltf.data.inputs import as_batched
+from tltf.distribute.scope import strategy_scope
 from tltf.errors import ConfigError, DataError
+from tltf.files import atomic_path
 from tltf.model import check_data
 
 SUGGESTIONS = ("valley", "steep", "minimum")
@@ -290,7 +293,6 @@ def save_plot(result: LRFinderResult, path: str | os.PathLike) -> Path:
     from matplotlib.figure import Figure
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     figure = Figure(figsize=(6, 4))
     FigureCanvasAgg(figure)
     axes = figure.add_subplot(1, 1, 1)
@@ -307,14 +309,8 @@ def save_plot(result: LRFinderResult, path: str | os.PathLike) -> Path:
     axes.set_ylabel("loss")
     axes.legend()
     figure.tight_layout()
-    handle, temp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_path(path) as temp:
         figure.savefig(temp, format="png")
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
     return path
 
 
@@ -327,7 +323,7 @@ class _restored:
     def __enter__(self) -> None:
         model, optimizer = self.model, self.model.optimizer
         if not optimizer.built:
-            with model.distribute_strategy.scope():
+            with strategy_scope(model=model):
                 optimizer.build(model.trainable_variables)
         self.weights = [np.array(v) for v in model.weights]
         self.slots = [np.array(v) for v in optimizer.variables]
@@ -350,12 +346,13 @@ def _check_arguments(model, min_lr, max_lr, num_steps, method, diverge) -> None:
             f"find_learning_rate needs a compiled model; '{model.name}' is not "
             "compiled. Compile it first, e.g. tltf.compile_model(model)."
         )
-    if not isinstance(optimizer._learning_rate, keras.Variable):
+    learning_rate = _compat.configured_learning_rate(optimizer)
+    if not isinstance(learning_rate, keras.Variable):
         raise ConfigError(
             "find_learning_rate sets the learning rate step by step, so the "
             "optimizer needs a float learning rate, not a schedule. Compile "
             "with e.g. keras.optimizers.Adam(1e-3) for the test. Received: "
-            f"learning_rate={optimizer._learning_rate!r}"
+            f"learning_rate={learning_rate!r}"
         )
     if not 0 < min_lr < max_lr:
         raise ConfigError(

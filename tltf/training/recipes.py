@@ -4,14 +4,13 @@ fastai's ``Learner.fine_tune`` is the model: train the new head with the base
 frozen for ``freeze_epochs`` at ``base_lr``, then halve the rate, unfreeze
 and train ``epochs`` more with discriminative rates from ``base_lr / 2 /
 lr_mult`` (earliest group) to ``base_lr / 2`` (head). The frozen epochs use
-frozen-base feature caching (`tltf.training.caching`) when it is safe, so
+frozen-base feature caching (`tltf.training.feature_cache`) when it is safe, so
 the base runs once instead of once per epoch.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,10 +23,12 @@ from tltf.data.base import LoadedData
 from tltf.data.inputs import as_list
 from tltf.errors import ConfigError
 from tltf.model import check_data
+from tltf.training.feature_cache import can_cache_features, fit_frozen_head
+from tltf.training.fitting import fit_data, merge_histories
 from tltf.training.freezing import set_trainable_groups
-from tltf.training.optimizers import grouped_part
-from tltf.training.schedule import StageSpec, parse_schedule
-from tltf.training.unfreezing import StagedUnfreezing
+from tltf.training.unfreezing.callback import StagedUnfreezing
+from tltf.training.unfreezing.rates import grouped_part
+from tltf.training.unfreezing.schedule import StageSpec, parse_schedule
 
 DEFAULT_BASE_LR = 2e-3
 # Once unfrozen, every rate is multiplied by lr_decay. fastai halves it for
@@ -123,16 +124,27 @@ def fine_tune(
     plan.unfreezing(1 if auto else freeze_epochs).check(model)
     _prepare(model, base_lr)
     callbacks = as_list(callbacks)
-    frozen_fit = _cached_frozen_fit(model, callbacks) if cache_features else None
-    if auto and frozen_fit is None:
+    cached = cache_features and _can_cache_frozen_stage(model, callbacks)
+    if auto and not cached:
         freeze_epochs = 1  # The base runs every epoch: fastai's one epoch.
-    if freeze_epochs == 0 or frozen_fit is None:
-        unfreezing = plan.unfreezing(freeze_epochs)
-        total = freeze_epochs + epochs
-        return _fit(
-            model, train_data, val_data, 0, total, [unfreezing, *callbacks], verbose
+    if freeze_epochs == 0 or not cached:
+        return fit_data(
+            model,
+            train_data,
+            val_data,
+            epochs=freeze_epochs + epochs,
+            callbacks=[plan.unfreezing(freeze_epochs), *callbacks],
+            verbose=verbose,
         )
-    first = frozen_fit(
+    return _two_stages(
+        model, plan, (train_data, val_data), freeze_epochs, epochs, callbacks, verbose
+    )
+
+
+def _two_stages(model, plan, data, freeze_epochs, epochs, callbacks, verbose):
+    """The head on cached features, then ``epochs`` unfrozen ones; one History."""
+    train_data, val_data = data
+    first = fit_frozen_head(
         model,
         train_data,
         val_data,
@@ -142,9 +154,16 @@ def fine_tune(
     )
     _add_frozen_stage_logs(first, model)
     done = len(first.epoch)  # "auto" stops when the head stops improving.
-    unfrozen = [plan.unfreezing(done), *callbacks]
-    second = _fit(model, train_data, val_data, done, done + epochs, unfrozen, verbose)
-    model.history = _merge(first, second, model)
+    second = fit_data(
+        model,
+        train_data,
+        val_data,
+        initial_epoch=done,
+        epochs=done + epochs,
+        callbacks=[plan.unfreezing(done), *callbacks],
+        verbose=verbose,
+    )
+    model.history = merge_histories([first, second], model)
     return model.history
 
 
@@ -248,33 +267,11 @@ def _full_schedule(
     return full
 
 
-def _cached_frozen_fit(model: keras.Model, callbacks: list) -> Any:
-    """`caching.fit_frozen_head` if available and safe here, else None."""
+def _can_cache_frozen_stage(model: keras.Model, callbacks: list) -> bool:
+    """Whether the frozen epochs can train the head on cached features."""
     if any(isinstance(cb, keras.callbacks.BackupAndRestore) for cb in callbacks):
-        return None  # one resumable fit instead of two
-    try:
-        caching = importlib.import_module("tltf.training.caching")
-    except ModuleNotFoundError as error:
-        if error.name != "tltf.training.caching":
-            raise
-        return None
-    if not caching.can_cache_features(model):
-        return None
-    return caching.fit_frozen_head
-
-
-def _fit(model, train, val, initial_epoch, epochs, callbacks, verbose):
-    kwargs = dict(
-        validation_data=val,
-        initial_epoch=initial_epoch,
-        epochs=epochs,
-        callbacks=callbacks,
-        verbose=verbose,
-    )
-    if isinstance(train, (tuple, list)):
-        x, y, *weights = train
-        return model.fit(x, y, sample_weight=weights[0] if weights else None, **kwargs)
-    return model.fit(train, shuffle=False, **kwargs)  # datasets shuffle themselves
+        return False  # One resumable fit instead of two.
+    return can_cache_features(model)
 
 
 def _add_frozen_stage_logs(
@@ -288,18 +285,3 @@ def _add_frozen_stage_logs(
     extra.update({f"lr_{g}": 0.0 for g in find_backbone(model).group_names})
     for key, value in extra.items():
         history.history.setdefault(key, [value] * n)
-
-
-def _merge(
-    first: keras.callbacks.History, second: keras.callbacks.History, model: keras.Model
-) -> keras.callbacks.History:
-    merged = keras.callbacks.History()
-    merged.set_model(model)
-    merged.params = second.params
-    merged.epoch = list(first.epoch) + list(second.epoch)
-    keys = list(dict.fromkeys([*first.history, *second.history]))
-    for key in keys:
-        a = first.history.get(key, [float("nan")] * len(first.epoch))
-        b = second.history.get(key, [float("nan")] * len(second.epoch))
-        merged.history[key] = list(a) + list(b)
-    return merged

@@ -8,7 +8,6 @@ median latency of one example through each model.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import tempfile
@@ -24,6 +23,7 @@ from tltf.data.base import LoadedData
 from tltf.data.inputs import as_batched
 from tltf.errors import ConfigError, DataError
 from tltf.export import export_saved_model
+from tltf.files import write_json
 from tltf.metrics import MacroF1
 
 DEFAULT_LATENCY_RUNS = 20
@@ -109,7 +109,7 @@ def distillation_report(
         "ratios": _ratios(models["teacher"], models["student"]),
     }
     if path is not None:
-        _write_json(report, Path(path))
+        write_json(path, report, sort_keys=True)
     return report
 
 
@@ -189,13 +189,3 @@ def _ratios(teacher: dict[str, Any], student: dict[str, Any]) -> dict[str, Any]:
         "size": ratio(teacher["size_bytes"], student["size_bytes"]),
         "speedup": ratio(teacher["latency_ms"], student["latency_ms"]),
     }
-
-
-def _write_json(report: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    try:
-        partial.write_text(json.dumps(report, indent=2, sort_keys=True))
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)

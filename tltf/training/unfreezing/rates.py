@@ -26,6 +26,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from tltf import _compat
 from tltf.backbones.layers import find_backbone
 from tltf.errors import ConfigError
 from tltf.training.freezing import set_trainable_groups
@@ -85,7 +86,7 @@ class GroupLearningRates:
 
     def update_step(self, gradient, variable, learning_rate):
         """The parent's step with ``learning_rate * multiplier[variable]``."""
-        scale = self.lr_multipliers[self._get_variable_index(variable)]
+        scale = self.lr_multipliers[_compat.variable_index(self, variable)]
         learning_rate = ops.cast(learning_rate, variable.dtype) * ops.cast(
             scale, variable.dtype
         )
@@ -229,7 +230,7 @@ def trainable_superset(model: keras.Model, groups: list[str]) -> list:
     Trainable flags are restored afterwards, layer by layer.
     """
     backbone = find_backbone(model)
-    layers = backbone._flatten_layers(include_self=True, recursive=True)
+    layers = _compat.sublayers(backbone)
     flags = [layer.trainable for layer in layers]
     try:
         set_trainable_groups(model, groups)

@@ -11,6 +11,8 @@ from typing import Any
 
 import keras
 
+from tltf import _compat
+
 # Head steps run per compiled call when no callback needs every batch.
 _HEAD_STEPS_PER_EXECUTION = 16
 _BATCH_HOOKS = (
@@ -39,7 +41,7 @@ def compile_like(small: keras.Model, model: keras.Model, batch_hooks: bool) -> N
     try:
         config = keras.saving.deserialize_keras_object(model.get_compile_config())
     except Exception:  # noqa: BLE001 - unserializable custom loss/metric.
-        config = dict(model._compile_config.config)
+        config = _compat.compile_arguments(model) or {}
     config = dict(config)
     config["optimizer"] = _optimizer_for(small, model)
     if not batch_hooks and not config.get("run_eagerly"):
@@ -65,12 +67,8 @@ def _optimizer_for(
     optimizer = model.optimizer
     if not optimizer.built:
         return optimizer
-    try:
-        known = optimizer._trainable_variables_indices
-        if all(optimizer._var_key(v) in known for v in small.trainable_variables):
-            return optimizer
-    except AttributeError:
-        pass
+    if _compat.optimizer_knows(optimizer, small.trainable_variables):
+        return optimizer
     return keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
 
 

@@ -11,15 +11,18 @@ import tensorflow as tf
 
 import tltf
 from tests.helpers import TINY_GROUPS, build_tiny_model, same, tiny_base, weights_of
-from tltf.training import caching, features, head_loop
-from tltf.training.caching import (
+from tltf.training.feature_cache import (
     FeatureCache,
+    cache_blockers,
     can_cache_features,
+    compute,
     compute_features,
     feature_key,
     fit_frozen_head,
+    head_loop,
     head_model,
 )
+from tltf.training.feature_cache.fit_head import AUTO_MAX_EPOCHS, AUTO_PATIENCE
 
 
 class CountExamples(keras.layers.Layer):
@@ -58,13 +61,13 @@ def sgd_model() -> keras.Model:
 
 def count_extractions(monkeypatch) -> list[int]:
     calls = []
-    original = features._extract
+    original = compute._extract
 
     def counted(model, ds):
         calls.append(1)
         return original(model, ds)
 
-    monkeypatch.setattr(features, "_extract", counted)
+    monkeypatch.setattr(compute, "_extract", counted)
     return calls
 
 
@@ -97,7 +100,7 @@ def test_base_is_traced_once_whatever_the_batch_sizes():
     val = compute_features(model, data(10, batch=5, seed=1), cache=False)
     assert [int(f.shape[0]) for f, _ in train] == [8, 8, 4]
     assert [int(f.shape[0]) for f, _ in val] == [5, 5]
-    assert features._pooler(model).experimental_get_tracing_count() == 1
+    assert compute._pooler(model).experimental_get_tracing_count() == 1
 
 
 class EveryBatch(keras.callbacks.Callback):
@@ -230,7 +233,7 @@ def test_disabled_with_augmentation_and_falls_back(caplog):
     with pytest.raises(tltf.ConfigError, match="augment_flip"):
         compute_features(model, data())
     head = weights_of(model.get_layer("head"))
-    with caplog.at_level(logging.INFO, logger="tltf.training.caching"):
+    with caplog.at_level(logging.INFO, logger="tltf.training.feature_cache.fit_head"):
         history = fit_frozen_head(model, data(), epochs=1, verbose=0)
     assert "Feature caching off" in caplog.text
     assert len(history.history["loss"]) == 1
@@ -242,7 +245,7 @@ def test_disabled_with_trainable_base():
     assert can_cache_features(model)
     tltf.set_trainable_groups(model, ["block3"])
     assert not can_cache_features(model)
-    assert "trainable" in " ".join(caching.cache_blockers(model))
+    assert "trainable" in " ".join(cache_blockers(model))
 
 
 def test_disabled_when_dropout_in_base_runs_in_training_mode():
@@ -419,9 +422,9 @@ def test_by_default_the_head_trains_until_it_stops_improving():
     y = np.arange(12) % 3
     history = fit_frozen_head(model, (x, y), (x, y), verbose=0)
     val = history.history["val_loss"]
-    assert 1 < len(val) <= caching.AUTO_MAX_EPOCHS
-    if len(val) < caching.AUTO_MAX_EPOCHS:  # stopped: no gain for 3 epochs
-        assert len(val) == int(np.argmin(val)) + 1 + caching.AUTO_PATIENCE
+    assert 1 < len(val) <= AUTO_MAX_EPOCHS
+    if len(val) < AUTO_MAX_EPOCHS:  # stopped: no gain for 3 epochs
+        assert len(val) == int(np.argmin(val)) + 1 + AUTO_PATIENCE
     # The head kept is the best epoch's (EarlyStopping restores it).
     small = head_model(model)
     small.compile(loss="sparse_categorical_crossentropy")

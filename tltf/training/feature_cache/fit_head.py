@@ -1,9 +1,9 @@
-"""Frozen-base feature caching: train the head on base features computed once.
+"""`fit_frozen_head`: train the head on base features computed once.
 
 `fit_frozen_head` is ``model.fit`` for a model whose base is frozen: the base
-runs once per dataset (`tltf.training.features`), and the model's own head
-layers train on the pooled features, in memory by `tltf.training.head_loop`
-(a whole epoch per compiled call) or from a disk cache by ``fit``. The head
+runs once per dataset (`compute.py`), and the model's own head layers train
+on the pooled features, in memory by `head_loop.fit_arrays` (a whole epoch
+per compiled call) or from a disk cache by ``fit``. The head
 is shared with the model, so after `fit_frozen_head` returns,
 ``model.predict`` uses the trained head. When caching would be wrong, it
 says why and runs ``model.fit``.
@@ -19,21 +19,21 @@ import keras
 import tensorflow as tf
 
 from tltf.data.inputs import as_list
+from tltf.distribute.scope import strategy_scope
 from tltf.errors import ConfigError
 from tltf.heads import find_head, split_inputs
 from tltf.model import check_classes, check_data
-from tltf.training import head_loop
-from tltf.training.feature_cache import FeatureCache, default_cache, resolve_cache
-from tltf.training.features import (
-    FeatureSet,
-    base_key,
-    cache_blockers,
-    can_cache_features,
-    compute_features,
-    feature_key,
-    feature_set,
+from tltf.training.feature_cache import head_loop
+from tltf.training.feature_cache.compute import FeatureSet, base_key, feature_set
+from tltf.training.feature_cache.head_compile import (
+    callbacks_for,
+    compile_like,
+    uses_batch_hooks,
 )
-from tltf.training.head_training import callbacks_for, compile_like, uses_batch_hooks
+from tltf.training.feature_cache.safety import cache_blockers
+from tltf.training.feature_cache.store import FeatureCache, resolve_cache
+from tltf.training.fitting import fit_data
+from tltf.training.unfreezing.callback import StagedUnfreezing
 
 logger = logging.getLogger(__name__)
 
@@ -42,16 +42,7 @@ logger = logging.getLogger(__name__)
 AUTO_MAX_EPOCHS = 50
 AUTO_PATIENCE = 3
 
-__all__ = [
-    "FeatureCache",
-    "cache_blockers",
-    "can_cache_features",
-    "compute_features",
-    "default_cache",
-    "feature_key",
-    "fit_frozen_head",
-    "head_model",
-]
+__all__ = ["fit_frozen_head", "fit_head_on_features", "head_model", "until_converged"]
 
 
 def head_model(model: keras.Model) -> keras.Model:
@@ -137,15 +128,14 @@ def fit_frozen_head(
     reasons = cache_blockers(model) + [
         f"callback {type(cb).__name__} changes the base during training"
         for cb in callbacks
-        if type(cb).__module__.startswith("tltf.training.unfreezing")
+        if isinstance(cb, StagedUnfreezing)
     ]
     if reasons:
         logger.info(
             "Feature caching off (%s); training with model.fit.", "; ".join(reasons)
         )
-        return _plain_fit(
-            model, train_data, validation_data, epochs, callbacks, verbose
-        )
+        fit = dict(epochs=epochs, callbacks=callbacks, verbose=verbose)
+        return fit_data(model, train_data, validation_data, **fit)
     # The base's weights are hashed once for both feature sets.
     base = base_key(model) if resolve_cache(cache) is not None else None
     train = feature_set(model, train_data, cache, base=base)
@@ -155,8 +145,40 @@ def fit_frozen_head(
     for features, what in ((train, "train_data"), (val, "validation_data")):
         if features is not None and features.arrays is not None:
             check_classes(model, labels=features.arrays[1], what=what)
+    return fit_head_on_features(
+        model, train, val, epochs=epochs, callbacks=callbacks, verbose=verbose
+    )
+
+
+def fit_head_on_features(
+    model: keras.Model,
+    train: FeatureSet,
+    val: FeatureSet | None = None,
+    *,
+    epochs: int,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    verbose: str | int = "auto",
+) -> keras.callbacks.History:
+    """Trains ``model``'s head on computed feature sets, as ``fit`` would.
+
+    The head model gets the whole model's loss, metrics and optimizer
+    (`compile_like`); callbacks see the whole model. Features in memory train
+    in the lean loop (`head_loop.fit_arrays`), others with ``fit``.
+
+    Args:
+        model: The compiled whole model.
+        train: Training features (`feature_set`).
+        val: Validation features, or None.
+        epochs: Number of epochs.
+        callbacks: Keras callbacks, set on ``model``.
+        verbose: As in ``fit``.
+
+    Returns:
+        The ``History`` (also set as ``model.history``).
+    """
+    callbacks = list(callbacks)
     batch_hooks = any(map(uses_batch_hooks, callbacks))
-    with model.distribute_strategy.scope():  # Optimizer and metrics in it too.
+    with strategy_scope(model=model):  # Optimizer and metrics in it too.
         small = head_model(model)
         compile_like(small, model, batch_hooks=batch_hooks)
     callback_list = callbacks_for(small, model, callbacks, verbose, epochs, train.steps)
@@ -206,25 +228,4 @@ def _train_head(
         callbacks=callback_list,
         verbose=0,  # The callback list has its own progress bar.
         shuffle=False,  # The feature dataset reshuffles itself.
-    )
-
-
-def _plain_fit(model, train_data, validation_data, epochs, callbacks, verbose):
-    if isinstance(train_data, (tuple, list)):
-        x, y, *w = train_data
-        return model.fit(
-            x,
-            y,
-            sample_weight=w[0] if w else None,
-            validation_data=validation_data,
-            epochs=epochs,
-            callbacks=callbacks,
-            verbose=verbose,
-        )
-    return model.fit(
-        train_data,
-        validation_data=validation_data,
-        epochs=epochs,
-        callbacks=callbacks,
-        verbose=verbose,
     )

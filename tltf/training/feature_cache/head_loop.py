@@ -6,8 +6,8 @@ batch, a ``tf.data`` get-next and Keras' step bookkeeping. `fit_arrays` runs
 the head model's own ``train_step`` and ``test_step`` over batches gathered
 from tensors in memory, a whole epoch per compiled call, and drives the
 callbacks as ``fit`` does with ``steps_per_execution`` equal to the epoch:
-``on_train_batch_*`` once per epoch, everything else unchanged. On 2 CPU
-cores a 40-step epoch drops from about 60 ms to 20-30 ms (``benchmarks/``).
+``on_train_batch_*`` once per epoch, everything else unchanged. What this
+saves is measured against ``fit`` in ``benchmarks/`` (the frozen-stage rows).
 
 Without shuffling, the result is the same training as ``fit`` on a dataset
 of those arrays: the same batches in the same order, the same dropout draws,
@@ -24,6 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tltf import _compat
 from tltf.distribute.scope import is_default
 
 __all__ = ["fit_arrays", "loop_blockers"]
@@ -50,7 +51,7 @@ def loop_blockers(small: keras.Model, batch_hooks: bool) -> list[str]:
         reasons.append("the model is compiled with XLA")
     if tf.distribute.has_strategy() or not is_default(small.distribute_strategy):
         reasons.append("a distribution strategy is in use")
-    if not hasattr(small, "_symbolic_build"):
+    if not _compat.can_symbolic_build(small):
         reasons.append("this Keras version builds models differently")
     return reasons
 
@@ -89,7 +90,7 @@ def fit_arrays(
         ...            epochs=5, shuffle=True, callbacks=callbacks)
     """
     train_epoch = _Epochs(small, train, batch_size, training=True)
-    small._symbolic_build(data_batch=train_epoch.first_batch())
+    _compat.symbolic_build(small, train_epoch.first_batch())
     evaluate = None
     if validation is not None:
         val_batch = validation_batch_size or batch_size

@@ -1,16 +1,10 @@
-"""Pooled base features computed once: when that is safe, and computing them.
+"""Pooled base features computed once: `compute_features` and `FeatureSet`.
 
-While the base is frozen and nothing random runs before the head, every epoch
-of ``model.fit`` pushes the same images through the same base. Here the base
-runs once per dataset (preprocess -> Backbone -> ``Head.pool``) and the
-pooled features are kept in memory or in a ``tf.data`` snapshot on disk
-(`FeatureCache`); `tltf.training.caching` trains the head on them.
-
-Caching is automatic and safe: `cache_blockers` refuses models whose cached
-features would differ from what ``fit`` computes (augmentation, trainable
-base, dropout inside a base that runs in training mode), and feature sets are
-keyed by a fingerprint of the base's weights and of the data, so a changed
-base or changed data never reuses stale features.
+The base runs once per dataset (preprocess -> Backbone -> ``Head.pool``), in
+inference mode, and the pooled features are kept in a `FeatureCache`
+(`store.py`) under a key made of the base's weights and of the data, so a
+changed base or changed data never reuses stale features. `safety.py` says
+when this is allowed; `fit_head.py` trains the head on the result.
 """
 
 from __future__ import annotations
@@ -26,18 +20,20 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tltf import _compat
 from tltf.backbones.layers import find_backbone
 from tltf.data.inputs import as_batched
-from tltf.errors import ConfigError, DataError, TltfError
+from tltf.errors import ConfigError, DataError
 from tltf.heads import find_head
-from tltf.training.feature_cache import (
+from tltf.training.feature_cache.safety import cache_blockers
+from tltf.training.feature_cache.store import (
     Examples,
     FeatureCache,
-    as_dataset,
-    base_fingerprint,
     concatenate,
-    fingerprint,
+    digest_base,
+    key_of,
     resolve_cache,
+    unbatched,
 )
 
 logger = logging.getLogger(__name__)
@@ -45,96 +41,20 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "FeatureSet",
     "base_key",
-    "cache_blockers",
-    "can_cache_features",
     "compute_features",
     "feature_key",
     "feature_set",
 ]
 
-_DROPOUT_TYPES = (
-    keras.layers.Dropout,
-    keras.layers.GaussianNoise,
-    keras.layers.GaussianDropout,
-    keras.layers.AlphaDropout,
-)
 _SHUFFLE_BUFFER = 50_000
 _POOLERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _EXTRACTORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-# --- when caching is safe ---
-
-
-def can_cache_features(model: keras.Model) -> bool:
-    """Whether the head can train on base features computed once.
-
-    True when the model's base is fully frozen, nothing random (augmentation
-    layers, dropout or noise; inside the base too when ``train_bn`` makes it
-    run in training mode) acts before the head, and the head is called once
-    and gives the model's only output.
-
-    Args:
-        model: A model built by a tltf builder.
-
-    Returns:
-        True if `fit_frozen_head` can use cached features.
-    """
-    return not cache_blockers(model)
-
-
-def cache_blockers(model: keras.Model) -> list[str]:
-    """Reasons why the model's features cannot be cached; empty if they can.
-
-    Args:
-        model: A model built by a tltf builder.
-
-    Returns:
-        Human-readable reasons, e.g. ``["the base has 12 trainable weights"]``.
-    """
-    try:
-        backbone, head = find_backbone(model), find_head(model)
-    except TltfError as err:
-        return [str(err)]
-    reasons = []
-    if len(getattr(head, "_inbound_nodes", ())) != 1:
-        reasons.append("the head is called more than once")
-    elif len(model.outputs) != 1 or model.outputs[0] is not head.output:
-        reasons.append("the head's output is not the model's only output")
-    head_ids = {id(v) for v in head.weights}
-    trainable = [v.path for v in model.trainable_weights if id(v) not in head_ids]
-    if trainable:
-        reasons.append(
-            f"the base has {len(trainable)} trainable weight(s), e.g. {trainable[0]!r}"
-        )
-    for layer in model.layers:
-        if layer is head:
-            continue
-        inner = _sublayers(layer)
-        if layer is backbone and not backbone.train_bn:
-            inner = [layer]  # The base runs in inference mode.
-        random = [sub.name for sub in inner if _is_random(sub)]
-        if random:
-            reasons.append(f"layer {random[0]!r} is random in training")
-    return reasons
-
-
-def _sublayers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
-    flatten = getattr(layer, "_flatten_layers", None)
-    return list(flatten(include_self=True, recursive=True)) if flatten else [layer]
-
-
-def _is_random(layer: keras.layers.Layer) -> bool:
-    if layer.name.startswith("augment_") or isinstance(layer, _DROPOUT_TYPES):
-        return getattr(layer, "rate", 1.0) != 0.0
-    return any(isinstance(v, keras.random.SeedGenerator) for v in vars(layer).values())
-
-
-# --- features ---
-
-
-def feature_key(model: keras.Model, data: tf.data.Dataset) -> str:
-    """Fingerprint of the model's base and of a batched dataset.
+def feature_key(
+    model: keras.Model, data: tf.data.Dataset, base: str | None = None
+) -> str:
+    """The cache key of a feature set: the model's base and a batched dataset.
 
     It hashes every weight before the head, the pooling and BatchNorm
     policy, the dataset's element spec and cardinality and the contents of its
@@ -145,29 +65,25 @@ def feature_key(model: keras.Model, data: tf.data.Dataset) -> str:
     Args:
         model: A model built by a tltf builder.
         data: Batched ``(inputs, labels[, weights])`` dataset.
+        base: The model's `base_key`, if already computed (hashing the
+            base's weights is the costly part; one serves every dataset).
 
     Returns:
         A file-name-safe key.
     """
-    return _key(model, data, _first_batch(data))
-
-
-def _key(
-    model: keras.Model, data: tf.data.Dataset, first: Any, base: str | None = None
-) -> str:
-    return fingerprint(base or base_key(model), data, first)
+    return key_of(base or base_key(model), data, _first_batch(data))
 
 
 def base_key(model: keras.Model) -> str:
     """Digest of the model's base: every weight before the head, and config."""
     head, backbone = find_head(model), find_backbone(model)
-    extractor = _extractor_model(model)
+    extractor = extractor_model(model)
     config = (
         head.pooling,
         backbone.train_bn,
         [type(x).__name__ for x in extractor.layers],
     )
-    return base_fingerprint(config, extractor.weights)
+    return digest_base(config, extractor.weights)
 
 
 def compute_features(
@@ -181,7 +97,7 @@ def compute_features(
     """Runs the frozen base over ``data`` once and returns pooled features.
 
     Features are ``Head.pool`` of the base's output, computed in inference
-    mode; they are looked up in (or added to) ``cache`` under a fingerprint
+    mode; they are looked up in (or added to) ``cache`` under a key
     of the base weights and the data (`feature_key`).
 
     Args:
@@ -192,7 +108,7 @@ def compute_features(
         cache: True (process-wide memory cache), False (compute, keep
             nothing), a folder path (disk cache for data larger than memory)
             or a `FeatureCache`.
-        key: Explicit cache key instead of the fingerprint.
+        key: Explicit cache key instead of `feature_key`.
         shuffle: Reshuffle the features every epoch; None follows ``data``
             (True if its pipeline shuffles).
 
@@ -242,7 +158,7 @@ class FeatureSet:
 
     def dataset(self) -> tf.data.Dataset:
         """The examples batched (and reshuffled every epoch if ``shuffle``)."""
-        examples = as_dataset(self.examples)
+        examples = unbatched(self.examples)
         if self.shuffle:
             examples = examples.shuffle(_SHUFFLE_BUFFER, reshuffle_each_iteration=True)
         return examples.batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
@@ -268,13 +184,13 @@ def feature_set(
             "Cannot cache features of this model: " + "; ".join(reasons) + ". "
             "Freeze the base and remove augmentation, or train with model.fit."
         )
-    data, default_shuffle = _as_dataset(data)
+    data, default_shuffle = _batched(data)
     first = _first_batch(data, len(tf.nest.flatten(model.inputs)[0].shape))
     batch_size = int(tf.nest.flatten(first)[0].shape[0])
     store = resolve_cache(cache)
     examples = None
     if store is not None:
-        key = key or _key(model, data, first, base)
+        key = key or key_of(base or base_key(model), data, first)
         examples = store.lookup(key)
     if examples is None:
         batches = _extract(model, data)
@@ -286,7 +202,7 @@ def feature_set(
     )
 
 
-def _extractor_model(model: keras.Model) -> keras.Model:
+def extractor_model(model: keras.Model) -> keras.Model:
     """The model from the inputs to the head's (unpooled) input (one per model).
 
     Its output is the head's input: base features, or ``[sequence, mask]``
@@ -302,7 +218,7 @@ def _pooler(model: keras.Model) -> Callable:
     """One ``inputs -> pooled features`` tf.function per model."""
     if model not in _POOLERS:
         head = find_head(model)
-        extractor = _extractor_model(model)
+        extractor = extractor_model(model)
 
         @tf.function
         def pooled(x):
@@ -332,22 +248,12 @@ def _extract(model: keras.Model, data: tf.data.Dataset) -> Iterator[tuple]:
         yield tuple(np.asarray(t) for t in out)
 
 
-def _as_dataset(data: Any) -> tuple[tf.data.Dataset, bool]:
+def _batched(data: Any) -> tuple[tf.data.Dataset, bool]:
     """Batched dataset of the data and whether it shuffles each epoch."""
     batched = as_batched(data, what="data")
     if isinstance(data, (tuple, list)):
         return batched, True  # Arrays reshuffle every epoch, as in fit.
-    return batched, _shuffles(batched)
-
-
-def _shuffles(data: tf.data.Dataset) -> bool:
-    pending = [data]
-    while pending:
-        ds = pending.pop()
-        if "Shuffle" in type(ds).__name__:
-            return True
-        pending.extend(getattr(ds, "_inputs", list)())
-    return False
+    return batched, _compat.dataset_shuffles(batched)
 
 
 def _first_batch(data: tf.data.Dataset, rank: int | None = None) -> Any:

@@ -1,6 +1,6 @@
 """`tune_learning_rate`: one call that searches a model's learning rate(s).
 
-It wraps `TransferHyperModel` and `TransferTuner` (`tltf.training.tuning`):
+It wraps `TransferHyperModel` and `TransferTuner` (`hypermodel.py`, `tuner.py`):
 picks the objective from the task, shares one set of base weights across
 all trials (saved in the project folder, so a resumed search keeps them),
 resumes interrupted searches without re-running finished trials, and
@@ -10,7 +10,6 @@ rebuilt best model and how much work feature reuse saved.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import warnings
@@ -23,117 +22,18 @@ import keras_tuner as kt
 import numpy as np
 import tensorflow as tf
 
+from tltf import _compat
 from tltf.data.base import LoadedData, class_names_of
 from tltf.data.inputs import as_batched, as_labels, as_list
+from tltf.distribute.scope import strategy_scope
 from tltf.errors import ConfigError, DataError, TltfError
-from tltf.training.tuning import (
-    TransferHyperModel,
-    TransferTuner,
-    default_objective,
-    distribution_scope,
-    make_oracle,
-)
+from tltf.files import atomic_path, write_json
+from tltf.training.tuning.hypermodel import TransferHyperModel
+from tltf.training.tuning.results import TrialRecord, TuningResult
+from tltf.training.tuning.tuner import TransferTuner, default_objective, make_oracle
 
 BASE_WEIGHTS_FILE = "shared_base.npz"
 DATA_FILE = "data.json"
-
-
-@dataclasses.dataclass
-class TrialRecord:
-    """One trial of a search: its values, score and status."""
-
-    trial_id: str
-    hyperparameters: dict[str, Any]
-    score: float | None
-    status: str
-
-
-@dataclasses.dataclass
-class TuningResult:
-    """The outcome of `tune_learning_rate`.
-
-    Attributes:
-        best_hyperparameters: Values of the best trial, e.g.
-            ``{"head_learning_rate": 0.003}``.
-        best_model: The best configuration rebuilt through the builder:
-            compiled at the best head rate, base frozen, base weights the
-            search's shared ones. With ``best_model_weights == "trained"`` its
-            head (and any groups the trial fine-tuned) hold the weights of the
-            best trial's best epoch; with ``"fresh"`` the head is untrained.
-        best_model_weights: ``"trained"`` or ``"fresh"``.
-        trials: Every trial of the project (earlier runs too), best first.
-        objective: Name of the metric the search optimized.
-        direction: ``"max"`` or ``"min"``.
-        new_trials: Number of trials run by this call.
-        base_batches: Batches the base ran in this call.
-        base_batches_without_reuse: Batches it would have run without reusing
-            features across epochs and trials.
-        project_dir: The search's folder (resume by calling again with it).
-        tuner: The KerasTuner tuner, for anything else.
-    """
-
-    best_hyperparameters: dict[str, Any]
-    best_model: keras.Model
-    best_model_weights: str
-    trials: list[TrialRecord]
-    objective: str
-    direction: str
-    new_trials: int
-    base_batches: int
-    base_batches_without_reuse: int
-    project_dir: Path
-    tuner: kt.Tuner
-
-    @property
-    def best_learning_rate(self) -> float:
-        """The best head learning rate."""
-        return float(self.best_hyperparameters["head_learning_rate"])
-
-    def summary(self) -> str:
-        """A table of trials and what feature reuse saved, as text."""
-        names = list(self.best_hyperparameters)
-        widths = [max(len(n), 9) for n in names]
-        lines = [
-            f"Learning-rate search in {self.project_dir}: {len(self.trials)} "
-            f"trials ({self.new_trials} new), objective {self.objective} "
-            f"({self.direction})",
-            "  ".join(
-                ["trial", *(n.rjust(w) for n, w in zip(names, widths))]
-                + ["   score", "status"]
-            ),
-        ]
-        for t in self.trials:
-            values = [
-                _fmt(t.hyperparameters.get(n)).rjust(w) for n, w in zip(names, widths)
-            ]
-            score = "-" if t.score is None else f"{t.score:.4f}"
-            lines.append(
-                "  ".join([f"{t.trial_id:>5}", *values, f"{score:>8}", t.status])
-            )
-        best = ", ".join(f"{k}={_fmt(v)}" for k, v in self.best_hyperparameters.items())
-        return "\n".join(
-            [*lines, f"Best: {best}", self._model_line(), self._work_line()]
-        )
-
-    def _model_line(self) -> str:
-        if self.best_model_weights == "trained":
-            return (
-                "Best model: weights of the best trial's best epoch (trained "
-                "head; base = the weights shared by all trials, fine-tuned if "
-                "that epoch was a fine-tuning one)."
-            )
-        return "Best model: fresh head; base weights shared by all trials."
-
-    def _work_line(self) -> str:
-        saved = self.base_batches_without_reuse - self.base_batches
-        share = saved / self.base_batches_without_reuse if saved > 0 else 0.0
-        return (
-            f"Base forward passes this run: {self.base_batches} batches (without "
-            f"feature reuse: {self.base_batches_without_reuse}; {share:.0%} saved)."
-        )
-
-    def __str__(self) -> str:
-        return self.summary()
 
 
 def tune_learning_rate(
@@ -327,17 +227,12 @@ def _share_base_weights(tuner: TransferTuner, hypermodel: TransferHyperModel) ->
                 saved[f"arr_{i}"] for i in range(len(saved.files))
             ]
     if path.is_file() or hypermodel.base_weights is None:
-        with distribution_scope(tuner.distribution_strategy):
+        with strategy_scope(tuner.distribution_strategy):
             hypermodel.build(tuner.oracle.get_space())
     if path.is_file():
         return
-    temp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(temp, "wb") as handle:
-            np.savez(handle, *hypermodel.base_weights)
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
+    with atomic_path(path) as temp, open(temp, "wb") as handle:
+        np.savez(handle, *hypermodel.base_weights)
 
 
 def _check_same_data(project: Path, train, validation, num_classes) -> None:
@@ -356,7 +251,7 @@ def _check_same_data(project: Path, train, validation, num_classes) -> None:
     try:
         recorded = json.loads(path.read_text())
     except (OSError, ValueError):
-        path.write_text(json.dumps(seen, indent=1))
+        write_json(path, seen)
         return
     if recorded != seen:
         changed = sorted(k for k in seen if recorded.get(k) != seen[k])
@@ -407,13 +302,13 @@ def _result(tuner, hypermodel, done_before, counts) -> TuningResult:
 
 def _best_model(tuner, hypermodel, trial) -> tuple[keras.Model, bool]:
     """The best trial's model: its checkpoint if saved, else freshly built."""
-    if os.path.exists(tuner._get_checkpoint_fname(trial.trial_id)):
+    if os.path.exists(_compat.tuner_checkpoint_path(tuner, trial.trial_id)):
         with warnings.catch_warnings():
             # The checkpoint holds the head-stage optimizer's slots; the
             # rebuilt model starts with a fresh optimizer on purpose.
             warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
             return tuner.load_model(trial), True
-    with distribution_scope(tuner.distribution_strategy):
+    with strategy_scope(tuner.distribution_strategy):
         return hypermodel.build(trial.hyperparameters), False
 
 
@@ -423,9 +318,3 @@ def _values(trial) -> dict[str, Any]:
         for k, v in trial.hyperparameters.values.items()
         if not k.startswith("tuner/")
     }
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.2e}" if value and abs(value) < 1e-2 else f"{value:.4g}"
-    return "-" if value is None else str(value)

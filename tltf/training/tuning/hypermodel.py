@@ -1,23 +1,19 @@
-"""KerasTuner pieces for transfer learning, built on the public builders.
+"""`TransferHyperModel`: a KerasTuner hypermodel built on the public builders.
 
 `TransferHyperModel.build(hp)` only picks arguments (head learning rate, and
 optionally fine-tuning rate, unfreezing depth, dropout, weight decay) and
 calls `tltf.build_image_classifier` or `tltf.build_text_classifier`; its
 ``fit`` trains the head, then optionally fine-tunes the top layer groups.
-`TransferTuner` runs it with any oracle (`make_oracle`: Bayesian, random,
-Hyperband). `tltf.tune_learning_rate` (in `tltf.training.lr_search`) wraps
-them in one call.
 
 Cheap by design: every model the hypermodel builds gets the same base
 weights (those of its first build), so while the base is frozen and nothing
 random runs before the head, the base's pooled features are computed once
-per dataset (`tltf.training.caching`) and every trial and epoch trains its
-head on them.
+per dataset (`tltf.training.feature_cache`) and every trial and epoch trains
+its head on them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -32,15 +28,15 @@ from tltf import builders
 from tltf.backbones.layers import find_backbone
 from tltf.backbones.registry import get_backbone
 from tltf.data.inputs import as_list
-from tltf.errors import ConfigError, TltfError
-from tltf.heads import compile_defaults, find_head
-from tltf.training import caching
+from tltf.distribute.scope import strategy_scope
+from tltf.errors import ConfigError, TltfError, first_line
+from tltf.training import feature_cache as caching
+from tltf.training.fitting import merge_histories
 from tltf.training.freezing import set_trainable_groups
 
 logger = logging.getLogger(__name__)
 
 Range = float | int | tuple | list | None
-ORACLES = ("bayesian", "random", "hyperband")
 
 
 class TransferHyperModel(kt.HyperModel):
@@ -170,7 +166,7 @@ class TransferHyperModel(kt.HyperModel):
         callbacks = as_list(callbacks)
         head_end = self._head_end(epochs)
         histories = []
-        with _scope_of(model):
+        with strategy_scope(model=model):
             if initial_epoch < head_end:
                 n = head_end - initial_epoch
                 histories.append(
@@ -183,7 +179,7 @@ class TransferHyperModel(kt.HyperModel):
                     model, x, validation_data, epochs - start, callbacks, verbose
                 )
                 histories.append(history)
-        return _merge(histories)
+        return merge_histories(histories)
 
     # --- stages ---
 
@@ -212,7 +208,14 @@ class TransferHyperModel(kt.HyperModel):
                 self.cache = None
             else:
                 self.base_batches_without_reuse += batches * epochs
-                return self._fit_cached(model, train, val, epochs, callbacks, verbose)
+                return caching.fit_head_on_features(
+                    model,
+                    train,
+                    val,
+                    epochs=epochs,
+                    callbacks=callbacks,
+                    verbose=verbose,
+                )
         return self._fit_full(model, x, validation_data, epochs, callbacks, verbose)
 
     def _fit_full(self, model, x, validation_data, epochs, callbacks, verbose):
@@ -240,46 +243,22 @@ class TransferHyperModel(kt.HyperModel):
             batches += val_batches
         return train, val, batches
 
-    def _fit_cached(self, model, train, val, epochs, callbacks, verbose):
-        small = caching.head_model(model)
-        small.compile(optimizer=model.optimizer, **compile_defaults(find_head(model)))
-        callback_list = keras.callbacks.CallbackList(
-            callbacks,
-            add_history=True,
-            add_progbar=verbose not in (0, "auto"),
-            verbose=verbose,
-            epochs=epochs,
-            steps=int(train.cardinality()),
-            model=small,
-        )
-        for callback in callbacks:
-            callback.set_model(model)  # Checkpoints save the whole model.
-        return small.fit(
-            train,
-            validation_data=val,
-            epochs=epochs,
-            callbacks=callback_list,
-            verbose=verbose,
-            shuffle=False,
-        )
-
     def _features(self, model: keras.Model, data: tf.data.Dataset):
-        """Pooled features of ``data`` (the base runs at most once) and batches."""
+        """The `FeatureSet` of ``data`` (the base runs at most once) and its batches."""
         entry = self._keys.get(id(data))
         if entry is None:
             # One key per dataset object: every trial's base has the same
             # weights, and a shuffled pipeline's first batch (part of the
             # content fingerprint) changes on every pass.
             key = caching.feature_key(model, data)
-            fresh = self.cache.get(key) is None
-            features = caching.compute_features(model, data, cache=self.cache, key=key)
-            batches = _num_batches(features)
-            self._keys[id(data)] = (data, key, batches)
-            self.base_batches += batches if fresh else 0
+            fresh = self.cache.lookup(key) is None
+            features = caching.feature_set(model, data, self.cache, key=key)
+            self._keys[id(data)] = (data, key, features.steps)
+            self.base_batches += features.steps if fresh else 0
         else:
-            _, key, batches = entry
-            features = caching.compute_features(model, data, cache=self.cache, key=key)
-        return features, batches
+            _, key, _ = entry
+            features = caching.feature_set(model, data, self.cache, key=key)
+        return features, self._keys[id(data)][2]
 
     def _unfreeze(self, hp: kt.HyperParameters, model: keras.Model) -> None:
         groups = find_backbone(model).group_names
@@ -288,92 +267,6 @@ class TransferHyperModel(kt.HyperModel):
         rate = float(hp.get("fine_tune_learning_rate"))
         decay = hp.get("weight_decay") if "weight_decay" in hp.values else None
         builders.compile_model(model, optimizer=_optimizer(rate, decay))
-
-
-class TransferTuner(kt.Tuner):
-    """A KerasTuner ``Tuner`` that runs any oracle on a hypermodel.
-
-    It adds what ``kt.Hyperband`` adds to ``kt.Tuner`` (epoch budgets and
-    warm starts from earlier brackets), so the Hyperband, random-search,
-    Bayesian and grid oracles all work with one tuner class.
-    """
-
-    def run_trial(self, trial: kt.engine.trial.Trial, *args: Any, **kwargs: Any):
-        values = trial.hyperparameters.values
-        if "tuner/epochs" in values:
-            kwargs["epochs"] = values["tuner/epochs"]
-            kwargs["initial_epoch"] = values["tuner/initial_epoch"]
-        return super().run_trial(trial, *args, **kwargs)
-
-    def _build_hypermodel(self, hp: kt.HyperParameters) -> keras.Model:
-        model = super()._build_hypermodel(hp)
-        if "tuner/trial_id" in hp.values:
-            path = self._get_checkpoint_fname(hp.values["tuner/trial_id"])
-            with distribution_scope(self.distribution_strategy):
-                model.load_weights(path)
-        return model
-
-
-# --- factories ---
-
-
-def default_objective(task: str, has_validation: bool) -> kt.Objective:
-    """Validation accuracy for classification with validation data, else loss.
-
-    Args:
-        task: The head's task.
-        has_validation: Whether the search has validation data.
-
-    Returns:
-        ``val_accuracy`` (max), or ``val_loss`` / ``loss`` (min).
-    """
-    if has_validation and task in ("multiclass", "multilabel"):
-        return kt.Objective("val_accuracy", "max")
-    return kt.Objective("val_loss" if has_validation else "loss", "min")
-
-
-def make_oracle(
-    oracle: str | kt.Oracle,
-    *,
-    objective: str | kt.Objective,
-    max_trials: int,
-    max_epochs: int,
-    seed: int | None = None,
-) -> kt.Oracle:
-    """An oracle by name (``"bayesian"``, ``"random"``, ``"hyperband"``).
-
-    Args:
-        oracle: A name, or a ready ``kt.Oracle`` (returned as is).
-        objective: What to optimize.
-        max_trials: Most trials; also caps Hyperband's brackets.
-        max_epochs: Hyperband's largest epoch budget.
-        seed: Random seed of the oracle.
-
-    Returns:
-        The oracle.
-    """
-    if isinstance(oracle, kt.Oracle):
-        return oracle
-    if oracle == "bayesian":
-        try:
-            return kt.oracles.BayesianOptimizationOracle(
-                objective, max_trials, seed=seed
-            )
-        except ImportError as err:
-            raise ConfigError(
-                "The Bayesian oracle needs scikit-learn: pip install scikit-learn, "
-                f"or pass oracle='random'. ({err})"
-            ) from err
-    if oracle == "random":
-        return kt.oracles.RandomSearchOracle(objective, max_trials, seed=seed)
-    if oracle == "hyperband":
-        made = kt.oracles.HyperbandOracle(objective, max_epochs=max_epochs, seed=seed)
-        made.max_trials = max_trials
-        return made
-    raise ConfigError(
-        f"Unknown oracle {oracle!r}; use one of {ORACLES} or a keras_tuner "
-        f"Oracle. Received: oracle={oracle!r}"
-    )
 
 
 # --- helpers ---
@@ -438,37 +331,10 @@ def _set_base_weights(base: keras.Model, weights: list[np.ndarray]) -> None:
     except ValueError as err:
         raise ConfigError(
             "The search's shared base weights do not fit this base "
-            f"({str(err).splitlines()[0]}). A resumed search must use the same "
+            f"({first_line(err)}). A resumed search must use the same "
             "backbone: use a new project_name, or overwrite=True."
         ) from err
 
 
 def _feature_cache(setting: bool | str | os.PathLike) -> caching.FeatureCache:
     return caching.FeatureCache(None if setting is True else setting)
-
-
-def _num_batches(ds: tf.data.Dataset) -> int:
-    size = int(ds.cardinality())
-    return size if size >= 0 else int(ds.reduce(0, lambda n, _: n + 1))
-
-
-def _merge(histories: list[keras.callbacks.History]) -> keras.callbacks.History:
-    merged = keras.callbacks.History()
-    merged.history = {}
-    for history in histories:
-        for key, values in history.history.items():
-            merged.history.setdefault(key, []).extend(values)
-    merged.epoch = list(range(len(next(iter(merged.history.values()), []))))
-    return merged
-
-
-def distribution_scope(strategy: tf.distribute.Strategy | None):
-    if strategy is None or (
-        tf.distribute.has_strategy() and tf.distribute.get_strategy() is strategy
-    ):
-        return contextlib.nullcontext()
-    return strategy.scope()
-
-
-def _scope_of(model: keras.Model):
-    return distribution_scope(getattr(model, "_distribute_strategy", None))

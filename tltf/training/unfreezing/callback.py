@@ -7,7 +7,7 @@ refuses base variables ("Unknown variable"). This callback therefore:
 1. when ``fit`` hands it the model (``set_model``, before any callback's
    ``on_train_begin``), checks the schedule against the backbone's groups and
    replaces the optimizer by a per-variable-rate copy of it (see
-   `tltf.training.optimizers`) built on every variable that can ever train;
+   `tltf.training.unfreezing.rates`) built on every variable that can ever train;
 2. at each stage change, sets the trainable groups, the per-group rates
    (no retrace needed) and retraces the train step, so newly unfrozen
    weights train from the very next step.
@@ -27,15 +27,17 @@ from typing import Any
 import keras
 import numpy as np
 
+from tltf import _compat
 from tltf.backbones.layers import find_backbone
+from tltf.distribute.scope import strategy_scope
 from tltf.errors import ConfigError
-from tltf.training import schedule as sched
 from tltf.training.freezing import (
     count_trainable_params,
     set_trainable_groups,
     variable_groups,
 )
-from tltf.training.optimizers import (
+from tltf.training.unfreezing import schedule as sched
+from tltf.training.unfreezing.rates import (
     grouped_part,
     rebuild_optimizer,
     trainable_superset,
@@ -62,7 +64,7 @@ class StagedUnfreezing(keras.callbacks.Callback):
     Rates: every variable's rate is the optimizer's rate (float or schedule)
     times a multiplier: ``stage_lr_decay ** stage`` for the head, times
     ``unfreeze_lr_factor`` (and ``1 / discriminative ** depth``) for base
-    groups; see `tltf.training.schedule.stage_multipliers`. BatchNorm layers
+    groups; see `tltf.training.unfreezing.schedule.stage_multipliers`. BatchNorm layers
     of the base stay in inference mode with frozen moving statistics unless
     the backbone's ``train_bn`` is set (``train_bn=True`` here sets it).
 
@@ -82,7 +84,7 @@ class StagedUnfreezing(keras.callbacks.Callback):
     Args:
         schedule: ``{epoch: spec}`` (specs ``"head"``, ``"all"``,
             ``"top:k"``, a group name or list of names), ``"gradual"``,
-            ``"gradual:n"`` or ``"plateau"``. See `tltf.training.schedule`.
+            ``"gradual:n"`` or ``"plateau"``. See `tltf.training.unfreezing.schedule`.
         unfreeze_lr_factor: Rate of base groups relative to the head.
         stage_lr_decay: Every rate is multiplied by this at each stage
             (stage k: ``stage_lr_decay ** k``), or a list of per-stage
@@ -173,7 +175,7 @@ class StagedUnfreezing(keras.callbacks.Callback):
 
         Raises:
             ConfigError: The model has no tltf Backbone, or the schedule names
-                groups it does not have (see `tltf.training.schedule`).
+                groups it does not have (see `tltf.training.unfreezing.schedule`).
         """
         backbone = find_backbone(model)
         name = backbone.source or backbone.model.name
@@ -185,12 +187,10 @@ class StagedUnfreezing(keras.callbacks.Callback):
         grouped = grouped_part(model.optimizer)
         if grouped is not None and grouped.built_paths == [v.path for v in superset]:
             return
-        with model.distribute_strategy.scope():
+        with strategy_scope(model=model):
             optimizer = rebuild_optimizer(model.optimizer, superset)
         model.optimizer = optimizer
-        compile_config = getattr(model, "_compile_config", None)
-        if compile_config is not None:  # so that .keras files save this optimizer
-            compile_config.config["optimizer"] = optimizer
+        _compat.set_compiled_optimizer(model, optimizer)  # .keras files save it
 
     # --- fit hooks ---
 

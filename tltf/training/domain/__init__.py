@@ -1,0 +1,29 @@
+"""Domain adaptation: train on a labelled source domain, adapt to an unlabelled target.
+
+- `losses`: gradient reversal, CORAL and MMD distances, DANN's weight ramp.
+- `methods`: DANN, CORAL and MMD behind one interface, with their domain
+  classifiers.
+- `step`: the train step while a model adapts (task loss + adaptation).
+- `adapt`: `adapt_domain`, the one call.
+"""
+
+from tltf.training.domain.adapt import adapt_domain
+from tltf.training.domain.losses import (
+    coral_distance,
+    gaussian_kernels,
+    mmd_distance,
+    ramp,
+    reverse_gradient,
+)
+from tltf.training.domain.methods import METHODS, default_discriminator
+
+__all__ = [
+    "METHODS",
+    "adapt_domain",
+    "coral_distance",
+    "default_discriminator",
+    "gaussian_kernels",
+    "mmd_distance",
+    "ramp",
+    "reverse_gradient",
+]

@@ -1,0 +1,129 @@
+"""The train step of a model while it adapts: task loss plus adaptation terms.
+
+`AdaptationStep` is attached to a `tltf.TransferModel` for the length of
+`tltf.adapt_domain` (``TransferModel.train_step`` defers to it) and detached
+afterwards, so the model itself never holds the discriminator: it saves,
+exports and serves as before. The step reads batches ``((x_s, y_s[, w_s]),
+x_t)``: a labelled source batch and an unlabelled target batch.
+
+The features aligned are those the model's output layer reads (`Head.
+represent`): the last hidden layer of the head, or the pooled base features.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from tltf.heads import find_head
+from tltf.training.domain.losses import ramp
+from tltf.training.domain.methods import Method, domain_labels
+from tltf.training.feature_cache.compute import extractor_model
+
+#: What the step logs besides the compiled metrics.
+LOG_KEYS = (
+    "loss",
+    "task_loss",
+    "adaptation_loss",
+    "adaptation_weight",
+    "domain_accuracy",
+)
+
+
+class AdaptationStep:
+    """One adaptation step for ``model`` (a plain object: Keras tracks nothing).
+
+    Args:
+        model: The compiled tltf classifier being adapted.
+        method: DANN, CORAL or MMD (`tltf.training.domain.methods`).
+        weight: The largest adaptation weight.
+        ramped: Whether the weight follows DANN's ramp over ``total_steps``.
+        total_steps: Steps of the whole adaptation (for the ramp).
+        learning_rate: Rate of the method's own optimizer (discriminator or
+            probe).
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        method: Method,
+        *,
+        weight: float,
+        ramped: bool,
+        total_steps: int,
+        learning_rate: float,
+    ) -> None:
+        self.method = method
+        self.head = find_head(model)
+        self.features = extractor_model(model)
+        self.weight = float(weight)
+        self.ramped = ramped
+        self.total_steps = max(int(total_steps), 1)
+        self.step = keras.Variable(0, dtype="int64", trainable=False, name="step")
+        self.optimizer = keras.optimizers.Adam(learning_rate)
+        self.means = {key: keras.metrics.Mean(name=key) for key in LOG_KEYS}
+
+    def reset(self) -> None:
+        """Starts the logged means afresh (at every epoch)."""
+        for mean in self.means.values():
+            mean.reset_state()
+
+    def current_weight(self) -> tf.Tensor:
+        """The adaptation weight at the current step."""
+        if not self.ramped:
+            return tf.constant(self.weight, tf.float32)
+        progress = tf.cast(self.step, tf.float32) / float(self.total_steps)
+        return self.weight * ramp(progress)
+
+    def represent(self, x: Any) -> tf.Tensor:
+        """What the output layer reads, in training mode, as float32."""
+        pooled = self.head.pool_inputs(self.features(x, training=True))
+        return self.head.represent(pooled, training=True)
+
+    def __call__(self, model: keras.Model, data: Any) -> dict[str, tf.Tensor]:
+        source, x_target = data
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(source)
+        weight = self.current_weight()
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        with tf.GradientTape(persistent=True) as tape:
+            features = self.represent(x)
+            y_pred = self.head.predict_from(features, training=True)
+            task = model.compute_loss(
+                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+            )
+            target = tf.cast(self.represent(x_target), tf.float32)
+            terms = self.method.terms(tf.cast(features, tf.float32), target, weight)
+            extra = terms.total / replicas  # compute_loss is already per replica
+            total = tf.cast(task, tf.float32) + extra
+            scaled = model.optimizer.scale_loss(total)
+        variables = model.trainable_variables
+        model.optimizer.apply_gradients(
+            zip(tape.gradient(scaled, variables), variables)
+        )
+        own = self.method.variables
+        self.optimizer.apply_gradients(zip(tape.gradient(extra, own), own))
+        del tape
+        self.step.assign_add(1)
+        return self._logs(model, (x, y, sample_weight, y_pred), task, terms, weight)
+
+    def _logs(self, model, batch, task, terms, weight) -> dict[str, tf.Tensor]:
+        x, y, sample_weight, y_pred = batch
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        n_source = tf.shape(y_pred)[0]
+        labels = domain_labels(n_source, tf.shape(terms.logits)[0] - n_source)
+        guessed = tf.cast(tf.cast(terms.logits, tf.float32) > 0.0, tf.float32)
+        task = tf.cast(task, tf.float32) * replicas
+        values = {
+            "loss": task + tf.cast(terms.total, tf.float32),
+            "task_loss": task,
+            "adaptation_loss": terms.distance,
+            "adaptation_weight": weight,
+            "domain_accuracy": tf.reduce_mean(tf.cast(guessed == labels, tf.float32)),
+        }
+        for key, value in values.items():
+            self.means[key].update_state(value)
+        logs = model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        logs.update({key: mean.result() for key, mean in self.means.items()})
+        return logs
