@@ -112,6 +112,19 @@ def run_demo(
         verbose=verbose,
     )
     model_path = runs.save_run(model, out, _record(data, backbone, history, epochs))
+    report, export_path = _evaluate_and_export(model, data, history, out)
+    predictions = _predict(model, data.class_names)
+    result = DemoResult(
+        out, model_path, report, export_path, time.perf_counter() - start, predictions
+    )
+    _print_result(result)
+    return result
+
+
+def _evaluate_and_export(model: Any, data: Any, history: Any, out: Path):
+    """The report on the validation split, and the verified SavedModel."""
+    import tltf
+
     report = tltf.evaluate(
         model,
         data,
@@ -129,12 +142,7 @@ def run_demo(
         sample_inputs=samples,
         overwrite=True,
     )
-    predictions = _predict(model, data.class_names)
-    result = DemoResult(
-        out, model_path, report, export_path, time.perf_counter() - start, predictions
-    )
-    _print_result(result)
-    return result
+    return report, export_path
 
 
 def _record(data: Any, backbone: str, history: Any, epochs: int) -> dict[str, Any]:

@@ -359,3 +359,25 @@ def test_models_that_cannot_adapt_are_refused(small_data):
         )
     with pytest.raises(tltf.ConfigError, match="Nothing before the output layer"):
         tltf.adapt_domain(tiny_classifier(), (xs, ys), xt)
+    with pytest.raises(tltf.ConfigError, match="pooled features cannot adapt"):
+        tltf.adapt_domain(
+            tiny_classifier(hidden_units=(4,)), (xs, ys), xt, align="pooled"
+        )
+    with pytest.raises(tltf.ConfigError, match="align must be one of"):
+        tltf.adapt_domain(
+            tiny_classifier(hidden_units=(4,)), (xs, ys), xt, align="conv"
+        )
+
+
+def test_a_frozen_base_aligns_the_hidden_layer_and_leaves_the_base_alone(small_data):
+    """align="auto" with a frozen base: the head's hidden layer adapts, the base not."""
+    xs, ys, xt = small_data
+    model = tiny_classifier(hidden_units=(8,))
+    base = weights_of(model.get_layer("backbone").model.layers)
+    hidden = weights_of(model.get_layer("head").hidden)
+
+    tltf.adapt_domain(model, (xs, ys), xt, epochs=2, batch_size=8, verbose=0)
+
+    assert same(weights_of(model.get_layer("backbone").model.layers), base)
+    assert not same(weights_of(model.get_layer("head").hidden), hidden)
+    assert len(model.history.history["domain_accuracy"]) == 2

@@ -77,13 +77,7 @@ def image_folder(
             f"validation_split must be in [0, 1). Received: {validation_split}"
         )
     files, labels, skipped = _scan(root, class_names)
-    if skipped:
-        logger.warning(
-            "Skipped %d unreadable or non-image file(s) in %s: %s",
-            len(skipped),
-            root,
-            ", ".join(skipped),
-        )
+    _warn_skipped(root, skipped)
     train_idx, val_idx = _stratified_split(labels, validation_split, seed)
     files, labels = np.asarray(files), np.asarray(labels, dtype="int64")
 
@@ -148,13 +142,7 @@ def unlabelled_images(
             "(flat, or in subfolders whose names are ignored)."
         )
     files, skipped = image_files(root)
-    if skipped:
-        logger.warning(
-            "Skipped %d unreadable or non-image file(s) in %s: %s",
-            len(skipped),
-            root,
-            ", ".join(skipped),
-        )
+    _warn_skipped(root, skipped)
     if not files:
         raise DataError(
             f"Image folder {str(root)!r} has no readable images "
@@ -323,3 +311,14 @@ def _load(path, image_size):
     image = tf.image.resize(image, image_size)
     image.set_shape((*image_size, 3))
     return image
+
+
+def _warn_skipped(root: Path, skipped: list[str]) -> None:
+    """One warning that lists every file the scan skipped, if any."""
+    if skipped:
+        logger.warning(
+            "Skipped %d unreadable or non-image file(s) in %s: %s",
+            len(skipped),
+            root,
+            ", ".join(skipped),
+        )

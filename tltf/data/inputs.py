@@ -167,6 +167,54 @@ def as_batched(
     )
 
 
+def as_unlabeled(
+    data: Any,
+    batch_size: int | None = None,
+    *,
+    what: str = "unlabeled",
+    shuffle: bool = False,
+) -> tf.data.Dataset:
+    """A batched dataset of inputs alone, from unlabelled data in any form.
+
+    Args:
+        data: Inputs (an array, a dict of arrays, text in any form
+            `as_inputs` takes), a batched ``tf.data.Dataset`` of inputs or of
+            ``(inputs, labels, ...)`` (labels dropped), or a `LoadedData`
+            (its training split, labels dropped).
+        batch_size: Batch size for arrays; None for `DEFAULT_BATCH_SIZE`.
+            Datasets keep their own batching.
+        what: How error messages name the argument.
+        shuffle: Shuffle arrays anew on every pass.
+
+    Returns:
+        The batched dataset of inputs.
+
+    Raises:
+        DataError: Empty inputs, or a type that holds no inputs.
+    """
+    if isinstance(data, LoadedData):
+        data = data.train
+    if isinstance(data, tf.data.Dataset):
+        if isinstance(data.element_spec, tuple):
+            return data.map(lambda *element: element[0])
+        return data
+    if is_string_input(data):
+        data = as_inputs(data, what)
+    if isinstance(data, (list, tuple, np.ndarray, dict)):
+        n = len(tf.nest.flatten(data)[0]) if tf.nest.flatten(data) else 0
+        if n == 0:
+            raise DataError(f"{what} is empty. Pass at least one example.")
+        ds = tf.data.Dataset.from_tensor_slices(data)
+        if shuffle:
+            ds = ds.shuffle(n, reshuffle_each_iteration=True)
+        return ds.batch(batch_size or DEFAULT_BATCH_SIZE)
+    raise DataError(
+        f"{what} must be an array (or dict of arrays) of inputs, a list of "
+        "strings or a batched tf.data.Dataset of inputs. Received: "
+        f"{_describe(data)}"
+    )
+
+
 def _from_arrays(
     data: Sequence[Any], batch_size: int, what: str, shuffle: bool
 ) -> tf.data.Dataset:

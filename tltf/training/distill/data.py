@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from tltf.data.base import LoadedData
-from tltf.data.inputs import as_batched, as_inputs, is_string_input
+from tltf.data.inputs import as_batched, as_unlabeled
 from tltf.errors import ConfigError, DataError
 
 UNLABELED = -1
@@ -87,22 +87,6 @@ def prepare_distillation_data(
         arrays = _label_with_teacher(ds=val, what="val_data", **check)
         cached_val = _cached(arrays, size, shuffle=False, seed=None)
     return cached_train, cached_val
-
-
-def as_unlabeled(data: Any, batch_size: int) -> tf.data.Dataset:
-    """A batched dataset of inputs only (a tuple's first item is the input)."""
-    if isinstance(data, tf.data.Dataset):
-        if isinstance(data.element_spec, tuple):
-            return data.map(lambda *element: element[0])
-        return data
-    if is_string_input(data):
-        data = as_inputs(data, "unlabeled")
-    if isinstance(data, list | tuple | np.ndarray | dict):
-        return tf.data.Dataset.from_tensor_slices(data).batch(batch_size)
-    raise DataError(
-        "unlabeled must be an array (or dict of arrays) of inputs or a batched "
-        f"tf.data.Dataset of inputs. Received: {type(data).__name__}"
-    )
 
 
 def first_batch_size(ds: tf.data.Dataset, what: str) -> int:

@@ -18,8 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from tltf import _compat
-from tltf.data.base import LoadedData
-from tltf.data.inputs import as_batched, as_inputs, as_list
+from tltf.data.inputs import as_batched, as_list, as_unlabeled
 from tltf.distribute.scope import strategy_scope
 from tltf.errors import ConfigError, DataError, TltfError
 from tltf.heads import find_head, split_inputs
@@ -29,6 +28,9 @@ from tltf.training.domain.methods import make_method
 from tltf.training.domain.step import AdaptationStep
 from tltf.training.fitting import fit_data
 from tltf.training.unfreezing.callback import StagedUnfreezing
+
+#: Which features `adapt_domain` can align.
+ALIGN = ("auto", "pooled", "hidden")
 
 
 def adapt_domain(
@@ -43,15 +45,17 @@ def adapt_domain(
     schedule: str = "ramp",
     discriminator: keras.layers.Layer | None = None,
     kernel: Kernel | None = None,
+    align: str = "auto",
+    batch_size: int | None = None,
     callbacks: Sequence[keras.callbacks.Callback] | None = None,
     verbose: str | int = "auto",
 ) -> keras.Model:
     """Trains ``model`` on labelled ``source`` data so that it also fits ``target``.
 
     Each step trains on a source batch (the compiled loss) and draws a batch
-    of the unlabelled target inputs; the features the output layer reads (the
-    head's last hidden layer, or the pooled base features) are pushed to look
-    alike in both domains. ``"dann"`` trains a domain discriminator through a
+    of the unlabelled target inputs; the pooled base features (or, with a
+    frozen base, the head's last hidden layer) are pushed to look alike in
+    both domains. ``"dann"`` trains a domain discriminator through a
     gradient-reversal layer (Ganin et al., JMLR 2016); ``"coral"`` aligns the
     feature covariances (Sun & Saenko 2016); ``"mmd"`` the kernel mean
     embeddings (Long et al. 2015). The weight of that term ramps up from 0 as
@@ -77,6 +81,13 @@ def adapt_domain(
         discriminator: DANN's domain classifier, features -> one logit;
             None for two ReLU layers of 256.
         kernel: MMD's ``kernel(a, b)``; None for five Gaussian kernels.
+        align: Which features to align: ``"pooled"`` (the base's pooled
+            output, as DANN aligns its feature extractor's), ``"hidden"``
+            (what the output layer reads: the head's last hidden layer), or
+            ``"auto"``: pooled when the base trains (trainable groups or a
+            `tltf.StagedUnfreezing` callback), else hidden.
+        batch_size: Batch size for arrays and lists (source and target);
+            None for 32, or the source dataset's own batches.
         callbacks: Keras callbacks.
         verbose: As in ``fit``.
 
@@ -99,7 +110,7 @@ def adapt_domain(
         >>> tltf.adapt_domain(model, (x_source, y_source), x_target, epochs=2)
     """
     callbacks = as_list(callbacks)
-    _check_model(model, callbacks)
+    align = _check_model(model, callbacks, align)
     if schedule not in ("ramp", "constant"):
         raise ConfigError(
             "schedule must be 'ramp' (DANN's) or 'constant'. "
@@ -107,7 +118,7 @@ def adapt_domain(
         )
     chosen = make_method(method, discriminator, kernel)
     check_data(model, source, "source")
-    train = as_batched(source, what="source", shuffle=True)
+    train = as_batched(source, batch_size, what="source", shuffle=True)
     first = _first_batch(train, "source")
     batch_size = int(tf.shape(tf.nest.flatten(first)[0])[0])
     targets = target_batches(model, target, batch_size)
@@ -120,8 +131,9 @@ def adapt_domain(
             ramped=schedule == "ramp",
             total_steps=steps * int(epochs),
             learning_rate=_learning_rate(model),
+            align=align,
         )
-        chosen.domain_classifier.build((None, _feature_dim(model)))
+        chosen.domain_classifier.build((None, _feature_dim(model, align)))
         step.optimizer.build(chosen.variables)
         if not model.optimizer.built and _compat.can_symbolic_build(model):
             _compat.symbolic_build(model, first)
@@ -158,27 +170,10 @@ def target_batches(model: keras.Model, target: Any, batch_size: int) -> tf.data.
     Raises:
         DataError: Empty target data, or inputs the model does not take.
     """
-    if isinstance(target, LoadedData):
-        target = target.train
-    if isinstance(target, tf.data.Dataset):
-        ds = target.map(_inputs_only)
-    else:
-        x = as_inputs(target, "target")
-        n = len(x) if hasattr(x, "__len__") else 0
-        if n == 0:
-            raise DataError("target is empty. Pass at least one target input.")
-        ds = tf.data.Dataset.from_tensor_slices(x).shuffle(
-            n, reshuffle_each_iteration=True
-        )
-        ds = ds.batch(batch_size)
+    ds = as_unlabeled(target, batch_size, what="target", shuffle=True)
     check_inputs(model, ds, "target")
     _check_target_shape(model, ds)
     return ds.repeat().prefetch(tf.data.AUTOTUNE)
-
-
-def _inputs_only(*element: Any) -> Any:
-    """A dataset element's inputs: ``x`` of ``(x, y[, w])``, or the element."""
-    return element[0]
 
 
 def _check_target_shape(model: keras.Model, ds: tf.data.Dataset) -> None:
@@ -205,7 +200,8 @@ def _check_target_shape(model: keras.Model, ds: tf.data.Dataset) -> None:
     raise DataError("target is empty. Pass at least one target input.")
 
 
-def _check_model(model: keras.Model, callbacks: list) -> None:
+def _check_model(model: keras.Model, callbacks: list, align: str) -> str:
+    """Checks the model can adapt; returns the features to align."""
     try:
         head = find_head(model)
     except TltfError as err:
@@ -220,16 +216,30 @@ def _check_model(model: keras.Model, callbacks: list) -> None:
             f"Model '{model.name}' is not compiled. Call tltf.compile_model(model) "
             "or model.compile(...) before adapt_domain."
         )
-    output_weights = {id(v) for v in head.output_layer.trainable_variables}
-    before = [v for v in model.trainable_variables if id(v) not in output_weights]
-    unfreezes = any(isinstance(cb, StagedUnfreezing) for cb in callbacks)
-    if not before and not unfreezes:
+    if align not in ALIGN:
+        raise ConfigError(
+            f"align must be one of {list(ALIGN)}. Received: align={align!r}"
+        )
+    head_ids = {id(v) for v in head.trainable_variables}
+    base_trains = any(id(v) not in head_ids for v in model.trainable_variables) or any(
+        isinstance(cb, StagedUnfreezing) for cb in callbacks
+    )
+    if align == "auto":
+        align = "pooled" if base_trains else "hidden"
+    if align == "hidden" and not head.hidden and not base_trains:
         raise ConfigError(
             f"Nothing before the output layer of '{model.name}' can train, so "
             "there is nothing to adapt. Unfreeze base groups "
             "(tltf.set_trainable_groups(model, [...]) or a tltf.StagedUnfreezing "
             "callback), or build the head with hidden_units=(256,)."
         )
+    if align == "pooled" and not base_trains:
+        raise ConfigError(
+            f"The base of '{model.name}' is frozen, so its pooled features cannot "
+            "adapt. Unfreeze base groups, or pass align='hidden' with a head "
+            "built with hidden_units."
+        )
+    return align
 
 
 def _learning_rate(model: keras.Model) -> float:
@@ -237,9 +247,9 @@ def _learning_rate(model: keras.Model) -> float:
     return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
 
 
-def _feature_dim(model: keras.Model) -> int:
+def _feature_dim(model: keras.Model, align: str) -> int:
     head = find_head(model)
-    if head.hidden:
+    if align == "hidden" and head.hidden:
         return int(head.hidden[-1].units)
     features, _ = split_inputs(head.input)
     return int(head.compute_pooled_shape(features.shape)[-1])

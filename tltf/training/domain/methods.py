@@ -32,13 +32,18 @@ class Terms:
     """One batch's adaptation terms.
 
     Attributes:
-        total: What the training loss adds (gradients flow through it).
+        total: What the training loss adds (gradients flow through it; for
+            CORAL and MMD it includes the watching discriminator's loss,
+            whose gradients reach only that discriminator).
+        objective: The part of ``total`` the model itself minimizes (the
+            logged ``loss`` is the task loss plus this).
         distance: The logged ``adaptation_loss``: the discriminator's loss
             (DANN) or the feature distance (CORAL, MMD), unweighted.
         logits: Domain logits of the source then the target batch.
     """
 
     total: tf.Tensor
+    objective: tf.Tensor
     distance: tf.Tensor
     logits: tf.Tensor
 
@@ -77,7 +82,7 @@ class DANN(Method):
         both = reverse_gradient(tf.concat([source, target], axis=0), weight)
         logits = self.domain_classifier(both, training=True)
         loss = self._domain_loss(logits, tf.shape(source)[0])
-        return Terms(total=loss, distance=loss, logits=logits)
+        return Terms(total=loss, objective=loss, distance=loss, logits=logits)
 
 
 class _Distance(Method):
@@ -91,8 +96,13 @@ class _Distance(Method):
         both = tf.stop_gradient(tf.concat([source, target], axis=0))
         logits = self.domain_classifier(both, training=True)
         probe_loss = self._domain_loss(logits, tf.shape(source)[0])
-        total = tf.cast(weight, distance.dtype) * distance + probe_loss
-        return Terms(total=total, distance=distance, logits=logits)
+        objective = tf.cast(weight, distance.dtype) * distance
+        return Terms(
+            total=objective + probe_loss,
+            objective=objective,
+            distance=distance,
+            logits=logits,
+        )
 
 
 class CORAL(_Distance):

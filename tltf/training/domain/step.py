@@ -6,8 +6,9 @@ afterwards, so the model itself never holds the discriminator: it saves,
 exports and serves as before. The step reads batches ``((x_s, y_s[, w_s]),
 x_t)``: a labelled source batch and an unlabelled target batch.
 
-The features aligned are those the model's output layer reads (`Head.
-represent`): the last hidden layer of the head, or the pooled base features.
+The features aligned are the pooled base features (``align="pooled"``, as
+DANN aligns its feature extractor's output) or those the output layer reads
+(``align="hidden"``: the head's last hidden layer, `Head.represent`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class AdaptationStep:
         total_steps: Steps of the whole adaptation (for the ramp).
         learning_rate: Rate of the method's own optimizer (discriminator or
             probe).
+        align: ``"pooled"`` or ``"hidden"``: which features are aligned.
     """
 
     def __init__(
@@ -54,10 +56,12 @@ class AdaptationStep:
         ramped: bool,
         total_steps: int,
         learning_rate: float,
+        align: str = "pooled",
     ) -> None:
         self.method = method
+        self.align = align
         self.head = find_head(model)
-        self.features = extractor_model(model)
+        self.extractor = extractor_model(model)
         self.weight = float(weight)
         self.ramped = ramped
         self.total_steps = max(int(total_steps), 1)
@@ -77,10 +81,12 @@ class AdaptationStep:
         progress = tf.cast(self.step, tf.float32) / float(self.total_steps)
         return self.weight * ramp(progress)
 
-    def represent(self, x: Any) -> tf.Tensor:
-        """What the output layer reads, in training mode, as float32."""
-        pooled = self.head.pool_inputs(self.features(x, training=True))
-        return self.head.represent(pooled, training=True)
+    def features(self, x: Any) -> tuple[tf.Tensor, tf.Tensor]:
+        """``(aligned features as float32, what the output layer reads)``."""
+        pooled = self.head.pool_inputs(self.extractor(x, training=True))
+        hidden = self.head.represent(pooled, training=True)
+        aligned = pooled if self.align == "pooled" else hidden
+        return tf.cast(aligned, tf.float32), hidden
 
     def __call__(self, model: keras.Model, data: Any) -> dict[str, tf.Tensor]:
         source, x_target = data
@@ -88,13 +94,13 @@ class AdaptationStep:
         weight = self.current_weight()
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape(persistent=True) as tape:
-            features = self.represent(x)
-            y_pred = self.head.predict_from(features, training=True)
+            aligned, hidden = self.features(x)
+            y_pred = self.head.predict_from(hidden, training=True)
             task = model.compute_loss(
                 x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
             )
-            target = tf.cast(self.represent(x_target), tf.float32)
-            terms = self.method.terms(tf.cast(features, tf.float32), target, weight)
+            target, _ = self.features(x_target)
+            terms = self.method.terms(aligned, target, weight)
             extra = terms.total / replicas  # compute_loss is already per replica
             total = tf.cast(task, tf.float32) + extra
             scaled = model.optimizer.scale_loss(total)
@@ -116,7 +122,7 @@ class AdaptationStep:
         guessed = tf.cast(tf.cast(terms.logits, tf.float32) > 0.0, tf.float32)
         task = tf.cast(task, tf.float32) * replicas
         values = {
-            "loss": task + tf.cast(terms.total, tf.float32),
+            "loss": task + tf.cast(terms.objective, tf.float32),
             "task_loss": task,
             "adaptation_loss": terms.distance,
             "adaptation_weight": weight,
