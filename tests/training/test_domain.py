@@ -228,7 +228,15 @@ def test_adaptation_beats_source_only_on_rotated_moons(rotated_moons, method):
     model = moons_classifier()
 
     tltf.adapt_domain(
-        model, source, target, method=method, epochs=MOONS_EPOCHS, verbose=0
+        model,
+        source,
+        target,
+        method=method,
+        epochs=MOONS_EPOCHS,
+        # CORAL matches covariances only, a weak signal on a 2-D rotation: at
+        # the default weight it moves the target accuracy little (0.59-0.74).
+        weight=(weight := 10.0 if method == "coral" else 1.0),
+        verbose=0,
     )
 
     assert accuracy(model, test) > accuracy(source_only, test) + 0.1
@@ -236,7 +244,7 @@ def test_adaptation_beats_source_only_on_rotated_moons(rotated_moons, method):
     gap = domain_gap(model, source[0], target)
     assert gap < domain_gap(source_only, source[0], target)
     logs = model.history.history
-    assert logs["adaptation_weight"][0] < logs["adaptation_weight"][-1] <= 1.0
+    assert logs["adaptation_weight"][0] < logs["adaptation_weight"][-1] <= weight
     if method != "dann":  # The distance the method minimizes went down.
         assert logs["adaptation_loss"][-1] < logs["adaptation_loss"][0]
 

@@ -20,6 +20,7 @@ import argparse
 import sys
 import textwrap
 from collections.abc import Sequence
+from typing import Any
 
 from tltf import runs
 from tltf.cli.parsing import parse_size
@@ -181,11 +182,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
         "(one more layer group per epoch) or JSON {epoch: groups} counted from "
         'the first unfrozen epoch, e.g. \'{"0": "top:1", "2": "top:3", "4": "all"}\'',
     )
-    g.add_argument("--learning-rate", type=float, help="head learning rate")
-    _output_flag(p, f"the model, report and export (default {runs.DEFAULT_OUTPUT})")
-    p.add_argument(
-        "--export", action="store_const", const=True, help="also export a SavedModel"
-    )
+    _rate_output_export(p, g, runs.DEFAULT_OUTPUT)
 
 
 def _add_adapt(p: argparse.ArgumentParser) -> None:
@@ -225,8 +222,13 @@ def _add_adapt(p: argparse.ArgumentParser) -> None:
         help="largest weight of the adaptation loss (default 1.0), ramped up "
         "from 0 as in the DANN paper",
     )
-    g.add_argument("--learning-rate", type=float, help="head learning rate")
-    _output_flag(p, f"the model, report and export (default {runs.ADAPT_OUTPUT})")
+    _rate_output_export(p, g, runs.ADAPT_OUTPUT)
+
+
+def _rate_output_export(p: argparse.ArgumentParser, group: Any, output: str) -> None:
+    """The flags a training command ends with: rate, output folder, export."""
+    group.add_argument("--learning-rate", type=float, help="head learning rate")
+    _output_flag(p, f"the model, report and export (default {output})")
     p.add_argument(
         "--export", action="store_const", const=True, help="also export a SavedModel"
     )

@@ -1,0 +1,324 @@
+"""Domain adaptation: `tltf.adapt_domain` against source-only training and the oracle.
+
+Usage::
+
+    python benchmarks/domain_adaptation.py            # the full run (~15 min, 2 cores)
+    python benchmarks/domain_adaptation.py --quick    # smoke run, under a minute
+
+One process, one small convolutional base trained from scratch (as the DANN
+paper trains MNIST -> MNIST-M), built with `tltf.build_image_classifier`.
+The shift: scikit-learn's digits, grey (source) -> blended over colour
+textures MNIST-M style (target); see `domain_adaptation_data`. Five arms,
+the same model, epochs, batch size and seed for each:
+
+- source only: ``model.fit`` on labelled source data;
+- `tltf.adapt_domain` with ``"dann"``, ``"coral"`` and ``"mmd"`` (labelled
+  source, unlabelled target training images);
+- the target oracle: ``model.fit`` on labelled target training data.
+
+Each reports target and source test accuracy and wall time; the run is
+repeated over several seeds (means reported). Then the cost of one
+adaptation step against one plain training step, alternating calls on the
+same model and batch. The results file is written once, at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gc
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import tltf  # noqa: E402
+from tltf.files import write_text  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from domain_adaptation_data import Shift, digits_shift  # noqa: E402
+from domain_adaptation_report import render  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+ARMS = ("source_only", "dann", "coral", "mmd", "oracle")
+METHODS = ("dann", "coral", "mmd")
+
+
+@dataclasses.dataclass
+class Settings:
+    """What one run measures; `for_quick` shrinks everything for a smoke run."""
+
+    epochs: int = 20
+    batch_size: int = 64
+    seeds: tuple[int, ...] = (0, 1, 2)
+    # adapt_domain's largest adaptation weight per method: tltf's default.
+    weights: dict[str, float] = dataclasses.field(
+        default_factory=lambda: dict.fromkeys(METHODS, 1.0)
+    )
+    hidden_units: tuple[int, ...] = ()  # align the flattened conv features
+    limit: int | None = None  # None: all 1797 digits
+    val: int = 200
+    test: int = 400
+    timing_rounds: int = 4  # alternating fit / adapt_domain calls, each
+    timing_steps: int = 30  # ... of this many steps
+    quick: bool = False
+
+    @classmethod
+    def for_quick(cls) -> Settings:
+        """200 digits, 2 epochs, one seed, one short timing round."""
+        return cls(
+            epochs=2,
+            seeds=(0,),
+            limit=200,
+            val=40,
+            test=40,
+            timing_rounds=1,
+            timing_steps=6,
+            quick=True,
+        )
+
+
+# --- the model ---
+
+
+def digits_base(input_shape: tuple[int, int, int] = (32, 32, 3)) -> keras.Model:
+    """DANN's MNIST feature extractor: conv 5x5x32, pool, conv 5x5x48, pool."""
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for i, filters in enumerate((32, 48), start=1):
+        x = keras.layers.Conv2D(
+            filters, 5, padding="same", activation="relu", name=f"block{i}_conv"
+        )(x)
+        x = keras.layers.MaxPooling2D(name=f"block{i}_pool")(x)
+    return keras.Model(inputs, x, name="digits_base")
+
+
+GROUPS = {f"block{i}": [f"block{i}_conv", f"block{i}_pool"] for i in (1, 2)}
+
+
+def build_model(settings: Settings) -> keras.Model:
+    """The classifier every arm trains: all groups trainable, from scratch."""
+    model = tltf.build_image_classifier(
+        digits_base(),
+        10,
+        weights=None,
+        pooling="flatten",
+        hidden_units=settings.hidden_units,
+        dropout=0.0,
+        preprocessing="unit",
+        layer_groups=GROUPS,
+    )
+    tltf.set_trainable_groups(model, list(GROUPS))
+    tltf.compile_model(model)  # Recompile: the trainable set changed.
+    return model
+
+
+def labelled(
+    x: np.ndarray, y: np.ndarray, batch_size: int, seed: int
+) -> tf.data.Dataset:
+    """Shuffled (reshuffled each epoch) batches of ``(x, y)``."""
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+# --- the arms ---
+
+
+@dataclasses.dataclass
+class Outcome:
+    """One arm, one seed: test accuracies (%), wall seconds, last-epoch logs."""
+
+    target: float | None = None
+    source: float | None = None
+    target_val: float | None = None
+    seconds: float | None = None
+    logs: dict[str, float] = dataclasses.field(default_factory=dict)
+    error: str | None = None
+
+
+def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
+    """Top-1 accuracy in percent."""
+    predicted = np.argmax(model.predict(x, batch_size=256, verbose=0), axis=-1)
+    return float(np.mean(predicted == y)) * 100
+
+
+def train_arm(arm: str, shift: Shift, s: Settings, seed: int, **options) -> keras.Model:
+    """Builds and trains one arm's model; ``options`` go to `tltf.adapt_domain`."""
+    model = build_model(s)
+    src, tgt, y = shift.source, shift.target, shift.labels
+    if arm in METHODS:
+        options = {"weight": s.weights[arm], **options}
+        train = labelled(src.train, y.train, s.batch_size, seed)
+        tltf.adapt_domain(
+            model, train, tgt.train, method=arm, epochs=s.epochs, verbose=0, **options
+        )
+    else:
+        x = src.train if arm == "source_only" else tgt.train
+        model.fit(labelled(x, y.train, s.batch_size, seed), epochs=s.epochs, verbose=0)
+    return model
+
+
+def run_arm(arm: str, shift: Shift, s: Settings, seed: int, **options) -> Outcome:
+    """One arm from a fixed seed; a failure becomes a reported `Outcome`."""
+    keras.utils.set_random_seed(seed)
+    try:
+        start = time.perf_counter()
+        model = train_arm(arm, shift, s, seed, **options)
+        seconds = time.perf_counter() - start
+        y = shift.labels
+        history = model.history.history if model.history else {}
+        outcome = Outcome(
+            target=accuracy(model, shift.target.test, y.test),
+            source=accuracy(model, shift.source.test, y.test),
+            target_val=accuracy(model, shift.target.val, y.val),
+            seconds=seconds,
+            logs={k: float(v[-1]) for k, v in history.items()},
+        )
+    except Exception as error:  # noqa: BLE001  (reported, the run goes on)
+        lines = traceback.format_exception_only(type(error), error)
+        outcome = Outcome(error=" ".join(lines[-1].split())[:500])
+        traceback.print_exc()
+    finally:
+        keras.backend.clear_session()
+        gc.collect()
+    _log(arm, seed, outcome)
+    return outcome
+
+
+def _log(arm: str, seed: int, o: Outcome) -> None:
+    stamp = time.strftime("%H:%M:%S")
+    if o.error:
+        print(f"[{stamp}] {arm} seed {seed} FAILED: {o.error}", flush=True)
+        return
+    print(
+        f"[{stamp}] {arm} seed {seed}: target {o.target:.2f}, source {o.source:.2f}, "
+        f"target val {o.target_val:.2f}, {o.seconds:.0f}s",
+        flush=True,
+    )
+
+
+# --- the cost of a step ---
+
+
+class StepTimer(keras.callbacks.Callback):
+    """Wall seconds between consecutive training batches' ends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: list[float] = []
+        self._last: float | None = None
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        now = time.perf_counter()
+        if self._last is not None:
+            self.seconds.append(now - self._last)
+        self._last = now
+
+
+def step_costs(shift: Shift, s: Settings) -> dict[str, Any]:
+    """Seconds per step of ``fit`` and of each method, alternating calls.
+
+    The same model, batch size and source batches; every call's first steps
+    (tracing, warm-up) are dropped, then the median of the rest is kept.
+    """
+    keras.utils.set_random_seed(0)
+    model = build_model(s)
+    n = s.timing_steps * s.batch_size
+    x, y = shift.source.train, shift.labels.train
+    reps = -(-n // len(x))
+    x, y = np.concatenate([x] * reps)[:n], np.concatenate([y] * reps)[:n]
+    times: dict[str, list[float]] = {"fit": [], **{m: [] for m in METHODS}}
+    for _ in range(s.timing_rounds):
+        for key in times:
+            timer = StepTimer()
+            train = labelled(x, y, s.batch_size, 0)
+            if key == "fit":
+                model.fit(train, epochs=1, verbose=0, callbacks=[timer])
+            else:
+                tltf.adapt_domain(
+                    model, train, shift.target.train, method=key, epochs=1,
+                    weight=s.weights[key], callbacks=[timer], verbose=0,
+                )  # fmt: skip
+            times[key].extend(timer.seconds[2:])
+    keras.backend.clear_session()
+    medians = {key: float(np.median(v)) for key, v in times.items()}
+    return {"median_seconds": medians, "steps_measured": len(times["fit"])}
+
+
+# --- the run ---
+
+
+def run_all(shift: Shift, s: Settings, progress: Path) -> dict[str, Any]:
+    """Every arm for every seed, then the step costs; figures so far to ``progress``."""
+    results: dict[str, Any] = {"arms": {arm: [] for arm in ARMS}}
+    for seed in s.seeds:
+        for arm in ARMS:
+            outcome = run_arm(arm, shift, s, seed)
+            results["arms"][arm].append(dataclasses.asdict(outcome))
+            write_text(progress, json.dumps(results))
+    print(f"[{time.strftime('%H:%M:%S')}] timing steps", flush=True)
+    results["steps"] = step_costs(shift, s)
+    return results
+
+
+def machine(started: float) -> dict[str, str]:
+    """Date, machine, load and versions (`run.py`'s, plus scikit-learn and tltf)."""
+    import sklearn
+    from clinc150 import source_state  # Local modules, next to this file.
+    from run import machine as base_machine
+
+    info = {"date (UTC)": time.strftime("%Y-%m-%d %H:%M", time.gmtime(started))}
+    info.update(base_machine())
+    info["scikit-learn"] = sklearn.__version__
+    info["tltf"] = f"{tltf.__version__}, {source_state()}"
+    return info
+
+
+def config(settings: Settings, shift: Shift) -> dict[str, Any]:
+    """The settings and data sizes the report quotes."""
+    return {
+        **dataclasses.asdict(settings),
+        "description": shift.description,
+        "num_train": len(shift.labels.train),
+        "num_val": len(shift.labels.val),
+        "num_test": len(shift.labels.test),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Runs every arm and the step timing, then writes the report and prints it."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run, < 1 min")
+    parser.add_argument("--output", help="report path (default: next to this file)")
+    args = parser.parse_args(argv)
+    s = Settings.for_quick() if args.quick else Settings()
+    name = "RESULTS-domain-adaptation" + ("-quick" if args.quick else "") + ".md"
+    folder = Path(tempfile.gettempdir()) if args.quick else HERE
+    output = Path(args.output) if args.output else folder / name
+    started = time.time()
+    info = machine(started)
+    shift = digits_shift(s.limit, s.val, s.test)
+    print(f"Domain adaptation benchmark, started {info['date (UTC)']}", flush=True)
+    progress = Path(tempfile.gettempdir()) / "domain-adaptation-progress.json"
+    results = run_all(shift, s, progress)
+    info["load average (1 min) at end"] = f"{os.getloadavg()[0]:.2f}"
+    info["total wall time"] = f"{(time.time() - started) / 60:.1f} min"
+    text = render(results, config(s, shift), info)
+    write_text(output, text)
+    print(text)
+    print(f"Wrote {output}")
+
+
+if __name__ == "__main__":
+    main()
