@@ -367,3 +367,66 @@ def test_tuner_build_hook_builds_every_trial_and_load_model(tmp_path, one_cpu_mi
     assert _compat.compile_arguments(first)["loss"] == "mae"  # Tuner's override.
     tuner.load_model(tuner.oracle.get_best_trials(1)[0])
     assert len(built) == 2
+
+
+# --- nothing else touches another library's private names ---
+
+PRIVATE_MODULES = ("keras.src", "tensorflow.python", "keras_tuner.src")
+
+
+def _own_private_names(trees) -> set[str]:
+    """Private names tltf defines itself (methods, attributes, module names)."""
+    import ast
+
+    names = set()
+    for tree in trees.values():
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                names.add(node.attr)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+    return {name for name in names if name.startswith("_")}
+
+
+def test_no_module_but_compat_reads_a_private_name_of_another_library():
+    """Private imports, attribute reads and getattr strings outside _compat.py."""
+    import ast
+    from pathlib import Path
+
+    import tltf
+
+    package = Path(tltf.__file__).parent
+    trees = {p: ast.parse(p.read_text()) for p in sorted(package.rglob("*.py"))}
+    own = _own_private_names(trees)
+    found = []
+    for path, tree in trees.items():
+        if path.name == "_compat.py":
+            continue
+        for node in ast.walk(tree):
+            where = f"{path.relative_to(package.parent)}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                PRIVATE_MODULES
+            ):
+                found.append(f"{where} imports {node.module}")
+            if (
+                isinstance(node, ast.Attribute)
+                and _private(node.attr)
+                and node.attr not in own
+            ):
+                found.append(f"{where} reads .{node.attr}")
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", None) in ("getattr", "hasattr", "setattr")
+                and len(node.args) > 1
+                and isinstance(node.args[1], ast.Constant)
+                and _private(str(node.args[1].value))
+                and node.args[1].value not in own
+            ):
+                found.append(f"{where} {node.func.id}(..., {node.args[1].value!r})")
+    assert found == []
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
