@@ -50,6 +50,7 @@ from sklearn.metrics import f1_score  # noqa: E402
 
 import tltf  # noqa: E402
 from tltf.backbones.kerashub import minilm_folder  # noqa: E402
+from tltf.files import write_text  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from clinc150_data import Clinc, Split, few_shot, load_clinc, token_lengths  # noqa: E402
@@ -224,35 +225,42 @@ def arm_kerashub(bench: Bench, train: Split, epochs: int) -> Outcome:
     model = keras_hub.models.BertTextClassifier.from_preset(
         bench.folder, num_classes=bench.num_classes, preprocessor=preprocessor
     )
-    timer = EpochTimer()
-    start = time.perf_counter()
-    model.fit(
-        train.texts,
-        train.labels,
-        batch_size=bench.settings.batch_size,
-        epochs=epochs,
-        callbacks=[timer],
-        verbose=0,
+    return timed_and_scored(
+        bench,
+        model,
+        lambda timer: model.fit(
+            train.texts,
+            train.labels,
+            batch_size=bench.settings.batch_size,
+            epochs=epochs,
+            callbacks=[timer],
+            verbose=0,
+        ),
     )
-    seconds = time.perf_counter() - start
-    extra = {"epoch_seconds": timer.seconds, "learning_rate": _rate(model)}
-    predicted = bench.predict_labels(model)
-    return Outcome(*scores(bench.data.test.labels, predicted), seconds, extra)
 
 
 def arm_frozen_head(bench: Bench, train: Split, epochs: int) -> Outcome:
     """(c): `tltf.fit_frozen_head` with its defaults, validated on the val split."""
     model = bench.tltf_model()
     val = bench.data.val
+    return timed_and_scored(
+        bench,
+        model,
+        lambda timer: tltf.fit_frozen_head(
+            model,
+            (train.texts, train.labels),
+            (val.texts, val.labels),
+            callbacks=[timer],
+            verbose=0,
+        ),
+    )
+
+
+def timed_and_scored(bench: Bench, model: keras.Model, train: Any) -> Outcome:
+    """Times ``train(epoch_timer)``, then scores ``model`` on the test split."""
     timer = EpochTimer()
     start = time.perf_counter()
-    tltf.fit_frozen_head(
-        model,
-        (train.texts, train.labels),
-        (val.texts, val.labels),
-        callbacks=[timer],
-        verbose=0,
-    )
+    train(timer)
     seconds = time.perf_counter() - start
     extra = {"epoch_seconds": timer.seconds, "learning_rate": _rate(model)}
     predicted = bench.predict_labels(model)
@@ -361,11 +369,11 @@ def run_all(bench: Bench, progress: Path) -> dict[str, Any]:
         for key in s.arms:
             outcome = run_arm(key, bench, train, s.few_shot_epochs, seed)
             results["few_shot"][key].append(dataclasses.asdict(outcome))
-            write_atomically(progress, json.dumps(results, default=str))
+            write_text(progress, json.dumps(results, default=str))
     for key in s.arms:
         outcome = run_arm(key, bench, bench.data.train, s.epochs, 0)
         results["full"][key] = dataclasses.asdict(outcome)
-        write_atomically(progress, json.dumps(results, default=str))
+        write_text(progress, json.dumps(results, default=str))
     return results
 
 
@@ -398,16 +406,6 @@ def source_state() -> str:
     except OSError:
         return "git state unknown"
     return f"commit {commit}" + (" + uncommitted changes in tltf/" if dirty else "")
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Writes ``text`` to ``path`` through a temporary file in the same folder."""
-    temp = path.with_name(f".{path.name}.tmp")
-    try:
-        temp.write_text(text)
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -464,7 +462,7 @@ def main(argv: list[str] | None = None) -> None:
     info["load average (1 min) at end"] = f"{os.getloadavg()[0]:.2f}"
     info["total wall time"] = f"{(time.time() - started) / 60:.1f} min"
     text = render(results, config(settings, data), info)
-    write_atomically(output, text)
+    write_text(output, text)
     print(text)
     print(f"Wrote {output}")
 
