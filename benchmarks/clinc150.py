@@ -53,6 +53,7 @@ from tltf.backbones.kerashub import minilm_folder  # noqa: E402
 from tltf.files import write_text  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from clinc150_compact_report import kept_section  # noqa: E402
 from clinc150_data import Clinc, Split, few_shot, load_clinc, token_lengths  # noqa: E402
 from clinc150_report import render  # noqa: E402
 
@@ -462,7 +463,8 @@ def main(argv: list[str] | None = None) -> None:
     info["load average (1 min) at end"] = f"{os.getloadavg()[0]:.2f}"
     info["total wall time"] = f"{(time.time() - started) / 60:.1f} min"
     text = render(results, config(settings, data), info)
-    write_text(output, text)
+    kept = kept_section(output)  # clinc150_compact.py's section stays
+    write_text(output, text.rstrip() + "\n\n" + kept if kept else text)
     print(text)
     print(f"Wrote {output}")
 

@@ -107,3 +107,9 @@ def token_lengths(texts: list[str], folder: str) -> dict[str, float]:
     lengths = np.array([len(ids) + 2 for ids in tokenizer(tf.constant(texts))])
     stats = {f"p{q}": float(np.percentile(lengths, q)) for q in (50, 90, 99, 99.9)}
     return {**stats, "max": float(lengths.max()), "texts": float(len(lengths))}
+
+
+def out_of_scope(path: Path) -> dict[str, list[str]]:
+    """The out-of-scope texts of ``data_full.json``: ``oos_val``, ``oos_test``."""
+    raw = json.loads(Path(path).read_text())
+    return {key: [text for text, _ in raw[key]] for key in ("oos_val", "oos_test")}

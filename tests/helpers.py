@@ -123,3 +123,27 @@ def run_fresh_process(script: Path, *args: Path, cwd: Path) -> dict:
     assert done.returncode == 0, done.stderr[-3000:]
     line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT"))
     return json.loads(line[len("RESULT") :])
+
+
+#: Python that prints which heavy libraries the process has imported.
+PRINT_HEAVY_IMPORTS = (
+    "print(sorted({'tensorflow', 'keras', 'keras_hub'} & set(sys.modules)))\n"
+)
+
+
+def run_as_console_script(code: str, timeout: int = 120):
+    """Runs ``code`` in a new Python process that poses as the ``tltf`` command.
+
+    ``sys.argv[0]`` is ``"tltf"`` before ``code`` runs, as in the console
+    script's process, where ``import tltf`` stays light.
+
+    Returns:
+        The ``subprocess.CompletedProcess`` (text output captured).
+    """
+    import subprocess
+    import sys
+
+    script = "import sys\nsys.argv[0] = 'tltf'\n" + code
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout
+    )

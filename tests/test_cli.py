@@ -10,15 +10,21 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import keras
 import pytest
+import tensorflow as tf
 
 import tltf
-from tests.helpers import tiny_base, write_image_folder
+from tests.helpers import (
+    PRINT_HEAVY_IMPORTS,
+    run_as_console_script,
+    tiny_base,
+    write_image_folder,
+)
 from tltf.cli import build_parser, main
 from tltf.cli.options import load_model, merge_config
 from tltf.cli.parsing import parse_schedule
@@ -89,6 +95,27 @@ def test_train_writes_model_report_and_checked_export(workspace, capsys):
     meta = tltf.read_export_metadata(run / "export")
     assert meta["class_names"] == ["cats", "dogs"]
     assert meta["verification"]["saved_model"]["reloaded_in_fresh_process"]
+
+
+def test_train_with_lora_saves_the_adapter_and_a_merged_export(
+    workspace, tmp_path, capsys
+):
+    run = tmp_path / "lora_run"
+    args = ["train", "--data", str(workspace / "images")]
+    args += ["--backbone", str(workspace / "tiny_base.keras"), *TINY]
+    args += ["--epochs", "1", "--batch-size", "4", "--lora-rank", "2"]
+    assert main([*args, "--output", str(run), "--export"]) == 0
+    assert f"LoRA adapter and head: {run / 'adapter.safetensors'}" in (
+        capsys.readouterr().out
+    )
+    model = keras.models.load_model(run / "model.keras")
+    assert tltf.training.lora.lora_summary(model)["layers"] == 3  # 3x3 convs
+    meta = tltf.read_export_metadata(run / "export")
+    assert meta["verification"]["saved_model"]["reloaded_in_fresh_process"]
+    served = tf.saved_model.load(str(run / "export"))  # kept: it owns the variables
+    names = [v.name for v in served.signatures["serving_default"].variables]
+    assert "block1_conv/kernel:0" in names
+    assert not [n for n in names if "lora" in n]  # merged before export
 
 
 def test_evaluate_scores_the_held_out_split_and_keeps_the_run_report(
@@ -347,20 +374,14 @@ def test_adapt_target_errors_are_one_line(domains, tmp_path, capsys):
 
 
 def test_adapt_is_parsed_before_tensorflow_is_imported(capsys):
-    script = (
-        "import sys\n"
-        "sys.argv[0] = 'tltf'\n"
+    done = run_as_console_script(
         "from tltf.cli import build_parser\n"
         "build_parser().parse_args(['adapt', '--data', 'x', '--target-data', 'y',\n"
         "    '--method', 'mmd', '--adaptation-weight', '0.5'])\n"
         "try:\n"
         "    build_parser().parse_args(['adapt', '--bogus'])\n"
         "except SystemExit as exit:\n"
-        "    print(exit.code)\n"
-        "print(sorted({'tensorflow', 'keras', 'keras_hub'} & set(sys.modules)))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+        "    print(exit.code)\n" + PRINT_HEAVY_IMPORTS
     )
     assert done.stdout.split() == ["2", "[]"], done.stdout + done.stderr
     assert "unrecognized arguments: --bogus" in done.stderr
@@ -574,15 +595,10 @@ def test_console_script_in_a_real_process_shows_only_tltf_lines(tmp_path):
 
 def test_arguments_are_parsed_before_tensorflow_is_imported():
     # As in the console script's process: `import tltf` stays light there.
-    script = (
-        "import sys\n"
-        "sys.argv[0] = 'tltf'\n"
+    done = run_as_console_script(
         "from tltf.cli import build_parser\n"
         "build_parser().parse_args(['train', '--data', 'x', '--epochs', '2'])\n"
-        "print(sorted({'tensorflow', 'keras', 'keras_hub'} & set(sys.modules)))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+        + PRINT_HEAVY_IMPORTS
     )
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
     start = time.perf_counter()

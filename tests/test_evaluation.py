@@ -159,7 +159,7 @@ def test_an_existing_report_is_kept_unless_overwrite(tmp_path, monkeypatch):
         raise AssertionError("refused before any prediction")
 
     with monkeypatch.context() as patch:
-        patch.setattr("tltf.evaluation._predict", no_prediction)
+        patch.setattr("tltf.evaluation.labelled_predictions", no_prediction)
         with pytest.raises(tltf.ConfigError, match="already exists.*overwrite=True"):
             tltf.evaluate(
                 argmax_model(), (one_hot([0]), np.array([1])), output_dir=tmp_path

@@ -217,3 +217,21 @@ def test_import_tltf_registers_every_layer_for_keras_loading(tiny_model, tmp_pat
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
     )
     assert "tltf.model.TransferModel" in done.stdout, done.stderr[-2000:]
+
+
+def test_passes_over_an_image_folder_of_unknown_length_are_quiet(
+    image_folder, tiny_model
+):
+    import warnings
+
+    data = tltf.data.image_folder(image_folder, image_size=(32, 32), batch_size=4)
+    assert int(data.train.cardinality()) == tf.data.UNKNOWN_CARDINALITY
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tiny_model.fit(data.train, validation_data=data.validation, verbose=0)
+        tiny_model.evaluate(data.validation, verbose=0)
+        tiny_model.predict(data.validation, verbose=0)
+    assert not [w for w in caught if "ran out of data" in str(w.message)]
+    # With a step count the end of the data is a real problem: Keras says so.
+    with pytest.warns(UserWarning, match="ran out of data"):
+        tiny_model.fit(data.train, epochs=1, steps_per_epoch=100, verbose=0)

@@ -62,10 +62,14 @@ WRITES = {
         "runs/news/lr_finder.png",
         "runs/news/report.json",
         "runs/news/confusion_matrix.png",
+        "runs/news/news.lora.safetensors",
     ],
     "03_scaling_and_serving.ipynb": [
         "export/flowers/saved_model.pb",
         "export/flowers/assets/tltf_export.json",
+        "export/flowers_int8/assets/tltf_export.json",
+        "export/flowers.tflite",
+        "export/flowers.json",
     ],
     "04_domain_adaptation.ipynb": [
         "runs/digits_dann/report.json",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
@@ -11,6 +9,7 @@ import numpy as np
 import pytest
 
 import tltf
+from tests.helpers import run_as_console_script
 from tltf import runs
 
 
@@ -140,14 +139,9 @@ def test_the_layout_names(tmp_path):
 
 def test_runs_imports_no_tensorflow_and_no_command_line():
     # The command line reads the layout while it parses, before TensorFlow.
-    script = (
-        "import sys\n"
-        "sys.argv[0] = 'tltf'\n"
+    done = run_as_console_script(
         "import tltf.runs\n"
         "print(sorted(m for m in sys.modules if m in {'tensorflow', 'keras'}"
         " or m.startswith('tltf.cli')))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
     )
     assert done.stdout.strip() == "[]", done.stdout + done.stderr

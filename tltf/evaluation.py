@@ -6,6 +6,12 @@ averaged, and the confusion matrix. With ``output_dir`` it also writes
 ``report.json``, ``confusion_matrix.png`` and, given the training History,
 ``training_curves.png`` with the unfreezing stages marked.
 
+For a model calibrated by `tltf.calibrate_rejection` the report also holds
+the expected calibration error before and after temperature scaling and the
+examples answered ``"unknown"`` (they count as wrong for accuracy and
+recall, and are left out of the confusion matrix); with ``oos_data`` it
+reports the share of out-of-scope examples answered ``"unknown"``.
+
 Macro averages follow `tltf.metrics` and scikit-learn's ``average="macro"``:
 classes that occur neither in the labels nor in the predictions are left out,
 and a class that is never predicted has precision 0.
@@ -21,18 +27,20 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from tltf import calibration as calib
 from tltf import files as files_io
-from tltf.data.base import LoadedData, class_names_of
-from tltf.data.inputs import as_batched, as_list
+from tltf.data.inputs import as_list
 from tltf.errors import ConfigError, DataError
-from tltf.model import check_data
+from tltf.predictions import (
+    calibration_of,
+    labelled_predictions,
+    unlabelled_predictions,
+)
 from tltf.runs import REPORT_FILE
 
 CONFUSION_FILE = "confusion_matrix.png"
 CURVES_FILE = "training_curves.png"
-EVAL_BATCH_SIZE = 64
 
 
 @dataclasses.dataclass
@@ -51,6 +59,14 @@ class EvaluationReport:
         confusion_matrix: ``matrix[i][j]`` counts label ``i`` predicted ``j``.
         files: Files written, by kind (``report``, ``confusion_matrix``,
             ``training_curves``).
+        ece: Expected calibration error (15 bins) of the model's
+            probabilities; None when not computed (`classification_metrics`).
+        calibration: For a temperature-scaled model: ``{"temperature",
+            "ece_before", "ece_after"}``; None otherwise.
+        rejection: For a model with a rejection threshold: ``{"threshold",
+            "num_unknown", "accuracy_without_rejection"}``, plus
+            ``"num_out_of_scope"`` and ``"out_of_scope_recall"`` (share
+            answered unknown) given ``oos_data``; None otherwise.
     """
 
     class_names: list[str]
@@ -63,6 +79,9 @@ class EvaluationReport:
     macro: dict[str, float]
     confusion_matrix: list[list[int]]
     files: dict[str, str] = dataclasses.field(default_factory=dict)
+    ece: float | None = None
+    calibration: dict[str, float] | None = None
+    rejection: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data, per-class metrics keyed by name."""
@@ -82,6 +101,9 @@ class EvaluationReport:
             "per_class": per_class,
             "class_names": self.class_names,
             "confusion_matrix": self.confusion_matrix,
+            "ece": self.ece,
+            "calibration": self.calibration,
+            "rejection": self.rejection,
         }
 
     def summary(self) -> str:
@@ -99,7 +121,31 @@ class EvaluationReport:
             f"  {m['f1']:5.3f}  {self.num_examples:7d}"
         )
         lines.append(f"accuracy {self.accuracy:.3f} on {self.num_examples} examples")
-        return "\n".join(lines)
+        return "\n".join(lines + self._calibration_lines())
+
+    def _calibration_lines(self) -> list[str]:
+        lines = []
+        if self.calibration:
+            c = self.calibration
+            lines.append(
+                f"calibration: temperature {c['temperature']:.3f}, ECE "
+                f"{c['ece_before']:.3f} before, {c['ece_after']:.3f} after"
+            )
+        elif self.ece is not None:
+            lines.append(f"ECE {self.ece:.3f} (15 bins)")
+        if self.rejection:
+            r = self.rejection
+            lines.append(
+                f"rejection: threshold {r['threshold']:.3f}, {r['num_unknown']} "
+                f"answered {calib.UNKNOWN_NAME!r}; accuracy without rejection "
+                f"{r['accuracy_without_rejection']:.3f}"
+            )
+            if "out_of_scope_recall" in r:
+                lines.append(
+                    f"out-of-scope: {r['out_of_scope_recall']:.3f} of "
+                    f"{r['num_out_of_scope']} answered {calib.UNKNOWN_NAME!r}"
+                )
+        return lines
 
 
 def classification_metrics(
@@ -111,7 +157,9 @@ def classification_metrics(
 
     Args:
         labels: True class of each example.
-        predictions: Predicted class of each example.
+        predictions: Predicted class of each example; -1 (`"unknown"`, a
+            rejected example) counts as wrong and is left out of the
+            confusion matrix.
         class_names: Name of each class; its length is the number of classes.
 
     Returns:
@@ -138,10 +186,16 @@ def classification_metrics(
             f"labels from {y.min()} to {y.max()}. Pass the class_names the "
             "model was trained with."
         )
+    if p.size and (p.max() >= n or p.min() < calib.UNKNOWN_INDEX):
+        raise DataError(
+            f"Predictions must lie in [0, {n - 1}], or be -1 for unknown. "
+            f"Received: predictions from {p.min()} to {p.max()}."
+        )
+    answered = p != calib.UNKNOWN_INDEX
     matrix = np.zeros((n, n), dtype="int64")
-    np.add.at(matrix, (y, p), 1)
+    np.add.at(matrix, (y[answered], p[answered]), 1)
     tp = np.diag(matrix).astype("float64")
-    predicted, actual = matrix.sum(axis=0), matrix.sum(axis=1)
+    predicted, actual = matrix.sum(axis=0), np.bincount(y, minlength=n)
     precision = np.divide(tp, predicted, out=np.zeros(n), where=predicted > 0)
     recall = np.divide(tp, actual, out=np.zeros(n), where=actual > 0)
     denom = precision + recall
@@ -173,6 +227,7 @@ def evaluate(
     output_dir: str | os.PathLike | None = None,
     history: keras.callbacks.History | Mapping[str, Sequence[float]] | None = None,
     overwrite: bool = False,
+    oos_data: Any = None,
 ) -> EvaluationReport:
     """Evaluates a classifier and optionally writes a JSON report and plots.
 
@@ -192,6 +247,9 @@ def evaluate(
             default an existing report is kept and `ConfigError` is raised
             before anything is computed, so a report is never replaced by
             accident.
+        oos_data: Out-of-scope inputs (no labels: a list or array of texts
+            or images, or a dataset of them) for a model with a rejection
+            threshold: the report gives the share answered ``"unknown"``.
 
     Returns:
         The `EvaluationReport`; ``report.files`` lists what was written.
@@ -207,9 +265,7 @@ def evaluate(
         0.93
     """
     check_output_dir(output_dir, overwrite)
-    check_data(model, data, "the evaluation data")
-    dataset, data_names = _as_dataset(data)
-    labels, probabilities = _predict(model, dataset)
+    labels, probabilities, data_names = labelled_predictions(model, data)
     num_classes = probabilities.shape[-1]
     names = as_list(class_names) or data_names or [str(i) for i in range(num_classes)]
     if len(names) != num_classes:
@@ -217,51 +273,44 @@ def evaluate(
             f"The model has {num_classes} outputs but {len(names)} class names "
             f"were given. Received: class_names={names}"
         )
-    report = classification_metrics(labels, probabilities.argmax(axis=-1), names)
+    temperature, threshold = calibration_of(model)
+    if oos_data is not None and threshold is None:
+        raise ConfigError(
+            "oos_data needs a model with a rejection threshold; call "
+            "tltf.calibrate_rejection(model, validation_data, ...) first."
+        )
+    answers = calib.answer(probabilities, threshold)
+    report = classification_metrics(labels, answers, names)
+    report.ece = calib.expected_calibration_error(probabilities, labels)
+    if temperature != 1.0:
+        raw = calib.apply_temperature(probabilities, 1.0 / temperature)
+        report.calibration = {
+            "temperature": temperature,
+            "ece_before": calib.expected_calibration_error(raw, labels),
+            "ece_after": report.ece,
+        }
+    if threshold is not None:
+        report.rejection = _rejection(model, labels, probabilities, threshold)
+        if oos_data is not None:
+            oos = calib.answer(unlabelled_predictions(model, oos_data), threshold)
+            report.rejection["num_out_of_scope"] = int(oos.size)
+            report.rejection["out_of_scope_recall"] = float(
+                np.mean(oos == calib.UNKNOWN_INDEX)
+            )
     if output_dir is not None:
         report.files = _write(report, Path(output_dir), history)
     return report
 
 
-# --- prediction ---
-
-
-def _as_dataset(data: Any) -> tuple[tf.data.Dataset, list[str] | None]:
-    """The held-out split (validation, else train) and the data's class names."""
-    if isinstance(data, LoadedData):
-        split = "validation" if data.validation is not None else "train"
-        return as_batched(data, split=split), list(data.class_names)
-    dataset = as_batched(data, EVAL_BATCH_SIZE, what="evaluation data")
-    return dataset, class_names_of(dataset)
-
-
-def _predict(model: keras.Model, dataset: tf.data.Dataset):
-    _check_multiclass(model)
-    labels, outputs = [], []
-    for batch in dataset:
-        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-            raise DataError(
-                "evaluate needs labelled data: a dataset of (inputs, labels) batches."
-            )
-        x, y = batch[0], batch[1]
-        outputs.append(np.asarray(model.predict_on_batch(x)))
-        labels.append(np.asarray(y).reshape(-1))
-    if not labels or sum(len(y) for y in labels) == 0:
-        raise DataError("The evaluation data is empty. Pass at least one example.")
-    return np.concatenate(labels), np.concatenate(outputs).astype("float64")
-
-
-def _check_multiclass(model: keras.Model) -> None:
-    from tltf.heads import Head
-
-    heads = [layer for layer in model.layers if isinstance(layer, Head)]
-    task = heads[0].task if len(heads) == 1 else "multiclass"
-    if task != "multiclass" or model.outputs[0].shape[-1] < 2:
-        raise ConfigError(
-            f"evaluate reports classification metrics of multiclass models; "
-            f"'{model.name}' is a {task} model with "
-            f"{model.outputs[0].shape[-1]} output(s). Use model.evaluate for it."
-        )
+def _rejection(model, labels, probabilities, threshold) -> dict[str, Any]:
+    answers = calib.answer(probabilities, threshold)
+    return {
+        "threshold": threshold,
+        "num_unknown": int(np.sum(answers == calib.UNKNOWN_INDEX)),
+        "accuracy_without_rejection": float(
+            np.mean(probabilities.argmax(axis=-1) == labels)
+        ),
+    }
 
 
 # --- files ---

@@ -38,6 +38,14 @@ class Head(keras.layers.Layer):
         dropout: Dropout rate before each dense layer; 0 for none.
         hidden_units: Sizes of hidden dense layers, e.g. ``(256,)``.
         activation: Activation of the hidden layers.
+        temperature: Multiclass only: the softmax temperature applied at
+            inference (``softmax(log(p) / temperature)``; 1 changes nothing).
+            Set by `tltf.calibrate_rejection`, not usually by hand.
+        rejection_threshold: Multiclass only: the top probability below
+            which tltf's class answers (`tltf.predict_classes`,
+            `tltf.evaluate`, every export) say ``"unknown"`` (index -1);
+            None to always answer a class. ``predict`` still returns the
+            probabilities. Set by `tltf.calibrate_rejection`.
         **kwargs: Standard layer arguments.
 
     Example:
@@ -54,6 +62,8 @@ class Head(keras.layers.Layer):
         dropout: float = 0.2,
         hidden_units: Sequence[int] = (),
         activation: str = "relu",
+        temperature: float = 1.0,
+        rejection_threshold: float | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("name", "head")
@@ -66,6 +76,9 @@ class Head(keras.layers.Layer):
         self.hidden_units = tuple(int(u) for u in as_list(hidden_units))
         self.activation = activation
         self.supports_masking = True
+        self.temperature = 1.0
+        self.rejection_threshold = None
+        self.set_calibration(temperature, rejection_threshold)
         self.hidden = [
             keras.layers.Dense(units, activation=activation, name=f"hidden_{i}")
             for i, units in enumerate(self.hidden_units)
@@ -146,7 +159,56 @@ class Head(keras.layers.Layer):
         return self.output_layer(self.dropouts[-1](features, training=training))
 
     def call(self, inputs, training=None, mask=None):
-        return self.classify(self.pool(inputs, mask=mask), training=training)
+        outputs = self.classify(self.pool(inputs, mask=mask), training=training)
+        # Training (and `classify`, which the feature cache trains) sees the
+        # raw probabilities; inference sees the calibrated ones.
+        return outputs if training else self.calibrate(outputs)
+
+    def calibrate(self, probabilities):
+        """Applies ``temperature`` to softmax outputs (identity when it is 1).
+
+        Softmax is shift invariant, so ``log(p)`` are the logits up to a
+        constant; probabilities are floored at 1e-37 first (float32 range).
+        """
+        if self.task != "multiclass" or self.temperature == 1.0:
+            return probabilities
+        logits = ops.log(ops.maximum(probabilities, 1e-37))
+        return ops.softmax(logits / self.temperature, axis=-1)
+
+    def set_calibration(
+        self, temperature: float = 1.0, rejection_threshold: float | None = None
+    ) -> None:
+        """Sets the temperature and rejection threshold (see the class doc).
+
+        Models already traced keep the old values: `tltf.calibrate_rejection`
+        also resets the model's predict and test functions.
+
+        Raises:
+            ConfigError: A non-multiclass head, a temperature that is not
+                positive, or a threshold outside [0, 1].
+        """
+        temperature = float(temperature)
+        if temperature == 1.0 and rejection_threshold is None:
+            self.temperature, self.rejection_threshold = 1.0, None
+            return
+        if self.task != "multiclass":
+            raise ConfigError(
+                "Temperature and rejection threshold apply to multiclass heads "
+                f"(softmax); this head's task is {self.task!r}."
+            )
+        if not 0.0 < temperature < float("inf"):
+            raise ConfigError(
+                f"temperature must be a positive number. Received: {temperature!r}"
+            )
+        if rejection_threshold is not None and not 0.0 <= rejection_threshold <= 1:
+            raise ConfigError(
+                "rejection_threshold must be a probability in [0, 1], or None. "
+                f"Received: {rejection_threshold!r}"
+            )
+        self.temperature = temperature
+        self.rejection_threshold = (
+            None if rejection_threshold is None else float(rejection_threshold)
+        )
 
     def compute_mask(self, inputs, mask=None):
         return None
@@ -163,6 +225,8 @@ class Head(keras.layers.Layer):
             "dropout": self.dropout,
             "hidden_units": list(self.hidden_units),
             "activation": self.activation,
+            "temperature": self.temperature,
+            "rejection_threshold": self.rejection_threshold,
         }
 
 

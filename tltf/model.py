@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -70,18 +71,19 @@ class TransferModel(keras.Model):
     def fit(self, x=None, y=None, *args: Any, validation_data=None, **kwargs: Any):
         x, y = self._user_data(x, y, "x")
         validation_data = self._user_validation(validation_data)
-        with label_errors(self):
+        with label_errors(self), passes_of_unknown_length(kwargs, "steps_per_epoch"):
             return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
 
     def evaluate(self, x=None, y=None, *args: Any, **kwargs: Any):
         x, y = self._user_data(x, y, "x")
-        with label_errors(self):
+        with label_errors(self), passes_of_unknown_length(kwargs, "steps"):
             return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args: Any, **kwargs: Any):
         x = as_inputs(x)
         check_inputs(self, x)
-        return super().predict(x, *args, **kwargs)
+        with passes_of_unknown_length(kwargs, "steps"):
+            return super().predict(x, *args, **kwargs)
 
     def train_on_batch(self, x, y=None, *args: Any, **kwargs: Any):
         x, y = self._user_data(x, y, "x")
@@ -115,6 +117,22 @@ class TransferModel(keras.Model):
 
 
 # --- labels against the head ---
+
+
+@contextlib.contextmanager
+def passes_of_unknown_length(kwargs: dict[str, Any], steps: str) -> Iterator[None]:
+    """Silences Keras' "Your input ran out of data" when no step count is set.
+
+    Keras warns whenever a dataset of unknown length ends in its first pass.
+    tltf's image folders have one (files that fail to decode are dropped
+    during the pass, so the length is known only after it); without
+    ``steps_per_epoch`` or ``steps``, that end is the end of the epoch, not
+    a problem. With a step count the warning still shows.
+    """
+    with warnings.catch_warnings():
+        if kwargs.get(steps) is None:
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+        yield
 
 
 def check_classes(

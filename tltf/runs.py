@@ -49,6 +49,9 @@ PathLike = str | os.PathLike
 # --- the parts of a run ---
 
 
+ADAPTER_FILE = "adapter.safetensors"
+
+
 def model_path(folder: PathLike) -> Path:
     """The ``model.keras`` of the run in ``folder``."""
     return Path(folder) / MODEL_FILE
@@ -147,7 +150,9 @@ def write_run(folder: PathLike, record: Mapping[str, Any]) -> Path:
 def save_run(model: Any, folder: PathLike, record: Mapping[str, Any]) -> Path:
     """Saves ``model`` as ``model.keras`` and ``record`` as ``run.json``.
 
-    A run already in ``folder`` is replaced.
+    A model with LoRA adapters also gets ``adapter.safetensors`` (the adapters
+    and the head: `tltf.load_adapter` puts them on a fresh model). A run
+    already in ``folder`` is replaced.
 
     Args:
         model: The trained ``keras.Model``.
@@ -157,7 +162,14 @@ def save_run(model: Any, folder: PathLike, record: Mapping[str, Any]) -> Path:
     Returns:
         The path of ``model.keras``.
     """
+    from tltf.backbones.layers import adapted_layers  # imports TF: here, not on top
+    from tltf.training.lora import save_adapter
+
     Path(folder).mkdir(parents=True, exist_ok=True)
     model.save(model_path(folder))
+    if adapted_layers(model):
+        save_adapter(model, Path(folder) / ADAPTER_FILE)
+    else:
+        (Path(folder) / ADAPTER_FILE).unlink(missing_ok=True)  # an older run's
     write_run(folder, record)
     return model_path(folder)

@@ -15,6 +15,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from tltf import _compat
 from tltf.errors import ConfigError
 
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -146,6 +147,7 @@ class Backbone(keras.layers.Layer):
             "train_bn": self.train_bn,
             "source": self.source,
             "frozen_layers": self.frozen_layers(),
+            "lora": self.lora_config(),
         }
 
     @classmethod
@@ -153,11 +155,44 @@ class Backbone(keras.layers.Layer):
         config = dict(config)
         config["model"] = keras.saving.deserialize_keras_object(config["model"])
         frozen = config.pop("frozen_layers", [])
+        lora = config.pop("lora", None)
         backbone = cls(**config)
         for layer in backbone.base_layers():
             if layer.name in frozen:
                 layer.trainable = False
+        if lora:
+            backbone.restore_lora(lora)
         return backbone
+
+    def lora_config(self) -> dict[str, Any] | None:
+        """Where LoRA is enabled in the base (None without): for reloading.
+
+        Keras layers save their own LoRA rank, but a base that builds its
+        layers from constructor arguments (KerasHub) would reload without
+        adapters; this records them by position among the base's sublayers.
+        """
+        adapted = {id(layer) for layer in adapted_layers(self.model)}
+        if not adapted:
+            return None
+        layers = _compat.sublayers(self.model)
+        first = next(layer for layer in layers if id(layer) in adapted)
+        return {
+            "rank": first.lora_rank,
+            "alpha": first.lora_alpha,
+            "layers": [i for i, layer in enumerate(layers) if id(layer) in adapted],
+        }
+
+    def restore_lora(self, lora: dict[str, Any]) -> None:
+        """Re-enables the adapters `lora_config` recorded, frozen as they were.
+
+        The adapters start at zero: the saved kernels already hold them.
+        """
+        layers = _compat.sublayers(self.model)
+        for i in lora["layers"]:
+            layer = layers[i]
+            if not layer.lora_enabled:
+                layer.enable_lora(lora["rank"], lora_alpha=lora["alpha"])
+        freeze_outside_adapters(self)
 
     def base_layers(self) -> list[keras.layers.Layer]:
         """The base's own layers (the base itself when it has none)."""
@@ -191,3 +226,48 @@ def find_backbone(model: keras.Model) -> Backbone:
             "tltf.backbones.Backbone."
         )
     return found[0]
+
+
+# --- LoRA adapters (see tltf.training.lora) ---
+
+
+def adapted_layers(
+    layers: keras.layers.Layer | list[keras.layers.Layer],
+) -> list[keras.layers.Layer]:
+    """The layers with LoRA enabled in ``layers`` (at any depth), in order."""
+    found, seen = [], set()
+    for top in layers if isinstance(layers, list) else [layers]:
+        for layer in _compat.sublayers(top):
+            if getattr(layer, "lora_enabled", False) and id(layer) not in seen:
+                seen.add(id(layer))
+                found.append(layer)
+    return found
+
+
+def adapter_variables(layer: keras.layers.Layer) -> list:
+    """The LoRA variables (``lora_kernel_a``, ``lora_kernel_b``) of a LoRA layer."""
+    return [layer.lora_kernel_a, layer.lora_kernel_b]
+
+
+def freeze_outside_adapters(backbone: Backbone) -> None:
+    """In a base with LoRA adapters, only adapters of trainable layers train.
+
+    Layers without an adapter are frozen (so BatchNorm layers stay in
+    inference mode) and every base variable but the adapters is made
+    non-trainable; which adapted layers train is left as it is. A base
+    without adapters is left untouched.
+
+    Args:
+        backbone: The `Backbone` of a tltf model.
+    """
+    adapted = adapted_layers(backbone.model)
+    if not adapted:
+        return
+    keep = {id(v) for layer in adapted for v in adapter_variables(layer)}
+    for layer in _compat.sublayers(backbone.model):
+        leaf = len(_compat.sublayers(layer)) == 1
+        if leaf and layer.weights and not getattr(layer, "lora_enabled", False):
+            layer.trainable = False
+    for variable in backbone.model.weights:
+        if id(variable) not in keep:
+            variable.trainable = False

@@ -16,6 +16,7 @@ from typing import Any
 
 from tltf import runs
 from tltf.cli import evaluation as held_out
+from tltf.cli.calibrate import calibrate, read_oos
 from tltf.cli.options import (
     build_model,
     data_source,
@@ -45,6 +46,7 @@ def run(command: str, options: dict[str, Any]) -> int:
         "adapt": adapt,
         "tune": tune,
         "evaluate": evaluate,
+        "calibrate": calibrate,
         "export": export,
         "predict": predict,
         "list-backbones": list_backbones,
@@ -68,7 +70,7 @@ def train(options: dict[str, Any]) -> int:
     )
     model = build_model(options, data.num_classes, modality)
     print(_backbone_line(model, options.get("backbone") or default_backbone(modality)))
-    kwargs = pick(options, "epochs")
+    kwargs = pick(options, "epochs", "lora_rank")
     if "schedule" in options:
         kwargs["schedule"] = parse_schedule(options["schedule"])
     kwargs.setdefault("epochs", DEFAULT_EPOCHS)
@@ -209,6 +211,7 @@ def evaluate(options: dict[str, Any]) -> int:
         class_names=names or data.class_names,
         output_dir=out,
         overwrite=bool(options.get("overwrite")),
+        **({"oos_data": read_oos(options["oos"], model)} if "oos" in options else {}),
     )
     _print_block(report.summary(), _report_lines(report))
     return 0
@@ -231,7 +234,15 @@ def export(options: dict[str, Any]) -> int:
             "Pass --output: the folder to create for the SavedModel, e.g. "
             "--output serving/my_model."
         )
-    kwargs = pick(options, "overwrite", "verify")
+    kwargs = pick(options, "overwrite", "verify", "quantize")
+    if options.get("format") == "litert":
+        path = tltf.export_litert(model, options["output"], class_names=names, **kwargs)
+        checked = "checked with the LiteRT interpreter"
+        if not kwargs.get("verify", True):
+            checked = "not checked"
+        print(f"LiteRT file ({checked}): {path}, metadata {path.with_suffix('.json')}")
+        _print_rejection(tltf.read_export_metadata(path))
+        return 0
     path = tltf.export_saved_model(
         model, options["output"], class_names=names, **kwargs
     )
@@ -241,8 +252,21 @@ def export(options: dict[str, Any]) -> int:
         else "not checked"
     )
     print(f"Export ({checked}): {path}")
+    _print_rejection(tltf.read_export_metadata(path))
     print(f"Inspect it: saved_model_cli show --dir {path} --all")
     return 0
+
+
+def _print_rejection(metadata: dict[str, Any]) -> None:
+    rejection = metadata.get("rejection")
+    if rejection:
+        threshold, temperature = rejection["threshold"], rejection["temperature"]
+        print(
+            f"Answers 'unknown' (class_index -1) below probability "
+            f"{threshold:.3f} (temperature {temperature:.3f})."
+        )
+    if metadata.get("quantization"):
+        print(f"Quantized: {metadata['quantization']['mode']}.")
 
 
 def predict(options: dict[str, Any]) -> int:
@@ -319,6 +343,8 @@ def _report_and_export(
         overwrite=True,
     )
     lines = [f"Model: {runs.model_path(out)}", f"Run record: {runs.record_path(out)}"]
+    if (out / runs.ADAPTER_FILE).exists():
+        lines.append(f"LoRA adapter and head: {out / runs.ADAPTER_FILE}")
     lines += _report_lines(report)
     if options.get("export"):
         path = tltf.export_saved_model(

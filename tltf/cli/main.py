@@ -1,6 +1,7 @@
 """The ``tltf`` command line: its parser, and the entry point ``main``.
 
-Subcommands: train, adapt, tune, evaluate, export, predict, list-backbones, demo.
+Subcommands: train, adapt, tune, evaluate, calibrate, export, predict,
+list-backbones, demo.
 
 A thin layer over the library. Every flag defaults to None and is dropped
 before the library is called, so the library's defaults are the defaults.
@@ -75,7 +76,19 @@ _EXAMPLES = {
         examples:
           tltf export --model runs/tltf/model.keras --output serving/flowers
           tltf export --model runs/tltf/model.keras --output serving/flowers --overwrite
-          saved_model_cli show --dir serving/flowers --all  # see the signatures""",
+          saved_model_cli show --dir serving/flowers --all  # see the signatures
+          # int8 weights (Dense/EinsumDense/Embedding layers), checked against float:
+          tltf export --model runs/tltf/model.keras --output serving/q --quantize int8
+          # One LiteRT file (pixels or token ids in) with a JSON sidecar:
+          tltf export --model runs/tltf/model.keras --format litert \\
+              --output mobile/model.tflite --quantize int8""",
+    "calibrate": """
+        examples:
+          # The threshold where 95% of the answers on the held-out split are right:
+          tltf calibrate --model runs/tltf/model.keras --csv train.csv \\
+              --target-precision 0.95
+          # Out-of-scope examples (a text file, one per line; or an image folder):
+          tltf calibrate --model runs/tltf/model.keras --csv val.csv --oos oos.txt""",
     "predict": """
         examples:
           tltf predict --model runs/tltf/model.keras rose.jpg tulip.png
@@ -96,7 +109,8 @@ _HELP = {
     "adapt": "train on labelled images, adapt to unlabelled ones of another domain",
     "tune": "search learning rates with KerasTuner",
     "evaluate": "write a metrics report and plots for a trained model",
-    "export": "write a verified SavedModel for serving",
+    "calibrate": "fit a temperature and an 'unknown' threshold on held-out data",
+    "export": "write a verified SavedModel (or LiteRT file) for serving",
     "predict": "classify image files or text with a model or an export",
     "list-backbones": "list the registered pretrained bases",
     "demo": "offline end-to-end run: MiniLM on the shipped dataset",
@@ -182,6 +196,12 @@ def _add_train(p: argparse.ArgumentParser) -> None:
         "(one more layer group per epoch) or JSON {epoch: groups} counted from "
         'the first unfrozen epoch, e.g. \'{"0": "top:1", "2": "top:3", "4": "all"}\'',
     )
+    g.add_argument(
+        "--lora-rank",
+        type=int,
+        help="train LoRA adapters of this rank instead of the base's weights, "
+        "e.g. 8 (the run folder gets adapter.safetensors)",
+    )
     _rate_output_export(p, g, runs.DEFAULT_OUTPUT)
 
 
@@ -263,6 +283,11 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
         const=True,
         help="replace a report.json already in the output folder",
     )
+    p.add_argument(
+        "--oos",
+        help="out-of-scope examples for a calibrated model (a text file, one "
+        "per line, or an image folder): reports the share answered unknown",
+    )
 
 
 def _add_export(p: argparse.ArgumentParser) -> None:
@@ -277,6 +302,42 @@ def _add_export(p: argparse.ArgumentParser) -> None:
         action="store_const",
         const=False,
         help="skip the reload check",
+    )
+    p.add_argument(
+        "--format",
+        choices=["saved_model", "litert"],
+        help="saved_model (default: a folder) or litert (one .tflite file, "
+        "with a .json sidecar)",
+    )
+    p.add_argument(
+        "--quantize",
+        choices=["int8"],
+        help="export int8 weights, checked against the float model",
+    )
+
+
+def _add_calibrate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="a .keras model written by tltf train (updated)")
+    _data_flags(p)
+    p.add_argument(
+        "--split",
+        choices=["validation", "train", "all"],
+        help="what to calibrate on (default: as tltf evaluate picks it)",
+    )
+    g = p.add_argument_group("rule (one of --target-precision, --oos)")
+    g.add_argument(
+        "--target-precision",
+        type=float,
+        help="lowest threshold whose answers are right this often, e.g. 0.95",
+    )
+    g.add_argument(
+        "--oos",
+        help="out-of-scope examples: a text file (one per line) or an image folder",
+    )
+    g.add_argument(
+        "--max-accuracy-drop",
+        type=float,
+        help="with --oos: in-scope accuracy the threshold may cost (default 0.01)",
     )
 
 
@@ -307,6 +368,7 @@ _SUBCOMMANDS = {
     "adapt": _add_adapt,
     "tune": _add_tune,
     "evaluate": _add_evaluate,
+    "calibrate": _add_calibrate,
     "export": _add_export,
     "predict": _add_predict,
     "list-backbones": _add_list,

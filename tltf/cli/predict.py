@@ -39,6 +39,7 @@ class _Classifier:
     modality: str  # "image" or "text"
     names: list[str] | None
     classify: Callable[[list], np.ndarray]  # encoded images or texts -> probs
+    threshold: float | None = None  # "unknown" below it (tltf.calibrate_rejection)
 
 
 def predict_inputs(
@@ -77,10 +78,17 @@ def predict_inputs(
     probabilities = classifier.classify([value for _, value in items])
     names = classifier.names or [str(i) for i in range(probabilities.shape[-1])]
     lines = [
-        f"{name}: {_ranked(probs, names, top_k)}"
+        f"{name}: {_unknown(probs, classifier.threshold)}{_ranked(probs, names, top_k)}"
         for (name, _), probs in zip(items, probabilities)
     ]
     return Predictions(lines=lines, skipped=skipped)
+
+
+def _unknown(probs: np.ndarray, threshold: float | None) -> str:
+    """``"unknown (below 0.700): "`` when the top probability is under threshold."""
+    if threshold is None or probs.max() >= threshold:
+        return ""
+    return f"unknown (below {threshold:.3f}): "
 
 
 def _ranked(probs: np.ndarray, names: Sequence[str], top_k: int) -> str:
@@ -164,7 +172,8 @@ def _from_export(path: Path) -> _Classifier:
     def classify(values: list) -> np.ndarray:
         return serve(**{key: tf.constant(values)})["probabilities"].numpy()
 
-    return _Classifier(meta["modality"], meta["class_names"], classify)
+    threshold = (meta.get("rejection") or {}).get("threshold")
+    return _Classifier(meta["modality"], meta["class_names"], classify, threshold)
 
 
 def _from_keras(model_path: str | os.PathLike | None) -> _Classifier:
@@ -172,8 +181,10 @@ def _from_keras(model_path: str | os.PathLike | None) -> _Classifier:
     import tensorflow as tf
 
     from tltf.cli.options import load_model
+    from tltf.predictions import calibration_of
 
     model, names = load_model(model_path)
+    threshold = calibration_of(model)[1]
     spec = model.inputs[0]
     if spec.dtype == "string":
 
@@ -182,14 +193,14 @@ def _from_keras(model_path: str | os.PathLike | None) -> _Classifier:
             x = tf.reshape(x, (-1, 1)) if len(spec.shape) == 2 else x
             return keras.ops.convert_to_numpy(model(x, training=False))
 
-        return _Classifier("text", names, classify)
+        return _Classifier("text", names, classify, threshold)
     size, channels = tuple(int(d) for d in spec.shape[1:3]), int(spec.shape[-1])
 
     def classify_images(values: list) -> np.ndarray:
         x = tf.stack([_decode(data, size, channels) for data in values])
         return keras.ops.convert_to_numpy(model(x, training=False))
 
-    return _Classifier("image", names, classify_images)
+    return _Classifier("image", names, classify_images, threshold)
 
 
 def _decode(data: bytes, size: tuple[int, int], channels: int):

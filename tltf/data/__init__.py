@@ -6,6 +6,7 @@ datasets of ``(raw input, integer label)`` and the ``class_names``;
 """
 
 from tltf.data.base import LoadedData
+from tltf.data.budget import set_cache_budget
 from tltf.data.images import from_arrays, image_folder, unlabelled_images
 from tltf.data.text import from_texts, text_csv
 from tltf.data.tfds import tfds_dataset
@@ -15,6 +16,7 @@ __all__ = [
     "from_arrays",
     "from_texts",
     "image_folder",
+    "set_cache_budget",
     "text_csv",
     "tfds_dataset",
     "unlabelled_images",

@@ -1,11 +1,19 @@
 """Image data: folders of images (one subfolder per class, or unlabelled), arrays.
 
-A folder with a few broken or non-image files still trains: every file is
-decoded once when the folder is scanned (in parallel, with the same decoder
-the pipeline uses), and those that fail are left out and listed in one
-warning, so training never meets a broken file mid-epoch. Missing folders,
-empty class folders and single-class folders fail before training with a
-clear error.
+A folder with a few broken or non-image files still trains, and never stops
+mid-epoch on one. When the folder is scanned, every file's header is checked
+(one small read, no decoding: `tltf.data.scan`); non-images and broken
+headers are left out and listed in one warning. A file that passes but does
+not decode (truncated, corrupt body) is left out when the pipeline first
+decodes it: it is added to ``LoadedData.skipped`` and named in one warning,
+and training goes on. Missing folders, empty class folders and single-class
+folders fail before training with a clear error.
+
+Decoded images are cached as ``cache="auto"`` decides (`tltf.data.budget`):
+in memory while the folder's estimated decoded size fits the budget, else on
+disk or not at all. The cache holds whichever is smaller: the decoded uint8
+images (resized after the cache, which gives the same float32 pixels as
+resizing first) or the resized float32 images.
 """
 
 from __future__ import annotations
@@ -18,14 +26,28 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from tltf.data.base import AUTOTUNE, LoadedData, check_class_names, finish
+from tltf.data.base import LoadedData, check_class_names, finish
+from tltf.data.image_pipeline import (
+    Cache,
+    DecodeFailures,
+    after_cache,
+    decoded_images,
+    plan_images,
+)
 from tltf.data.inputs import as_list
+from tltf.data.scan import IMAGE_EXTENSIONS, image_files, looks_like_image
 from tltf.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
-_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "from_arrays",
+    "image_files",
+    "image_folder",
+    "looks_like_image",
+    "unlabelled_images",
+]
 
 
 def image_folder(
@@ -35,7 +57,7 @@ def image_folder(
     batch_size: int = 32,
     validation_split: float = 0.2,
     seed: int = 1337,
-    cache: bool | str | os.PathLike = True,
+    cache: Cache = "auto",
 ) -> LoadedData:
     """Loads a folder with one subfolder of images per class.
 
@@ -50,7 +72,12 @@ def image_folder(
         batch_size: Examples per batch.
         validation_split: Fraction held out for validation; 0 for none.
         seed: Seed of the split and of the shuffling.
-        cache: True (memory), a file path (disk cache) or False.
+        cache: ``"auto"``: in memory while the estimated decoded size fits
+            the cache budget (`tltf.data.set_cache_budget`), else in a
+            temporary folder deleted at exit (or off if the disk is short
+            of room); one log line says which and why. True (memory), False
+            (off), or a file prefix for a disk cache (``<prefix>.train`` and
+            ``<prefix>.val``, kept).
 
     Returns:
         `LoadedData` with class names in sorted folder order.
@@ -79,18 +106,19 @@ def image_folder(
     files, labels, skipped = _scan(root, class_names)
     _warn_skipped(root, skipped)
     train_idx, val_idx = _stratified_split(labels, validation_split, seed)
-    files, labels = np.asarray(files), np.asarray(labels, dtype="int64")
+    plan, raw = plan_images(files, image_size, cache, f"the decoded images of {root}")
 
     def make(idx, training):
-        ds = tf.data.Dataset.from_tensor_slices((files[idx], labels[idx]))
-        ds = ds.map(lambda f, y: (_load(f, image_size), y), num_parallel_calls=AUTOTUNE)
-        disk = (
-            cache
-            if isinstance(cache, bool)
-            else f"{cache}.{'train' if training else 'val'}"
-        )
+        split = [files[i] for i in idx]
+        failures = DecodeFailures(split, root, skipped)
+        ds = decoded_images(split, [labels[i] for i in idx], image_size, raw, failures)
         return finish(
-            ds, batch_size=batch_size, training=training, cache=disk, seed=seed
+            ds,
+            batch_size=batch_size,
+            training=training,
+            cache=plan.split("train" if training else "val"),
+            seed=seed,
+            prepare=after_cache(image_size, raw, labelled=True),
         )
 
     return LoadedData(
@@ -109,7 +137,7 @@ def unlabelled_images(
     image_size: tuple[int, int] = (224, 224),
     batch_size: int = 32,
     seed: int = 1337,
-    cache: bool | str | os.PathLike = True,
+    cache: Cache = "auto",
 ) -> tf.data.Dataset:
     """Loads every image under a folder, without labels (e.g. a target domain).
 
@@ -123,7 +151,10 @@ def unlabelled_images(
         image_size: ``(height, width)`` to resize to.
         batch_size: Images per batch.
         seed: Seed of the shuffling (reshuffled every pass).
-        cache: True (memory), a file path (disk cache) or False.
+        cache: ``"auto"`` (memory within the cache budget, else a temporary
+            folder deleted at exit, or off), True (memory), False (off), or
+            a file prefix for a disk cache (``<prefix>.images``, kept). See
+            `image_folder`.
 
     Returns:
         A batched, shuffled dataset of images ``(batch, height, width, 3)``.
@@ -148,9 +179,16 @@ def unlabelled_images(
             f"Image folder {str(root)!r} has no readable images "
             f"({', '.join(IMAGE_EXTENSIONS)}). Add images, flat or in subfolders."
         )
-    ds = tf.data.Dataset.from_tensor_slices(np.asarray(files))
-    ds = ds.map(lambda f: _load(f, image_size), num_parallel_calls=AUTOTUNE)
-    return finish(ds, batch_size=batch_size, training=True, cache=cache, seed=seed)
+    plan, raw = plan_images(files, image_size, cache, f"the decoded images of {root}")
+    ds = decoded_images(files, None, image_size, raw, DecodeFailures(files, root, []))
+    return finish(
+        ds,
+        batch_size=batch_size,
+        training=True,
+        cache=plan.split("images"),
+        seed=seed,
+        prepare=after_cache(image_size, raw, labelled=False),
+    )
 
 
 def from_arrays(
@@ -203,69 +241,6 @@ def from_arrays(
     )
 
 
-def looks_like_image(path: Path) -> bool:
-    """True when ``path`` starts with the signature of a JPEG, PNG, GIF or BMP."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-    except OSError:
-        return False
-    return any(head.startswith(magic) for magic in _MAGIC)
-
-
-def _decodable(files: list[str]) -> set[int]:
-    """Indices of ``files`` that TensorFlow decodes, checked in parallel."""
-    if not files:
-        return set()
-    ds = tf.data.Dataset.from_tensor_slices((np.arange(len(files)), files))
-    ds = ds.map(
-        lambda i, f: (i, tf.shape(tf.io.decode_image(tf.io.read_file(f), channels=3))),
-        num_parallel_calls=AUTOTUNE,
-    ).ignore_errors()
-    return {int(i) for i, _ in ds.as_numpy_iterator()}
-
-
-def image_files(
-    directory: str | os.PathLike, *, relative_to: str | os.PathLike | None = None
-) -> tuple[list[str], list[str]]:
-    """The readable images under ``directory`` (any depth), and the others.
-
-    Every candidate (an image extension and signature) is decoded once, in
-    parallel, with the decoder the pipelines use; hidden files are ignored.
-
-    Args:
-        directory: Folder to search, subfolders included.
-        relative_to: Folder the skipped paths are given relative to;
-            defaults to ``directory``.
-
-    Returns:
-        ``(files, skipped)``: sorted paths of decodable images, and the
-        relative paths of files that are not images or do not decode.
-
-    Example:
-        >>> files, skipped = image_files("photos/")
-    """
-    root = Path(directory)
-    base = Path(relative_to) if relative_to is not None else root
-    skipped: list[str] = []
-    candidates: list[str] = []
-    for path in sorted(root.rglob("*")):
-        if not path.is_file() or path.name.startswith("."):
-            continue
-        if path.suffix.lower() in IMAGE_EXTENSIONS and looks_like_image(path):
-            candidates.append(str(path))
-        else:
-            skipped.append(str(path.relative_to(base)))
-    good = _decodable(candidates)
-    files = [path for i, path in enumerate(candidates) if i in good]
-    skipped += [
-        str(Path(path).relative_to(base))
-        for i, path in enumerate(candidates)
-        if i not in good
-    ]
-    return files, skipped
-
-
 def _scan(root: Path, class_names: list[str]):
     files: list[str] = []
     labels: list[int] = []
@@ -303,14 +278,6 @@ def _stratified_split(labels, fraction: float, seed: int):
         train.extend(idx[n_val:].tolist())
     train = rng.permutation(np.asarray(train, "int64"))
     return train, np.sort(np.asarray(val, "int64"))
-
-
-def _load(path, image_size):
-    data = tf.io.read_file(path)
-    image = tf.io.decode_image(data, channels=3, expand_animations=False)
-    image = tf.image.resize(image, image_size)
-    image.set_shape((*image_size, 3))
-    return image
 
 
 def _warn_skipped(root: Path, skipped: list[str]) -> None:

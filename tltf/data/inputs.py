@@ -215,6 +215,22 @@ def as_unlabeled(
     )
 
 
+def first_batch(ds: tf.data.Dataset, what: str, needs: str) -> Any:
+    """The first element of ``ds``, or a `DataError` when it has none.
+
+    Args:
+        ds: A batched dataset.
+        what: The argument's name, for the error (e.g. ``"train_data"``).
+        needs: What to pass instead, for the error.
+
+    Raises:
+        DataError: ``ds`` is empty.
+    """
+    for element in ds.take(1):
+        return element
+    raise DataError(f"{what} is empty. {needs}")
+
+
 def _from_arrays(
     data: Sequence[Any], batch_size: int, what: str, shuffle: bool
 ) -> tf.data.Dataset:

@@ -19,7 +19,12 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from tltf.data.base import LoadedData, check_class_names, finish
+from tltf.data.base import (
+    AUTOTUNE,
+    LoadedData,
+    check_class_names,
+    index_batches,
+)
 from tltf.data.images import _stratified_split
 from tltf.data.inputs import as_list
 from tltf.errors import DataError
@@ -147,21 +152,22 @@ def from_texts(
     names, ids = _encode_labels(labels, class_names, source)
     check_class_names(names, source)
     train_idx, val_idx = _stratified_split(ids, validation_split, seed)
-    x, y = np.asarray(texts, dtype=object), np.asarray(ids, dtype="int64")
+    y = np.asarray(ids, dtype="int64")
+    del ids
 
     def make(idx, training):
-        ds = tf.data.Dataset.from_tensor_slices(
-            (tf.constant(x[idx].tolist(), tf.string), y[idx])
+        # The texts are held once, as one string tensor; the pipeline moves
+        # indices (a new permutation of all of them every epoch) and gathers
+        # the batches' texts and labels.
+        split_texts = tf.constant([texts[i] for i in idx], tf.string)
+        split_labels = tf.constant(y[idx])
+        order = index_batches(
+            len(idx), batch_size=batch_size, training=training, seed=seed
         )
-        # Texts are small: the shuffle buffer holds them all (a new order of
-        # every example each epoch, whatever the file's order).
-        return finish(
-            ds,
-            batch_size=batch_size,
-            training=training,
-            seed=seed,
-            shuffle_buffer=max(len(idx), 1),
-        )
+        return order.map(
+            lambda i: (tf.gather(split_texts, i), tf.gather(split_labels, i)),
+            num_parallel_calls=AUTOTUNE,
+        ).prefetch(AUTOTUNE)
 
     return LoadedData(
         train=make(train_idx, True),
@@ -191,12 +197,13 @@ def _read_rows(file: Path, text_column: str, label_column: str, delimiter: str):
                 f"label_column={label_column!r}"
             )
         texts, labels, skipped = [], [], []
+        distinct: dict[str, str] = {}  # One string object per label value.
         for row in reader:
             text = (row.get(text_column) or "").strip()
             label = (row.get(label_column) or "").strip()
             if text and label:
                 texts.append(text)
-                labels.append(label)
+                labels.append(distinct.setdefault(label, label))
             else:
                 skipped.append(f"line {reader.line_num}")
     return texts, labels, skipped

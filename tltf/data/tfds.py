@@ -7,6 +7,7 @@ import os
 import tensorflow as tf
 
 from tltf.data.base import AUTOTUNE, LoadedData, check_class_names, finish
+from tltf.data.budget import CachePlan, plan_cache
 from tltf.errors import DataError, first_line
 
 
@@ -23,8 +24,10 @@ def tfds_dataset(
 ) -> LoadedData:
     """Loads a supervised TFDS dataset as batched ``(input, label)`` pairs.
 
-    Image datasets are resized to ``image_size`` (pixels stay in [0, 255]);
-    text datasets yield strings.
+    Image datasets are resized to ``image_size`` (pixels stay in [0, 255])
+    and cached as ``cache="auto"`` decides (`tltf.data.budget`: in memory
+    within the cache budget, else on disk or not at all); text datasets
+    yield strings and are cached in memory.
 
     Args:
         name: TFDS name, e.g. ``"tf_flowers"``.
@@ -71,14 +74,22 @@ def tfds_dataset(
     check_class_names(class_names, f"TFDS dataset {name!r}")
     is_image = len(info.features[info.supervised_keys[0]].shape) == 3
 
+    sizes = [_num_examples(info, split, ds) for split, ds in zip(splits, loaded)]
+    plan = CachePlan("memory")  # Texts and labels: small.
+    if is_image:  # Resized float32 images: bounded by the cache budget.
+        per_image = image_size[0] * image_size[1] * 3 * 4
+        plan = plan_cache("auto", per_image * sum(sizes), f"TFDS dataset {name!r}")
+
     def prepare(ds, training):
         if is_image:
             ds = ds.map(
                 lambda x, y: (_resize(x, image_size), y), num_parallel_calls=AUTOTUNE
             )
-        return finish(ds, batch_size=batch_size, training=training, seed=seed)
+        cache = plan.split("train" if training else "val")
+        return finish(
+            ds, batch_size=batch_size, training=training, cache=cache, seed=seed
+        )
 
-    sizes = [_num_examples(info, split, ds) for split, ds in zip(splits, loaded)]
     return LoadedData(
         train=prepare(loaded[0], True),
         validation=prepare(loaded[1], False) if validation_split else None,

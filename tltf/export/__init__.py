@@ -4,10 +4,14 @@
   fresh process) and `read_export_metadata`.
 - `tltf.export.signatures`: the serving signatures (image bytes, pixels,
   strings, token ids) and their sample inputs.
+- `tltf.export.litert`: `export_litert`, a ``.tflite`` file with a JSON
+  sidecar, checked with the LiteRT interpreter.
+- `tltf.export.quantize`: int8 copies of a model for export.
 - `tltf.export.check`: the script that reloads an export with plain
   TensorFlow in a fresh process; it imports nothing from tltf.
 """
 
+from tltf.export.litert import export_litert
 from tltf.export.saved_model import export_saved_model, read_export_metadata
 
-__all__ = ["export_saved_model", "read_export_metadata"]
+__all__ = ["export_litert", "export_saved_model", "read_export_metadata"]

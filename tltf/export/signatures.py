@@ -59,6 +59,15 @@ class ServingPlan:
     endpoints: list[Endpoint]
     token_endpoint: Endpoint | None = None
     image_size: tuple[int, int] | None = None
+    #: ``{"threshold", "temperature", ...}`` of a calibrated model, else None.
+    rejection: dict[str, Any] | None = None
+    #: What `tltf.export.quantize.quantized_copy` quantized, else None.
+    quantization: dict[str, Any] | None = None
+
+    @property
+    def threshold(self) -> float | None:
+        """The rejection threshold the signatures apply, or None."""
+        return self.rejection["threshold"] if self.rejection else None
 
     def metadata(
         self, custom_ops: list[str], checks: dict[str, Any], token_model: bool
@@ -85,6 +94,8 @@ class ServingPlan:
             "custom_ops": custom_ops,
             "requires": _requires(custom_ops),
             "token_ids_model": "token_ids_model" if token_model else None,
+            "rejection": self.rejection,
+            "quantization": self.quantization,
             "verification": checks or None,
         }
 
@@ -122,13 +133,42 @@ def plan_endpoints(
         )
     task, num_outputs = _task(model)
     names = _class_names(class_names, num_outputs, task)
-    outputs = _outputs_fn(task, names)
+    rejection = rejection_metadata(model)
+    threshold = rejection["threshold"] if rejection else None
+    outputs = _outputs_fn(task, names, threshold)
     spec = model.inputs[0]
     if spec.dtype == "string":
-        return _text_plan(model, task, names, outputs, sample_inputs)
-    if len(spec.shape) == 4 and spec.shape[-1] in (1, 3):
-        return _image_plan(model, task, names, outputs, image_size, sample_inputs)
-    return _tensor_plan(model, task, names, outputs, sample_inputs)
+        plan = _text_plan(model, task, names, outputs, sample_inputs)
+    elif len(spec.shape) == 4 and spec.shape[-1] in (1, 3):
+        plan = _image_plan(model, task, names, outputs, image_size, sample_inputs)
+    else:
+        plan = _tensor_plan(model, task, names, outputs, sample_inputs)
+    plan.rejection = rejection
+    return plan
+
+
+def rejection_metadata(model: keras.Model) -> dict[str, Any] | None:
+    """The rejection threshold and temperature of a calibrated tltf model.
+
+    Returns:
+        ``{"threshold", "temperature", "unknown_class_index",
+        "unknown_class_name"}``, or None when the model has no threshold
+        (a temperature alone is in the graph and needs no metadata to use).
+    """
+    from tltf.calibration import UNKNOWN_INDEX, UNKNOWN_NAME
+    from tltf.predictions import calibration_of
+
+    temperature, threshold = calibration_of(model)
+    if threshold is None:
+        return None
+    return {
+        "threshold": threshold,
+        "temperature": temperature,
+        "unknown_class_index": UNKNOWN_INDEX,
+        "unknown_class_name": UNKNOWN_NAME,
+        "rule": "class_index is -1 and class_name is 'unknown' where the "
+        "largest probability is below threshold.",
+    }
 
 
 # --- outputs ---
@@ -159,16 +199,23 @@ def _class_names(class_names, num_outputs: int, task: str) -> list[str]:
     return names
 
 
-def _outputs_fn(task: str, names: list[str]) -> Callable:
+def _outputs_fn(task: str, names: list[str], threshold: float | None) -> Callable:
+    from tltf.calibration import UNKNOWN_INDEX, UNKNOWN_NAME
+
     def outputs(y):
         y = tf.cast(y, tf.float32)
         if task == "regression":
             return {"predictions": y}
         index = tf.argmax(y, axis=-1)
+        if threshold is not None:
+            accepted = tf.reduce_max(y, axis=-1) >= tf.constant(threshold, tf.float32)
+            index = tf.where(accepted, index, tf.constant(UNKNOWN_INDEX, tf.int64))
+        # "unknown" is the last name; index -1 picks it.
+        known = tf.where(index < 0, tf.constant(len(names), tf.int64), index)
         return {
             "probabilities": y,
             "class_index": index,
-            "class_name": tf.gather(tf.constant(names), index),
+            "class_name": tf.gather(tf.constant([*names, UNKNOWN_NAME]), known),
         }
 
     return outputs

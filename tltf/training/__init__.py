@@ -5,6 +5,7 @@
   (`fit_frozen_head`).
 - `unfreezing/`: the schedule, per-group learning rates, `StagedUnfreezing`.
 - `recipes`: `fine_tune`, the frozen-then-unfrozen recipe in one call.
+- `lora/`: LoRA adapters on the base (`enable_lora`), adapter files, merging.
 - `lr_finder`: the learning-rate range test (`find_learning_rate`).
 - `tuning/`: learning-rate search with KerasTuner (`tune_learning_rate`).
 - `distill/`: knowledge distillation into a small student.

@@ -3,6 +3,12 @@
 These functions only flip ``trainable`` flags. Flipping flags in the middle of
 ``fit`` is not enough in Keras 3 (the compiled train step and the optimizer
 keep the old variable set): `tltf.StagedUnfreezing` does the rest.
+
+In a base with LoRA adapters (`tltf.enable_lora`), "trainable" means that
+the adapters of the layer train and nothing else of the base does. Keras'
+``layer.trainable = True`` makes every variable of a layer trainable again,
+the frozen kernel of a LoRA layer included, so every function here that
+unfreezes calls `freeze_outside_adapters` last.
 """
 
 from __future__ import annotations
@@ -11,7 +17,11 @@ from collections.abc import Iterable
 
 import keras
 
-from tltf.backbones.layers import find_backbone
+from tltf.backbones.layers import (
+    adapted_layers,
+    find_backbone,
+    freeze_outside_adapters,
+)
 from tltf.data.inputs import as_list
 
 
@@ -46,13 +56,24 @@ def set_trainable_groups(model: keras.Model, groups: Iterable[str]) -> None:
     backbone.trainable = True
     for layer in backbone.base_layers():
         layer.trainable = layer.name in unfrozen
+    freeze_outside_adapters(backbone)
 
 
 def trainable_groups(model: keras.Model) -> list[str]:
-    """Groups of the base whose layers are all trainable, in model order."""
+    """Groups of the base whose layers are all trainable, in model order.
+
+    With LoRA adapters: the groups whose adapted layers are all trainable.
+    """
     backbone = find_backbone(model)
     if not backbone.trainable:
         return []
+    if adapted_layers(backbone):
+        return [
+            group
+            for group in backbone.group_names
+            if (adapted := adapted_layers(backbone.group_layers(group)))
+            and all(layer.trainable for layer in adapted)
+        ]
     return [
         group
         for group in backbone.group_names

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tltf.backbones.layers import find_backbone
+from tltf.backbones.layers import adapted_layers, find_backbone
 from tltf.data.base import LoadedData
 from tltf.data.inputs import as_list
 from tltf.errors import ConfigError
@@ -26,6 +26,7 @@ from tltf.model import check_data
 from tltf.training.feature_cache import can_cache_features, fit_frozen_head
 from tltf.training.fitting import fit_data, merge_histories
 from tltf.training.freezing import set_trainable_groups
+from tltf.training.lora.enable import enable_lora
 from tltf.training.unfreezing.callback import StagedUnfreezing
 from tltf.training.unfreezing.rates import grouped_part
 from tltf.training.unfreezing.schedule import StageSpec, parse_schedule
@@ -37,6 +38,11 @@ DEFAULT_BASE_LR = 2e-3
 # the top encoder layer about 3e-5.
 IMAGE_LR_DECAY = 0.5
 TEXT_LR_DECAY = 0.05
+# LoRA adapters start at zero and train at the rates of a new head (Hu et al.
+# 2021 fine-tune RoBERTa's adapters at 4e-4 to 5e-4), one rate for every
+# group: lr_decay 0.5 and lr_mult 1 (no discriminative rates).
+LORA_LR_DECAY = 0.5
+DEFAULT_LR_MULT = 100.0
 
 
 def fine_tune(
@@ -47,13 +53,14 @@ def fine_tune(
     epochs: int,
     freeze_epochs: int | str = "auto",
     base_lr: float | None = None,
-    lr_mult: float = 100.0,
+    lr_mult: float | None = None,
     lr_decay: float | None = None,
     schedule: str | Mapping[int, StageSpec] = "all",
     warmup_steps: int = 0,
     train_bn: bool | None = None,
     callbacks: Sequence[keras.callbacks.Callback] | None = None,
     cache_features: bool = True,
+    lora_rank: int | None = None,
     verbose: str | int = "auto",
 ) -> keras.callbacks.History:
     """Trains the head with the base frozen, then unfreezes and fine-tunes.
@@ -74,11 +81,12 @@ def fine_tune(
         base_lr: Head rate while frozen; None keeps the compiled optimizer's
             rate (or 2e-3 if the model is not compiled).
         lr_mult: Ratio between the head's rate and the earliest group's rate
-            once unfrozen (fastai's ``lr_mult``).
+            once unfrozen (fastai's ``lr_mult``). None: 100, or 1 with LoRA.
         lr_decay: Once the base is unfrozen, every rate is multiplied by
             this. None: 0.5 for image models (fastai halves ``base_lr``),
             0.05 for text models (transformer encoders fine-tune at rates
-            around 1e-5 to 5e-5).
+            around 1e-5 to 5e-5), 0.5 with LoRA (adapters train at a new
+            layer's rates).
         schedule: How the base unfreezes after the frozen epochs: ``"all"``
             at once, ``"gradual"`` (one more group per epoch, ULMFiT),
             ``"gradual:n"`` (one more every n epochs), ``"plateau"`` (one more
@@ -89,6 +97,11 @@ def fine_tune(
         train_bn: If not None, whether BatchNorm layers of the base train.
         callbacks: Keras callbacks for both phases (one callback, or a list).
         cache_features: Use frozen-base feature caching when safe.
+        lora_rank: Train LoRA adapters of this rank (`tltf.enable_lora`'s
+            default layers) instead of the base's weights, which stay as
+            they are; the schedule then reaches the adapters group by
+            group. A model that already has adapters trains them with no
+            need for this.
         verbose: As in ``model.fit``.
 
     Returns:
@@ -106,16 +119,23 @@ def fine_tune(
         >>> history = tltf.fine_tune(model, data.train, data.validation, epochs=2)
     """
     check_data(model, train_data, "train_data")
+    lora = lora_rank is not None or bool(adapted_layers(find_backbone(model).model))
+    if lr_mult is None:
+        lr_mult = 1.0 if lora else DEFAULT_LR_MULT
+    if lr_decay is None:
+        lr_decay = LORA_LR_DECAY if lora else default_lr_decay(model)
     if isinstance(train_data, LoadedData):
         val_data = train_data.validation if val_data is None else val_data
         train_data = train_data.train
     _check_counts(epochs, freeze_epochs, lr_mult)
+    if lora_rank is not None:
+        enable_lora(model, lora_rank)
     plan = _Plan(
         model,
         schedule,
         monitor="val_loss" if val_data is not None else "loss",
         lr_mult=lr_mult,
-        lr_decay=default_lr_decay(model) if lr_decay is None else lr_decay,
+        lr_decay=lr_decay,
         warmup_steps=warmup_steps,
         train_bn=train_bn,
         verbose=0 if verbose == 0 else 1,

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from tltf.data.base import LoadedData
-from tltf.data.inputs import as_batched, as_unlabeled
+from tltf.data.inputs import as_batched, as_unlabeled, first_batch
 from tltf.errors import ConfigError, DataError
 
 UNLABELED = -1
@@ -91,10 +91,9 @@ def prepare_distillation_data(
 
 def first_batch_size(ds: tf.data.Dataset, what: str) -> int:
     """The number of examples in ``ds``'s first batch."""
-    for element in ds.take(1):
-        leaf = tf.nest.flatten(element)[0]
-        return max(int(leaf.shape[0]), 1) if leaf.shape.rank else 1
-    raise DataError(f"{what} is empty; distillation needs at least one batch.")
+    element = first_batch(ds, what, "Distillation needs at least one batch.")
+    leaf = tf.nest.flatten(element)[0]
+    return max(int(leaf.shape[0]), 1) if leaf.shape.rank else 1
 
 
 # --- teacher outputs computed once ---

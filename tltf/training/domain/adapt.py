@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from tltf import _compat
-from tltf.data.inputs import as_batched, as_list, as_unlabeled
+from tltf.data.inputs import as_batched, as_list, as_unlabeled, first_batch
 from tltf.distribute.scope import strategy_scope
 from tltf.errors import ConfigError, DataError, TltfError
 from tltf.heads import find_head, split_inputs
@@ -119,7 +119,7 @@ def adapt_domain(
     chosen = make_method(method, discriminator, kernel)
     check_data(model, source, "source")
     train = as_batched(source, batch_size, what="source", shuffle=True)
-    first = _first_batch(train, "source")
+    first = first_batch(train, "source", "Pass at least one labelled example.")
     batch_size = int(tf.shape(tf.nest.flatten(first)[0])[0])
     targets = target_batches(model, target, batch_size)
     steps = _steps(train)
@@ -253,12 +253,6 @@ def _feature_dim(model: keras.Model, align: str) -> int:
         return int(head.hidden[-1].units)
     features, _ = split_inputs(head.input)
     return int(head.compute_pooled_shape(features.shape)[-1])
-
-
-def _first_batch(ds: tf.data.Dataset, what: str) -> Any:
-    for element in ds.take(1):
-        return element
-    raise DataError(f"{what} is empty. Pass at least one labelled example.")
 
 
 def _steps(ds: tf.data.Dataset) -> int:

@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from tltf import _compat
 from tltf.backbones.layers import find_backbone
-from tltf.data.inputs import as_batched
+from tltf.data.inputs import as_batched, first_batch
 from tltf.errors import ConfigError, DataError
 from tltf.heads import find_head
 from tltf.training.feature_cache.safety import cache_blockers
@@ -89,7 +89,7 @@ def base_key(model: keras.Model) -> str:
 def compute_features(
     model: keras.Model,
     data: tf.data.Dataset | tuple,
-    cache: bool | str | os.PathLike | FeatureCache = True,
+    cache: bool | str | os.PathLike | FeatureCache = "auto",
     *,
     key: str | None = None,
     shuffle: bool | None = None,
@@ -105,9 +105,11 @@ def compute_features(
             (see `can_cache_features`).
         data: Batched dataset of ``(inputs, labels[, sample weights])``, or
             a tuple of arrays ``(x, y[, w])`` (batched by 32, shuffled).
-        cache: True (process-wide memory cache), False (compute, keep
-            nothing), a folder path (disk cache for data larger than memory)
-            or a `FeatureCache`.
+        cache: ``"auto"`` (process-wide cache: in memory within the cache
+            budget, `tltf.data.set_cache_budget`, else in a temporary folder
+            deleted at exit; one log line says which and why), True
+            (process-wide memory cache, unbounded), False (compute, keep
+            nothing), a folder path (disk cache, kept) or a `FeatureCache`.
         key: Explicit cache key instead of `feature_key`.
         shuffle: Reshuffle the features every epoch; None follows ``data``
             (True if its pipeline shuffles).
@@ -194,7 +196,11 @@ def feature_set(
         examples = store.lookup(key)
     if examples is None:
         batches = _extract(model, data)
-        examples = concatenate(batches) if store is None else store.store(key, batches)
+        if store is None:
+            examples = concatenate(batches)
+        else:
+            count = int(data.cardinality())
+            examples = store.store(key, batches, count if count >= 0 else None)
     else:
         logger.info("Reusing cached base features %s.", key)
     return FeatureSet(
@@ -262,17 +268,18 @@ def _first_batch(data: tf.data.Dataset, rank: int | None = None) -> Any:
             "Feature caching needs a finite dataset (one pass = one epoch); "
             "remove .repeat() from the pipeline."
         )
-    for element in data.take(1):
-        flat = tf.nest.flatten(element)
-        if not isinstance(element, tuple) or len(element) < 2:
-            raise DataError(
-                "Feature caching needs (inputs, labels) elements. Received "
-                f"elements of spec {data.element_spec}"
-            )
-        if len(flat[0].shape) == 0 or (rank and len(flat[0].shape) < rank):
-            raise DataError(
-                "Feature caching needs a batched dataset; call .batch(). "
-                f"Received inputs of shape {flat[0].shape}"
-            )
-        return element
-    raise DataError("The dataset is empty: there is nothing to compute features on.")
+    element = first_batch(
+        data, "The dataset", "There is nothing to compute features on."
+    )
+    flat = tf.nest.flatten(element)
+    if not isinstance(element, tuple) or len(element) < 2:
+        raise DataError(
+            "Feature caching needs (inputs, labels) elements. Received "
+            f"elements of spec {data.element_spec}"
+        )
+    if len(flat[0].shape) == 0 or (rank and len(flat[0].shape) < rank):
+        raise DataError(
+            "Feature caching needs a batched dataset; call .batch(). "
+            f"Received inputs of shape {flat[0].shape}"
+        )
+    return element

@@ -77,7 +77,7 @@ def fit_frozen_head(
     epochs: int | str = "auto",
     callbacks: Sequence[keras.callbacks.Callback] | None = None,
     verbose: str | int = "auto",
-    cache: bool | str | os.PathLike | FeatureCache = True,
+    cache: bool | str | os.PathLike | FeatureCache = "auto",
 ) -> keras.callbacks.History:
     """Trains the head of a frozen-base model on base features computed once.
 
@@ -100,7 +100,10 @@ def fit_frozen_head(
             3 epochs, at most 50, keeping the best epoch's head.
         callbacks: Keras callbacks.
         verbose: As in ``model.fit``.
-        cache: True (memory), False, a folder path (disk) or a `FeatureCache`.
+        cache: ``"auto"`` (memory while the features fit the cache budget,
+            `tltf.data.set_cache_budget`; beyond it they spill to a temporary
+            folder and stream from disk, with the same training), True
+            (memory), False, a folder path (disk) or a `FeatureCache`.
 
     Returns:
         The ``History``, with the same keys ``model.fit`` would log.

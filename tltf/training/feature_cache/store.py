@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import itertools
 import os
 import shutil
 from collections.abc import Iterable, Iterator
@@ -20,6 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tltf.data.budget import cache_budget_bytes, plan_cache
 from tltf.errors import ConfigError
 from tltf.files import atomic_path
 
@@ -50,11 +52,17 @@ class FeatureCache:
     With a ``directory``, each feature set is a ``tf.data`` snapshot in
     ``directory/<key>`` (written to a temporary folder and renamed, so an
     interrupted run leaves no half-written cache), which streams from disk
-    and suits data larger than memory.
+    and suits data larger than memory. With ``spill=True`` (what
+    ``cache="auto"`` uses), a feature set stays in memory while this cache's
+    memory stays within the cache budget (`tltf.data.set_cache_budget`), and
+    goes to a snapshot in a temporary folder (deleted at exit) beyond it;
+    one log line says which and why.
 
     Args:
         directory: Folder for disk caches; None keeps features in memory.
         max_entries: In-memory feature sets to keep (least recently used go).
+        spill: Without a ``directory``: spill feature sets beyond the cache
+            budget to disk instead of keeping them in memory.
 
     Example:
         >>> cache = FeatureCache("/tmp/features")
@@ -62,11 +70,17 @@ class FeatureCache:
     """
 
     def __init__(
-        self, directory: str | os.PathLike | None = None, max_entries: int = 4
+        self,
+        directory: str | os.PathLike | None = None,
+        max_entries: int = 4,
+        *,
+        spill: bool = False,
     ) -> None:
         self.directory = None if directory is None else Path(directory)
         self.max_entries = int(max_entries)
+        self.spill = bool(spill)
         self._memory: collections.OrderedDict[str, Any] = collections.OrderedDict()
+        self._spilled: dict[str, Path] = {}
 
     def get(self, key: str) -> tf.data.Dataset | None:
         """The cached unbatched ``(features, label[, weight])`` dataset, or None."""
@@ -87,32 +101,80 @@ class FeatureCache:
 
     def lookup(self, key: str) -> Examples | None:
         """The cached examples (arrays in memory, a dataset on disk), or None."""
+        path = self._spilled.get(key)
         if self.directory is not None:
             path = self.directory / key
+        if path is not None:
             return tf.data.Dataset.load(str(path)) if path.is_dir() else None
         if key not in self._memory:
             return None
         self._memory.move_to_end(key)
         return self._memory[key]
 
-    def store(self, key: str, batches: Iterator[tuple]) -> Examples:
-        """Stores feature batches under ``key``; returns them as `lookup` would."""
-        if self.directory is None:
-            arrays = concatenate(batches)
-            self._memory[key] = arrays
-            while len(self._memory) > max(self.max_entries, 0):
-                self._memory.popitem(last=False)
-            return arrays
-        return self._write(key, batches)
+    def store(
+        self, key: str, batches: Iterator[tuple], num_batches: int | None = None
+    ) -> Examples:
+        """Stores feature batches under ``key``; returns them as `lookup` would.
+
+        Args:
+            key: The key naming the feature set (`key_of`).
+            batches: Iterator of ``(features, label[, weight])`` numpy batches.
+            num_batches: How many batches there will be, if known (for the
+                size estimate of a spilling cache's log line).
+
+        Returns:
+            Arrays (in memory) or a dataset (on disk).
+        """
+        if self.directory is not None:
+            return self._write(self.directory / key, batches)
+        if self.spill:
+            return self._store_within_budget(key, iter(batches), num_batches)
+        return self._keep(key, concatenate(batches))
 
     def clear(self) -> None:
         """Forgets in-memory features and deletes this cache's disk folders."""
         self._memory.clear()
+        for path in self._spilled.values():
+            shutil.rmtree(path, ignore_errors=True)
+        self._spilled.clear()
         if self.directory is not None and self.directory.is_dir():
             for path in self.directory.glob(f"{FORMAT_VERSION}-*"):
                 shutil.rmtree(path, ignore_errors=True)
 
-    def _write(self, key: str, batches: Iterator[tuple]) -> tf.data.Dataset:
+    def _keep(self, key: str, arrays: tuple[np.ndarray, ...]) -> tuple:
+        self._memory[key] = arrays
+        while len(self._memory) > max(self.max_entries, 0):
+            self._memory.popitem(last=False)
+        return arrays
+
+    def _store_within_budget(
+        self, key: str, batches: Iterator[tuple], num_batches: int | None
+    ) -> Examples:
+        """Memory while this cache's memory fits the budget, else disk."""
+        held = sum(a.nbytes for arrays in self._memory.values() for a in arrays)
+        budget = cache_budget_bytes()
+        kept: list[tuple] = []
+        size = 0
+        for batch in batches:
+            kept.append(batch)
+            size += sum(a.nbytes for a in batch)
+            if held + size > budget:
+                break
+        estimate = size
+        if num_batches and num_batches > len(kept) and kept:
+            estimate = max(size, size // len(kept) * num_batches)
+        what = f"base features {key}"
+        if held:
+            what += f" (beside {held} bytes of other feature sets)"
+        plan = plan_cache("auto", held + estimate, what, budget=budget, may_skip=False)
+        if plan.mode == "memory":
+            return self._keep(key, concatenate(kept))
+        path = Path(plan.path)
+        self._spilled[key] = path
+        return self._write(path, itertools.chain(kept, batches))
+
+    def _write(self, final: Path, batches: Iterator[tuple]) -> tf.data.Dataset:
+        batches = iter(batches)
         first = next(batches)
         signature = tuple(
             tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype)) for a in first
@@ -123,7 +185,6 @@ class FeatureCache:
             yield from batches
 
         ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
-        final = self.directory / key
         # A folder written meanwhile by another process is kept.
         with atomic_path(final, directory=True) as temp:
             ds.unbatch().save(str(temp))
@@ -131,11 +192,14 @@ class FeatureCache:
 
 
 _DEFAULT_CACHE = FeatureCache()
+_AUTO_CACHE = FeatureCache(spill=True)
 
 
-def default_cache() -> FeatureCache:
-    """The process-wide in-memory `FeatureCache` used by ``cache=True``."""
-    return _DEFAULT_CACHE
+def default_cache(auto: bool = False) -> FeatureCache:
+    """The process-wide `FeatureCache` of ``cache=True`` (in memory), or of
+    ``cache="auto"`` (memory within the cache budget, disk beyond) if ``auto``.
+    """
+    return _AUTO_CACHE if auto else _DEFAULT_CACHE
 
 
 def resolve_cache(
@@ -143,6 +207,8 @@ def resolve_cache(
 ) -> FeatureCache | None:
     if isinstance(cache, FeatureCache):
         return cache
+    if isinstance(cache, str) and cache == "auto":
+        return _AUTO_CACHE
     if cache is True:
         return _DEFAULT_CACHE
     if cache is False or cache is None:
@@ -150,7 +216,7 @@ def resolve_cache(
     if isinstance(cache, (str, os.PathLike)):
         return FeatureCache(cache)
     raise ConfigError(
-        "cache must be True (memory), False, a folder path (disk) or a "
+        'cache must be "auto", True (memory), False, a folder path (disk) or a '
         f"FeatureCache. Received: cache={cache!r}"
     )
 

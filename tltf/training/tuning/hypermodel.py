@@ -64,8 +64,10 @@ class TransferHyperModel(kt.HyperModel):
         head_epochs: Epochs of the head stage within ``fit``'s ``epochs``;
             None gives every epoch to the head without fine-tuning, and half
             (at least one) with it.
-        feature_cache: True (memory), a folder (disk) or False: where the
-            head stage keeps base features.
+        feature_cache: ``"auto"`` (memory within the cache budget,
+            `tltf.data.set_cache_budget`, else a temporary folder on disk),
+            True (memory), a folder (disk) or False: where the head stage
+            keeps base features.
         **build_kwargs: Fixed builder arguments (``weights``,
             ``input_shape``, ``task``, ``augment``, ...).
 
@@ -87,7 +89,7 @@ class TransferHyperModel(kt.HyperModel):
         dropout: Range = None,
         weight_decay: Range = None,
         head_epochs: int | None = None,
-        feature_cache: bool | str | os.PathLike = True,
+        feature_cache: bool | str | os.PathLike = "auto",
         **build_kwargs: Any,
     ) -> None:
         super().__init__(name="tltf_transfer")
@@ -337,4 +339,7 @@ def _set_base_weights(base: keras.Model, weights: list[np.ndarray]) -> None:
 
 
 def _feature_cache(setting: bool | str | os.PathLike) -> caching.FeatureCache:
-    return caching.FeatureCache(None if setting is True else setting)
+    """A cache of the search's own: in memory, spilling, or in a folder."""
+    if setting is True or setting == "auto":
+        return caching.FeatureCache(spill=setting == "auto")
+    return caching.FeatureCache(setting)

