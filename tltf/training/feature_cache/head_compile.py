@@ -12,6 +12,7 @@ from typing import Any
 import keras
 
 from tltf import _compat
+from tltf.training.fitting import compile_arguments, fresh_optimizer
 
 # Head steps run per compiled call when no callback needs every batch.
 _HEAD_STEPS_PER_EXECUTION = 16
@@ -38,11 +39,7 @@ def compile_like(small: keras.Model, model: keras.Model, batch_hooks: bool) -> N
         model: The compiled whole model.
         batch_hooks: Whether a user callback acts on single batches.
     """
-    try:
-        config = keras.saving.deserialize_keras_object(model.get_compile_config())
-    except Exception:  # noqa: BLE001 - unserializable custom loss/metric.
-        config = _compat.compile_arguments(model) or {}
-    config = dict(config)
+    config = compile_arguments(model)
     config["optimizer"] = _optimizer_for(small, model)
     if not batch_hooks and not config.get("run_eagerly"):
         steps = config.get("steps_per_execution") or 1
@@ -69,7 +66,7 @@ def _optimizer_for(
         return optimizer
     if _compat.optimizer_knows(optimizer, small.trainable_variables):
         return optimizer
-    return keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+    return fresh_optimizer(optimizer)
 
 
 def callbacks_for(

@@ -22,12 +22,12 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
-from tltf import _compat
 from tltf.backbones.layers import adapted_layers, adapter_variables, find_backbone
 from tltf.distribute.scope import strategy_scope
 from tltf.errors import ConfigError
 from tltf.files import atomic_path
 from tltf.heads import find_head
+from tltf.training.fitting import compile_arguments, fresh_optimizer
 from tltf.training.lora.enable import enable_lora
 
 FORMAT = "tltf-lora-adapter"
@@ -178,12 +178,9 @@ def merge_lora(model: keras.Model) -> keras.Model:
         _rewrite_config(lora_file, plain_file)
         with strategy_scope(model=model):
             merged = keras.models.load_model(plain_file, compile=False)
-            arguments = _compat.compile_arguments(model)
-            if arguments is not None and getattr(model, "optimizer", None) is not None:
-                optimizer = model.optimizer
-                arguments["optimizer"] = optimizer.__class__.from_config(
-                    optimizer.get_config()
-                )
+            if getattr(model, "optimizer", None) is not None:
+                arguments = compile_arguments(model)
+                arguments["optimizer"] = fresh_optimizer(model.optimizer)
                 merged.compile(**arguments)
     return merged
 

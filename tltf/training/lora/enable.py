@@ -19,6 +19,7 @@ from tltf.backbones.layers import (
 from tltf.data.inputs import as_list
 from tltf.distribute.scope import strategy_scope
 from tltf.errors import ConfigError
+from tltf.training.fitting import fresh_optimizer
 from tltf.training.freezing import set_trainable_groups
 
 logger = logging.getLogger(__name__)
@@ -176,15 +177,18 @@ def lora_summary(model: keras.Model) -> dict[str, Any]:
         "total_params"}``; ``layers`` is 0 without LoRA.
     """
     adapted = adapted_layers(find_backbone(model).model)
-    size = lambda variables: int(sum(keras.ops.size(v) for v in variables))  # noqa: E731
     return {
         "layers": len(adapted),
         "rank": adapted[0].lora_rank if adapted else None,
         "alpha": adapted[0].lora_alpha if adapted else None,
-        "adapter_params": size(v for a in adapted for v in adapter_variables(a)),
-        "trainable_params": size(model.trainable_weights),
-        "total_params": size(model.weights),
+        "adapter_params": _size(v for a in adapted for v in adapter_variables(a)),
+        "trainable_params": _size(model.trainable_weights),
+        "total_params": _size(model.weights),
     }
+
+
+def _size(variables: Any) -> int:
+    return int(sum(keras.ops.size(v) for v in variables))
 
 
 def _can_adapt(layer: keras.layers.Layer) -> bool:
@@ -223,7 +227,7 @@ def _renew_optimizer(model: keras.Model) -> None:
     if optimizer is None:
         return
     if optimizer.built:
-        optimizer = optimizer.__class__.from_config(optimizer.get_config())
+        optimizer = fresh_optimizer(optimizer)
         model.optimizer = optimizer
         _compat.set_compiled_optimizer(model, optimizer)
     model.make_train_function(force=True)
