@@ -70,7 +70,7 @@ class Settings:
     batch_size: int = 32
     shots: int = 10
     seeds: tuple[int, ...] = (0, 1, 2)
-    epochs: int = 1  # fine-tuning epochs of (b) and (d), full data
+    epochs: int = 3  # fine-tuning epochs of (b) and (d), full data (BERT's 2-4)
     few_shot_epochs: int = 2  # the same at 10 examples per intent
     intents: int | None = None  # None: all 150
     train_per_intent: int | None = None  # None: all 100

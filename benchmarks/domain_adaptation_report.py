@@ -278,25 +278,102 @@ def protocol(config: dict[str, Any]) -> list[str]:
         f"images, seeds {list(config['seeds'])} (model weights, shuffling).",
         f"- `adapt_domain` with its defaults: largest weight {weights}, DANN's "
         "ramp, align='auto' (the base trains, so the flattened conv features "
-        "are aligned), 2 x 256 discriminator, five Gaussian kernels (averaged), "
+        "are aligned), one forward pass over the source and target batches "
+        "joined, discriminator 1024 x 1024 with dropout 0.5 (256 x 256 for the "
+        "probe that watches CORAL and MMD), five Gaussian kernels (summed), "
         "scale-free CORAL.",
         "- Nothing is selected on the target test split; the target validation "
         "split (labelled) picks the best method for the goals.",
     ]
 
 
+# Trials of the session that found why adaptation fell below source only
+# (target *validation* accuracy %, which is what they were judged on; 40
+# epochs, Adam 1e-3 unless said). Typed in by hand from /tmp/h3/results.jsonl.
+SESSION_TRIALS = [
+    "### Why adaptation fell below source only, and what changed",
+    "",
+    "Checked first, and found right (no bug): the reversed gradient reaches "
+    "every base variable, equal to minus the discriminator loss's gradient "
+    "(cosine -1), and a step along it raises the discriminator's loss; the "
+    "extractor shares the model's variables; the discriminator's optimizer "
+    "updates it; the ramp counts steps over epochs x steps per epoch; target "
+    "batches are reshuffled each pass and go through the same in-model "
+    "preprocessing; the model scored is the adapted one. Tests now hold the "
+    "first of these.",
+    "",
+    "Cause: the discriminator (2 x 256, no dropout) told the domains apart "
+    "within the first epoch (accuracy 0.95-0.98 while the ramp was still at "
+    "0.06-0.2) and saturated (loss 0.01 -> 0.000). The reversed gradient is "
+    "proportional to that loss's slope, sigmoid(logit) - label, so it "
+    "vanished: with SGD the features never adapted (DANN = source only), "
+    "with Adam the rare large gradients of a saturated game came through "
+    "normalised, as jolts (discriminator loss 0.01 -> 2.9, task loss "
+    "0.17 -> 0.67 between epochs), which cost target accuracy. Neither the "
+    "paper's optimisation (SGD momentum 0.9, 0.01 / (1 + 10 p)^0.75 for the "
+    "model and the discriminator alike), nor THUML's 1024 x 2 BatchNorm "
+    "discriminator, nor 5x longer training changed that: the discriminator "
+    "stayed at 1.00. The reference DANN / CDAN adversarial network (1024 -> "
+    "1024 -> 1, ReLU, dropout 0.5 after each hidden layer) stays in the game "
+    "(accuracy 0.65-0.81 at the end, loss 0.40-0.54) and DANN then edges "
+    "past source only. MMD at the weight the reference DAN implementation "
+    "uses (THUML's, trade-off 1 on the *sum* of five Gaussian kernels; tltf "
+    "had averaged them, i.e. a fifth of it) beats source only on every seed.",
+    "",
+    "| arm | setting | epochs | seeds | target val % | discriminator acc. "
+    "(last epoch) | notes |",
+    "|---|---|---|---|---|---|---|",
+    "| source only | Adam | 20 | 0 | 35.5 | | |",
+    "| source only | Adam | 40 | 0, 1, 2 | 35.2 (35.0, 36.5, 34.0) | | |",
+    "| source only | Adam | 100 | 0 | 35.0 | | |",
+    "| source only | paper's SGD | 100 | 0 | 36.0 | | |",
+    "| dann, 2 x 256 | Adam | 20 | 0 | 34.5 | 0.994 | |",
+    "| dann, 2 x 256 | Adam | 40 | 0 | 30.0 | 0.995 | 0.95 after epoch 1; loss jolts |",
+    "| dann, 2 x 256 | Adam | 100 | 0 | 35.5 | 1.000 | loss 0.000 |",
+    "| dann, 2 x 256 | paper's SGD, model and discriminator | 40 | 0 | 34.5 "
+    "| 0.999 | 0.98 from epoch 2 |",
+    "| dann, 2 x 256 | paper's SGD | 100 | 0 | 35.5 | 1.000 | |",
+    "| dann, THUML 1024 x 2 + BatchNorm | paper's SGD | 100 | 0 | 34.5 | 1.000 | |",
+    "| dann 0.1, 2 x 256 | Adam | 40 | 0 | 38.0 | 0.975 | |",
+    "| **dann, 1024 x 2 + dropout 0.5** | Adam | 40 | 0, 1, 2 | 36.8 "
+    "(38.0, 37.0, 35.5) | 0.79, 0.81, 0.65 | not saturated |",
+    "| dann, 1024 x 2 + dropout 0.5 | Adam | 80 | 0 | 37.5 | 0.64 | longer: no gain |",
+    "| entropy minimisation alone (weight 1, no alignment) | Adam | 40 | 0 | "
+    "8.5 | | collapsed to few classes |",
+    "| dann + entropy 1 | Adam | 40 | 0 | 15.5 | 0.995 | |",
+    "| mmd (mean of kernels) 1 + entropy 1 | Adam | 40 | 0 | 8.0 | | |",
+    "| mmd, mean of kernels, weight 10 (= sum, weight 2) | Adam | 40 | 0, 1, "
+    "2 | 43.7 (45.0, 47.0, 39.0) | | source 98.2 |",
+    "| **mmd, sum of kernels, weight 1 (THUML's DAN)** | Adam | 40 | 0, 1, 2 "
+    "| 42.8 (48.0, 44.5, 36.0) | | source 98.0 |",
+    "",
+    "Paper's SGD: momentum 0.9, rate 0.01 / (1 + 10 p)^0.75 at progress p, "
+    "the discriminator at the same rate. Entropy minimisation (MinEnt, "
+    "Grandvalet & Bengio 2005; the target entropy term of RTN and VADA) "
+    "reinforces the source model's target guesses; with ~35% of them right "
+    "here it collapsed the target predictions, so it was not added. "
+    "Changed in tltf: the default discriminator (1024 x 2, dropout 0.5), MMD "
+    "sums its kernels, one forward pass over both domains (DANN step cost), "
+    "CORAL from batch x batch Gram matrices instead of d x d covariances "
+    "(the same value; d = 3072 here). Not found: a setting of CORAL that "
+    "helps (not retried in this session).",
+]
+
 # Trial runs before the final one (same code; seed 0; target *validation*
 # accuracy %, which is what they were judged on). Typed in by hand.
 TRIALS = [
     "## Settings tried before this run",
     "",
+    *SESSION_TRIALS,
+    "",
+    "### Earlier trials (first version of `adapt_domain`, 10 epochs)",
+    "",
     "Trial runs, seed 0, judged on target *validation* accuracy % (the "
     "trial logs printed test accuracy too; nothing was chosen on it). They "
-    "ran on the losses as they were before this run: CORAL with the "
-    "paper's 1 / (4 d^2) (values around 1e-4 here, hence weights up to "
-    "10000) and MMD as the sum of its five kernels (five times today's "
-    "average): their weights do not carry over to the defaults measured "
-    "above.",
+    "ran on the losses as they were then: CORAL with the paper's "
+    "1 / (4 d^2) (values around 1e-4 here, hence weights up to 10000), MMD "
+    "as the sum of its five kernels (as today's), a 2 x 256 discriminator "
+    "without dropout, and two forward passes per step.",
     "",
     "The shift itself, source only, 10 epochs: textures of mid-grey noise "
     "and fine gratings over the blurry 8x8 -> 32x32 digits: 6.0; random "

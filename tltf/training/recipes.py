@@ -27,6 +27,7 @@ from tltf.training.feature_cache import can_cache_features, fit_frozen_head
 from tltf.training.fitting import fit_data, merge_histories
 from tltf.training.freezing import set_trainable_groups
 from tltf.training.lora.enable import enable_lora
+from tltf.training.unfreezing.annealing import CosineAnnealing
 from tltf.training.unfreezing.callback import StagedUnfreezing
 from tltf.training.unfreezing.rates import grouped_part
 from tltf.training.unfreezing.schedule import StageSpec, parse_schedule
@@ -57,6 +58,7 @@ def fine_tune(
     lr_decay: float | None = None,
     schedule: str | Mapping[int, StageSpec] = "all",
     warmup_steps: int = 0,
+    anneal: bool = True,
     train_bn: bool | None = None,
     callbacks: Sequence[keras.callbacks.Callback] | None = None,
     cache_features: bool = True,
@@ -94,6 +96,12 @@ def fine_tune(
             validation data, stops improving), or ``{epoch: spec}`` counted
             from the first unfrozen epoch.
         warmup_steps: Linear warm-up of newly unfrozen groups' rates.
+        anneal: Whether the unfrozen epochs' rates fall along a half cosine
+            to 0 at the last step (`CosineAnnealing`; fastai's
+            ``fit_one_cycle`` anneals, BERT's recipe decays linearly), so
+            the model returned is not that of a step at full rate. The
+            ``lr_<group>`` logs stay the scheduled rates; ``lr_factor`` is
+            the annealing factor at each epoch's end.
         train_bn: If not None, whether BatchNorm layers of the base train.
         callbacks: Keras callbacks for both phases (one callback, or a list).
         cache_features: Use frozen-base feature caching when safe.
@@ -139,6 +147,8 @@ def fine_tune(
         warmup_steps=warmup_steps,
         train_bn=train_bn,
         verbose=0 if verbose == 0 else 1,
+        epochs=epochs,
+        anneal=anneal,
     )
     auto = freeze_epochs == "auto"
     plan.unfreezing(1 if auto else freeze_epochs).check(model)
@@ -153,7 +163,7 @@ def fine_tune(
             train_data,
             val_data,
             epochs=freeze_epochs + epochs,
-            callbacks=[plan.unfreezing(freeze_epochs), *callbacks],
+            callbacks=[*plan.callbacks(freeze_epochs), *callbacks],
             verbose=verbose,
         )
     return _two_stages(
@@ -180,7 +190,7 @@ def _two_stages(model, plan, data, freeze_epochs, epochs, callbacks, verbose):
         val_data,
         initial_epoch=done,
         epochs=done + epochs,
-        callbacks=[plan.unfreezing(done), *callbacks],
+        callbacks=[*plan.callbacks(done), *callbacks],
         verbose=verbose,
     )
     model.history = merge_histories([first, second], model)
@@ -199,6 +209,16 @@ class _Plan:
     warmup_steps: int
     train_bn: bool | None
     verbose: int
+    epochs: int = 0
+    anneal: bool = False
+
+    def callbacks(self, frozen_epochs: int) -> list[keras.callbacks.Callback]:
+        """The annealing (first: it restores the nominal rates that
+        `StagedUnfreezing` logs at epoch end), then the unfreezing."""
+        unfreezing = self.unfreezing(frozen_epochs)
+        if not self.anneal:
+            return [unfreezing]
+        return [CosineAnnealing(self.epochs, start_epoch=frozen_epochs), unfreezing]
 
     def unfreezing(self, frozen_epochs: int) -> StagedUnfreezing:
         """`StagedUnfreezing` for the schedule after ``frozen_epochs``."""

@@ -79,8 +79,10 @@ def adapt_domain(
         schedule: ``"ramp"`` (``weight * (2 / (1 + exp(-10 p)) - 1)`` at
             training progress ``p``) or ``"constant"``.
         discriminator: DANN's domain classifier, features -> one logit;
-            None for two ReLU layers of 256.
-        kernel: MMD's ``kernel(a, b)``; None for five Gaussian kernels.
+            None for the reference one: two ReLU layers of 1024, each with
+            dropout 0.5 (`tltf.training.domain.default_discriminator`).
+        kernel: MMD's ``kernel(a, b)``; None for the sum of five Gaussian
+            kernels (as the reference DAN code sums them).
         align: Which features to align: ``"pooled"`` (the base's pooled
             output, as DANN aligns its feature extractor's), ``"hidden"``
             (what the output layer reads: the head's last hidden layer), or

@@ -71,30 +71,42 @@ def coral_distance(
     Returns:
         A scalar.
     """
-    c_s, c_t = _covariance(source), _covariance(target)
-    difference = tf.reduce_sum(tf.square(c_s - c_t))
+    s, t = _scaled_centred(source), _scaled_centred(target)
+    # ||C_s - C_t||^2 = ||C_s||^2 + ||C_t||^2 - 2 <C_s, C_t>, and with
+    # C = X^T X each term is a Gram matrix's: ||X_s^T X_s||^2 = ||X_s X_s^T||^2,
+    # <X_s^T X_s, X_t^T X_t> = ||X_s X_t^T||^2. Batch x batch matrices instead
+    # of d x d: about d / batch times fewer operations (50x for 3072 features).
+    own = _gram_norm(s, s) + _gram_norm(t, t)
+    difference = tf.maximum(own - 2.0 * _gram_norm(s, t), 0.0)
     if scale_free:
-        size = tf.reduce_sum(tf.square(c_s)) + tf.reduce_sum(tf.square(c_t))
-        return difference / tf.maximum(size, 1e-12)
+        return difference / tf.maximum(own, 1e-12)
     d = tf.cast(tf.shape(source)[1], source.dtype)
     return difference / (4.0 * d * d)
 
 
-def _covariance(x: tf.Tensor) -> tf.Tensor:
+def _scaled_centred(x: tf.Tensor) -> tf.Tensor:
+    """Centred ``x`` over ``sqrt(n - 1)``: its ``X^T X`` is the covariance."""
     n = tf.cast(tf.shape(x)[0], x.dtype)
     centred = x - tf.reduce_mean(x, axis=0, keepdims=True)
-    return tf.matmul(centred, centred, transpose_a=True) / tf.maximum(n - 1.0, 1.0)
+    return centred / tf.sqrt(tf.maximum(n - 1.0, 1.0))
+
+
+def _gram_norm(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    """``||a b^T||_F^2``, i.e. ``<a^T a, b^T b>`` (Frobenius)."""
+    return tf.reduce_sum(tf.square(tf.matmul(a, b, transpose_b=True)))
 
 
 def gaussian_kernels(
     bandwidths: Sequence[float] = MMD_BANDWIDTHS,
 ) -> Kernel:
-    """The mean of Gaussian kernels whose widths follow the data.
+    """The sum of Gaussian kernels whose widths follow the data.
 
     Each width is a multiple of the mean squared distance between all the
     features of the call (held constant for the gradient), so the kernel
-    needs no tuning to the scale of the features. The kernels are averaged
-    (DAN's convex combination), so the squared MMD stays within [0, 2].
+    needs no tuning to the scale of the features. The kernels are summed, as
+    the reference DAN implementation (THUML's Transfer-Learning-Library,
+    trade-off 1) sums its five, so ``adapt_domain``'s default weight of 1
+    is that recipe's; the squared MMD stays within [0, 2 * len(bandwidths)].
 
     Args:
         bandwidths: Multiples of the mean squared distance.
@@ -110,7 +122,7 @@ def gaussian_kernels(
         base = tf.maximum(base, 1e-6)
         distances = _squared_distances(a, b)
         kernels = [tf.exp(-distances / (base * s)) for s in scales]
-        return tf.add_n(kernels) / float(len(kernels))
+        return tf.add_n(kernels)
 
     return kernel
 

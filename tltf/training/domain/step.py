@@ -88,18 +88,35 @@ class AdaptationStep:
         aligned = pooled if self.align == "pooled" else hidden
         return tf.cast(aligned, tf.float32), hidden
 
+    def both_domains(
+        self, x_source: Any, x_target: Any
+    ) -> tuple[tuple[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
+        """``((source aligned, source hidden), (target aligned, target hidden))``.
+
+        One forward pass over the source and target batches joined, as DANN
+        and its reference implementations run it (cheaper than two passes;
+        BatchNorm layers that train see both domains' statistics), or two
+        passes when the batches cannot be joined (inputs of other shapes).
+        """
+        joined = join_batches(x_source, x_target)
+        if joined is None:
+            return self.features(x_source), self.features(x_target)
+        n_source = tf.shape(tf.nest.flatten(x_source)[0])[0]
+        aligned, hidden = self.features(joined)
+        source = (aligned[:n_source], hidden[:n_source])
+        return source, (aligned[n_source:], hidden[n_source:])
+
     def __call__(self, model: keras.Model, data: Any) -> dict[str, tf.Tensor]:
         source, x_target = data
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(source)
         weight = self.current_weight()
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape(persistent=True) as tape:
-            aligned, hidden = self.features(x)
+            (aligned, hidden), (target, _) = self.both_domains(x, x_target)
             y_pred = self.head.predict_from(hidden, training=True)
             task = model.compute_loss(
                 x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
             )
-            target, _ = self.features(x_target)
             terms = self.method.terms(aligned, target, weight)
             extra = terms.total / replicas  # compute_loss is already per replica
             total = tf.cast(task, tf.float32) + extra
@@ -133,3 +150,25 @@ class AdaptationStep:
         logs = model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
         logs.update({key: mean.result() for key, mean in self.means.items()})
         return logs
+
+
+def join_batches(x_source: Any, x_target: Any) -> Any:
+    """The source then the target inputs as one batch, or None if they differ.
+
+    They join when they have the same structure, dtypes and (known)
+    per-example shapes; token ids padded to other lengths, say, do not.
+    """
+    try:
+        tf.nest.assert_same_structure(x_source, x_target)
+        flat = [tf.nest.flatten(x) for x in (x_source, x_target)]
+        pairs = [
+            (tf.convert_to_tensor(a), tf.convert_to_tensor(b)) for a, b in zip(*flat)
+        ]
+    except (TypeError, ValueError):  # Another structure, or ragged / sparse.
+        return None
+    for a, b in pairs:
+        same_shape = a.shape[1:].is_fully_defined() and a.shape[1:] == b.shape[1:]
+        if a.dtype != b.dtype or a.shape.rank != b.shape.rank or not same_shape:
+            return None
+    joined = [tf.concat([a, b], axis=0) for a, b in pairs]
+    return tf.nest.pack_sequence_as(x_source, joined)

@@ -4,8 +4,11 @@
   (pure: no model needed to check one).
 - `rates`: optimizers with a learning rate per variable (discriminative rates).
 - `callback`: `StagedUnfreezing`, which applies a schedule during ``fit``.
+- `annealing`: `CosineAnnealing`, the rate falling to 0 over the last epochs
+  (`fine_tune`'s unfrozen epochs).
 """
 
+from tltf.training.unfreezing.annealing import CosineAnnealing
 from tltf.training.unfreezing.callback import StagedUnfreezing
 from tltf.training.unfreezing.rates import (
     GroupLearningRates,
@@ -17,6 +20,7 @@ from tltf.training.unfreezing.schedule import PRESETS, parse_schedule, resolve_s
 
 __all__ = [
     "PRESETS",
+    "CosineAnnealing",
     "GroupLearningRates",
     "StagedUnfreezing",
     "grouped_optimizer_class",
