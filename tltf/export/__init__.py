@@ -4,6 +4,8 @@
   fresh process) and `read_export_metadata`.
 - `tltf.export.signatures`: the serving signatures (image bytes, pixels,
   strings, token ids) and their sample inputs.
+- `tltf.export.plan`: what every modality's plan is made of: `Endpoint`,
+  `ServingPlan` (and its metadata file), the outputs every signature returns.
 - `tltf.export.litert`: `export_litert`, a ``.tflite`` file with a JSON
   sidecar, checked with the LiteRT interpreter.
 - `tltf.export.quantize`: int8 copies of a model for export.

@@ -44,8 +44,9 @@ import tensorflow as tf
 from tltf import files
 from tltf.calibration import answer
 from tltf.errors import ConfigError, ExportError, first_line
+from tltf.export.plan import Endpoint, ServingPlan
 from tltf.export.quantize import INT8_ATOL, check_mode, compare_with_float
-from tltf.export.signatures import Endpoint, ServingPlan, plan_endpoints
+from tltf.export.signatures import plan_endpoints
 from tltf.training.lora import merge_lora
 
 FLOAT_ATOL = 1e-3

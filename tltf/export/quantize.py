@@ -24,7 +24,8 @@ import keras
 import numpy as np
 
 from tltf.errors import ConfigError, ExportError, first_line
-from tltf.export.signatures import ServingPlan, plan_endpoints
+from tltf.export.plan import ServingPlan
+from tltf.export.signatures import plan_endpoints
 
 QUANTIZE_MODES = ("int8",)
 #: Largest difference in probabilities between the int8 and float models

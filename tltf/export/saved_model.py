@@ -54,8 +54,9 @@ import tensorflow as tf
 
 from tltf.calibration import answer
 from tltf.errors import ExportError, first_line
+from tltf.export.plan import Endpoint, ServingPlan
 from tltf.export.quantize import INT8_ATOL, check_mode, quantized_plan
-from tltf.export.signatures import Endpoint, ServingPlan, plan_endpoints
+from tltf.export.signatures import plan_endpoints
 from tltf.files import atomic_path
 from tltf.training.lora import merge_lora
 

@@ -3,13 +3,14 @@
 `plan_endpoints` looks at a model's input (pixels, strings or another tensor)
 and makes the ``tf.function`` bodies of its signatures, the input specs that
 name their inputs, and for each a few sample inputs with the Keras model's
-own outputs on them, which the export check compares against.
+own outputs on them, which the export check compares against. The pieces
+every modality shares (`Endpoint`, `ServingPlan`, the outputs) are in
+`tltf.export.plan`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import keras
@@ -17,6 +18,16 @@ import numpy as np
 import tensorflow as tf
 
 from tltf.errors import ConfigError
+from tltf.export.plan import (
+    Endpoint,
+    ServingPlan,
+    class_names_for,
+    compare_key,
+    keras_outputs,
+    outputs_fn,
+    rejection_metadata,
+    task_of,
+)
 
 DEFAULT_TEXT_SAMPLES = (
     "This is a short example sentence.",
@@ -24,86 +35,6 @@ DEFAULT_TEXT_SAMPLES = (
     "ok",
 )
 _SEED = 20240611
-
-
-@dataclasses.dataclass
-class Endpoint:
-    """One serving signature and what the check compares it on.
-
-    Attributes:
-        name: Signature name (``serving_default``, ``pixels``, ``token_ids``).
-        fn: Traceable function from input tensors to a dict of outputs.
-        input_signature: Named ``tf.TensorSpec`` per positional input.
-        sample: Sample inputs by input name.
-        expected: The Keras model's outputs on the sample.
-        compare_key: Output compared with ``expected``.
-        description: One line for the metadata.
-    """
-
-    name: str
-    fn: Callable[..., dict[str, tf.Tensor]]
-    input_signature: list[tf.TensorSpec]
-    sample: dict[str, Any]
-    expected: np.ndarray
-    compare_key: str
-    description: str
-
-
-@dataclasses.dataclass
-class ServingPlan:
-    """Everything the export writes, before it is written."""
-
-    modality: str
-    task: str
-    class_names: list[str]
-    endpoints: list[Endpoint]
-    token_endpoint: Endpoint | None = None
-    image_size: tuple[int, int] | None = None
-    #: ``{"threshold", "temperature", ...}`` of a calibrated model, else None.
-    rejection: dict[str, Any] | None = None
-    #: What `tltf.export.quantize.quantized_copy` quantized, else None.
-    quantization: dict[str, Any] | None = None
-
-    @property
-    def threshold(self) -> float | None:
-        """The rejection threshold the signatures apply, or None."""
-        return self.rejection["threshold"] if self.rejection else None
-
-    def metadata(
-        self, custom_ops: list[str], checks: dict[str, Any], token_model: bool
-    ) -> dict[str, Any]:
-        """The content of ``assets/tltf_export.json``."""
-        from tltf import __version__
-
-        signatures = {
-            e.name: {
-                "description": e.description,
-                "inputs": {s.name: _spec(s) for s in e.input_signature},
-                "outputs": self.output_names(),
-            }
-            for e in self.endpoints
-        }
-        return {
-            "format": "tltf-saved-model/1",
-            "tltf_version": __version__,
-            "modality": self.modality,
-            "task": self.task,
-            "class_names": self.class_names,
-            "image_size": list(self.image_size) if self.image_size else None,
-            "signatures": signatures,
-            "custom_ops": custom_ops,
-            "requires": _requires(custom_ops),
-            "token_ids_model": "token_ids_model" if token_model else None,
-            "rejection": self.rejection,
-            "quantization": self.quantization,
-            "verification": checks or None,
-        }
-
-    def output_names(self) -> list[str]:
-        """Names of the outputs every signature returns."""
-        if self.task == "regression":
-            return ["predictions"]
-        return ["class_index", "class_name", "probabilities"]
 
 
 def plan_endpoints(
@@ -131,11 +62,11 @@ def plan_endpoints(
             f"export_saved_model needs a model with one input; '{model.name}' "
             f"has {len(model.inputs)}. Received: {model.inputs}"
         )
-    task, num_outputs = _task(model)
-    names = _class_names(class_names, num_outputs, task)
+    task, num_outputs = task_of(model)
+    names = class_names_for(class_names, num_outputs, task)
     rejection = rejection_metadata(model)
     threshold = rejection["threshold"] if rejection else None
-    outputs = _outputs_fn(task, names, threshold)
+    outputs = outputs_fn(task, names, threshold)
     spec = model.inputs[0]
     if spec.dtype == "string":
         plan = _text_plan(model, task, names, outputs, sample_inputs)
@@ -147,88 +78,6 @@ def plan_endpoints(
     return plan
 
 
-def rejection_metadata(model: keras.Model) -> dict[str, Any] | None:
-    """The rejection threshold and temperature of a calibrated tltf model.
-
-    Returns:
-        ``{"threshold", "temperature", "unknown_class_index",
-        "unknown_class_name"}``, or None when the model has no threshold
-        (a temperature alone is in the graph and needs no metadata to use).
-    """
-    from tltf.calibration import UNKNOWN_INDEX, UNKNOWN_NAME
-    from tltf.predictions import calibration_of
-
-    temperature, threshold = calibration_of(model)
-    if threshold is None:
-        return None
-    return {
-        "threshold": threshold,
-        "temperature": temperature,
-        "unknown_class_index": UNKNOWN_INDEX,
-        "unknown_class_name": UNKNOWN_NAME,
-        "rule": "class_index is -1 and class_name is 'unknown' where the "
-        "largest probability is below threshold.",
-    }
-
-
-# --- outputs ---
-
-
-def _task(model: keras.Model) -> tuple[str, int]:
-    from tltf.heads import Head
-
-    heads = [layer for layer in model.layers if isinstance(layer, Head)]
-    num_outputs = int(model.outputs[0].shape[-1])
-    if len(heads) == 1:
-        return heads[0].task, num_outputs
-    return ("multiclass" if num_outputs > 1 else "regression"), num_outputs
-
-
-def _class_names(class_names, num_outputs: int, task: str) -> list[str]:
-    if task == "regression":
-        return []
-    if class_names is None:
-        return [str(i) for i in range(num_outputs)]
-    names = [str(n) for n in class_names]
-    if len(names) != num_outputs:
-        raise ConfigError(
-            f"The model has {num_outputs} outputs but {len(names)} class names "
-            f"were given. Pass one name per class, in label order. Received: "
-            f"class_names={names}"
-        )
-    return names
-
-
-def _outputs_fn(task: str, names: list[str], threshold: float | None) -> Callable:
-    from tltf.calibration import UNKNOWN_INDEX, UNKNOWN_NAME
-
-    def outputs(y):
-        y = tf.cast(y, tf.float32)
-        if task == "regression":
-            return {"predictions": y}
-        index = tf.argmax(y, axis=-1)
-        if threshold is not None:
-            accepted = tf.reduce_max(y, axis=-1) >= tf.constant(threshold, tf.float32)
-            index = tf.where(accepted, index, tf.constant(UNKNOWN_INDEX, tf.int64))
-        # "unknown" is the last name; index -1 picks it.
-        known = tf.where(index < 0, tf.constant(len(names), tf.int64), index)
-        return {
-            "probabilities": y,
-            "class_index": index,
-            "class_name": tf.gather(tf.constant([*names, UNKNOWN_NAME]), known),
-        }
-
-    return outputs
-
-
-def _predict(model: keras.Model, x) -> np.ndarray:
-    return keras.ops.convert_to_numpy(model(x, training=False)).astype("float32")
-
-
-def _compare_key(task: str) -> str:
-    return "predictions" if task == "regression" else "probabilities"
-
-
 # --- images ---
 
 
@@ -238,8 +87,8 @@ def _image_plan(model, task, names, outputs, image_size, samples) -> ServingPlan
     decode, serve_bytes, serve_pixels = _image_functions(model, outputs, pixel_shape)
     encoded = list(samples) if samples else _sample_images(size, channels)
     pixels = np.stack([decode(tf.constant(b)).numpy() for b in encoded])
-    expected = _predict(model, pixels)
-    key = _compare_key(task)
+    expected = keras_outputs(model, pixels)
+    key = compare_key(task)
     bytes_spec = tf.TensorSpec([None], tf.string, name="image_bytes")
     pixel_spec = tf.TensorSpec([None, *pixel_shape], tf.float32, name="pixels")
     endpoints = [
@@ -326,8 +175,8 @@ def _text_plan(model, task, names, outputs, samples) -> ServingPlan:
     strings = [str(s) for s in samples] if samples else list(DEFAULT_TEXT_SAMPLES)
     x = np.asarray(strings, dtype=object)
     x = x.reshape(-1, 1) if rank == 2 else x
-    expected = _predict(model, tf.constant(x))
-    key = _compare_key(task)
+    expected = keras_outputs(model, tf.constant(x))
+    key = compare_key(task)
     text = Endpoint(
         "serving_default",
         serve_text,
@@ -365,7 +214,7 @@ def _token_endpoint(model, strings, outputs, key) -> Endpoint | None:
         serve_tokens,
         specs,
         sample,
-        _predict(model, strings),
+        keras_outputs(model, strings),
         key,
         "The tokenizer's outputs (" + ", ".join(names) + "); needs no custom ops.",
     )
@@ -429,23 +278,8 @@ def _tensor_plan(model, task, names, outputs, samples) -> ServingPlan:
         serve,
         [tf.TensorSpec(shape, spec.dtype, name="inputs")],
         {"inputs": x},
-        _predict(model, x),
-        _compare_key(task),
+        keras_outputs(model, x),
+        compare_key(task),
         f"The model's input tensor, shape {shape}.",
     )
     return ServingPlan("tensor", task, names, [endpoint])
-
-
-def _spec(spec: tf.TensorSpec) -> dict[str, Any]:
-    return {"dtype": spec.dtype.name, "shape": spec.shape.as_list()}
-
-
-def _requires(custom_ops: list[str]) -> str | None:
-    if not custom_ops:
-        return None
-    return (
-        "The text signature uses TF Text ops (" + ", ".join(custom_ops) + "): "
-        "run `import tensorflow_text` before tf.saved_model.load, and use a "
-        "TensorFlow Serving build with TF Text ops. Without them, serve "
-        "token_ids_model/ (signature serving_default takes token ids)."
-    )
