@@ -209,8 +209,8 @@ class _Plan:
     warmup_steps: int
     train_bn: bool | None
     verbose: int
-    epochs: int = 0
-    anneal: bool = False
+    epochs: int
+    anneal: bool
 
     def callbacks(self, frozen_epochs: int) -> list[keras.callbacks.Callback]:
         """The annealing (first: it restores the nominal rates that
