@@ -4,10 +4,13 @@
 - `methods`: DANN, CORAL and MMD behind one interface, with their domain
   classifiers.
 - `step`: the train step while a model adapts (task loss + adaptation).
+- `guard`: `CollapseGuard`, which stops an adaptation that overpowered the
+  task and brings back its best epoch.
 - `adapt`: `adapt_domain`, the one call.
 """
 
 from tltf.training.domain.adapt import adapt_domain
+from tltf.training.domain.guard import CollapseGuard
 from tltf.training.domain.losses import (
     coral_distance,
     gaussian_kernels,
@@ -19,6 +22,7 @@ from tltf.training.domain.methods import METHODS, default_discriminator
 
 __all__ = [
     "METHODS",
+    "CollapseGuard",
     "adapt_domain",
     "coral_distance",
     "default_discriminator",

@@ -5,7 +5,8 @@ a batch of target inputs and makes the features the output layer reads
 look alike across the domains: adversarially (``"dann"``) or by aligning
 their statistics (``"coral"``, ``"mmd"``). It runs ``model.fit`` itself, so
 callbacks (`tltf.StagedUnfreezing`, ``BackupAndRestore``, early stopping),
-per-group rates, strategies and mixed precision work as in training.
+per-group rates, strategies and mixed precision work as in training, and
+a `CollapseGuard` stops an adaptation that overpowered the task.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tltf.distribute.scope import strategy_scope
 from tltf.errors import ConfigError, DataError, TltfError
 from tltf.heads import find_head, split_inputs
 from tltf.model import TransferModel, check_data, check_inputs
+from tltf.training.domain.guard import CollapseGuard, chance_loss
 from tltf.training.domain.losses import Kernel
 from tltf.training.domain.methods import make_method
 from tltf.training.domain.step import AdaptationStep
@@ -95,9 +97,14 @@ def adapt_domain(
 
     Returns:
         ``model`` itself, adapted. ``model.history`` logs ``task_loss``,
-        ``adaptation_loss``, ``adaptation_weight`` and ``domain_accuracy``
+        ``adaptation_loss``, ``adaptation_weight``, ``domain_accuracy``
         (a domain classifier's accuracy on the batches: near 0.5 when the
-        domains look alike) besides the compiled metrics.
+        domains look alike) and ``feature_spread`` (how far apart the
+        examples' aligned features are, 0 to 1: 0 when all alike) besides
+        the compiled metrics. If aligning overpowers the task (the features
+        all alike, or the task loss back at a guess's after it had learnt),
+        training stops, the weights of the epoch with the lowest task loss
+        come back and a warning says so (`CollapseGuard`).
 
     Raises:
         ConfigError: Not a compiled tltf classifier, nothing trainable before
@@ -146,6 +153,8 @@ def adapt_domain(
 def _run(model, step, paired, validation_data, epochs, callbacks, verbose):
     """``fit`` with the adaptation step attached, detached whatever happens."""
     resets = keras.callbacks.LambdaCallback(on_epoch_begin=lambda *_: step.reset())
+    head = find_head(model)
+    guard = CollapseGuard(step.weight, chance_loss(head.task, head.num_outputs))
     model.adaptation_step = step
     model.train_function = None  # Retrace: the step changed.
     try:
@@ -154,7 +163,7 @@ def _run(model, step, paired, validation_data, epochs, callbacks, verbose):
             paired,
             validation_data,
             epochs=int(epochs),
-            callbacks=[resets, *callbacks],
+            callbacks=[resets, guard, *callbacks],
             verbose=verbose,
         )
     finally:

@@ -30,6 +30,7 @@ LOG_KEYS = (
     "adaptation_loss",
     "adaptation_weight",
     "domain_accuracy",
+    "feature_spread",
 )
 
 
@@ -129,9 +130,11 @@ class AdaptationStep:
         self.optimizer.apply_gradients(zip(tape.gradient(extra, own), own))
         del tape
         self.step.assign_add(1)
-        return self._logs(model, (x, y, sample_weight, y_pred), task, terms, weight)
+        spread = feature_spread(tf.concat([aligned, target], axis=0))
+        batch = (x, y, sample_weight, y_pred)
+        return self._logs(model, batch, task, terms, weight, spread)
 
-    def _logs(self, model, batch, task, terms, weight) -> dict[str, tf.Tensor]:
+    def _logs(self, model, batch, task, terms, weight, spread) -> dict[str, tf.Tensor]:
         x, y, sample_weight, y_pred = batch
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         n_source = tf.shape(y_pred)[0]
@@ -144,12 +147,29 @@ class AdaptationStep:
             "adaptation_loss": terms.distance,
             "adaptation_weight": weight,
             "domain_accuracy": tf.reduce_mean(tf.cast(guessed == labels, tf.float32)),
+            "feature_spread": spread,
         }
         for key, value in values.items():
             self.means[key].update_state(value)
         logs = model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
         logs.update({key: mean.result() for key, mean in self.means.items()})
         return logs
+
+
+def feature_spread(features: tf.Tensor) -> tf.Tensor:
+    """How far apart the examples' features are, for any scale: 0 when all alike.
+
+    The share of the features' mean square that varies from example to
+    example: ``E||f - mean f||^2 / E||f||^2``, in [0, 1] (0 for features
+    that are all 0). What `CollapseGuard` watches: aligning can be won by
+    making every example's features the same (dead ReLUs), which leaves the
+    task at chance; aligning that merely shrinks the features leaves it
+    unchanged.
+    """
+    centred = features - tf.reduce_mean(features, axis=0, keepdims=True)
+    varying = tf.reduce_mean(tf.reduce_sum(tf.square(centred), axis=-1))
+    total = tf.reduce_mean(tf.reduce_sum(tf.square(features), axis=-1))
+    return tf.math.divide_no_nan(varying, total)
 
 
 def join_batches(x_source: Any, x_target: Any) -> Any:
