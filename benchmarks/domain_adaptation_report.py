@@ -35,7 +35,7 @@ NO_TEXT_SHIFT = (
     "nothing `adapt_domain` claims. A made-up shift of the same intents (typos, "
     "case, paraphrase rules) would be a shift of our own design, not of "
     "data; and fine-tuning MiniLM for 5 arms x seeds would not fit this run's "
-    "15 minutes on 2 shared cores."
+    "half hour on 2 shared cores."
 )
 
 STEP_NOTE = (

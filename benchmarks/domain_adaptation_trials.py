@@ -20,8 +20,7 @@ WEIGHT_TRIALS = [
     "",
     "| arm | largest weight | seeds | target val % | target test % | notes |",
     "|---|---|---|---|---|---|",
-    "| mmd | 1 (default) | 0, 1, 2 | 42.7 (47.5, 44.5, 36.0) | 33.6 | "
-    "the previous run's arm |",
+    "| mmd | 1 (default) | 0, 1, 2 | 42.7 (47.5, 44.5, 36.0) | 33.6 | as in this run |",
     "| mmd | 3 | 0, 1, 2 | 46.5 (49, 48, 42.5) | 37.8 (38.5, 38.25, 36.75) | |",
     "| mmd | 5 | 0, 1, 2 | 48.3 (51, 49.5, 44.5) | 40.2 (41.75, 38.75, 40) | |",
     "| **mmd** | **10** | 0, 1, 2 | 54.0 (61.5, 52.0, 48.5) | 44.4 (52.0, "
@@ -36,7 +35,7 @@ WEIGHT_TRIALS = [
     "collapsed to few classes |",
     "| mmd + target entropy 0.01 | 10 | 0 | 57.0 | 50.0 | below mmd 10 alone |",
     "| dann | 1 (default) | 0, 1, 2 | 33.0 (42.0, 35.0, 22.0) | 24.8 | "
-    "the previous run's arm |",
+    "as in this run |",
     "| dann | 0.3 | 0, 1, 2 | 36.7 (39.5, 39.5, 31.0) | 32.0 (35.0, 32.0, 29.0) | |",
     "| dann | 3 | 0 | 25.5 | 22.0 | source 87.3 |",
     "| dann, discriminator 256 x 256 + dropout 0.5 | 1 | 0 | 26.0 | 18.25 | "
