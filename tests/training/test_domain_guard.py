@@ -12,6 +12,7 @@ import tltf
 from tests.helpers import same
 from tests.training.test_domain import moons, moons_classifier
 from tltf.training.domain.guard import CollapseGuard, chance_loss
+from tltf.training.domain.step import feature_spread
 
 LN2 = math.log(2.0)
 
@@ -29,6 +30,18 @@ def epoch_end(guard, model, epoch, spread, task):
     model.set_weights([w + 1.0 for w in model.get_weights()])
     guard.on_epoch_end(epoch, {"feature_spread": spread, "task_loss": task})
     return model.get_weights()
+
+
+def test_feature_spread_is_the_varying_share_of_the_features_at_any_scale():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(16, 5)).astype("float32") + 3.0
+    centred = features - features.mean(axis=0)
+    expected = np.mean(np.sum(centred**2, -1)) / np.mean(np.sum(features**2, -1))
+    np.testing.assert_allclose(feature_spread(features), expected, rtol=1e-5)
+    np.testing.assert_allclose(feature_spread(1e-3 * features), expected, rtol=1e-4)
+    alike = np.repeat(features[:1], 16, axis=0)
+    assert float(feature_spread(alike)) == pytest.approx(0.0, abs=1e-6)
+    assert float(feature_spread(np.zeros((16, 5), "float32"))) == 0.0  # dead units
 
 
 def test_a_chance_loss_is_a_uniform_guess():
