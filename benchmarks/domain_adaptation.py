@@ -324,6 +324,7 @@ def config(settings: Settings, shift: Shift) -> dict[str, Any]:
     """The settings and data sizes the report quotes."""
     return {
         **dataclasses.asdict(settings),
+        "tuned": list(TUNED),
         "description": shift.description,
         "num_train": len(shift.labels.train),
         "num_val": len(shift.labels.val),

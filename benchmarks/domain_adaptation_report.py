@@ -8,15 +8,8 @@ import numpy as np
 from domain_adaptation_trials import TRIALS  # A local module, next to this file.
 
 METHODS = ("dann", "coral", "mmd")  # at adapt_domain's defaults
-TUNED = ("dann:0.3", "mmd:3", "mmd:10")  # at another weight: "method:weight"
-ADAPTED = (*METHODS, *TUNED)
-LABELS = {
+CONTROLS = {
     "source_only": "source only (`model.fit`, labelled source)",
-    **{m: f'`tltf.adapt_domain(method="{m}")`' for m in METHODS},
-    **{
-        arm: '`tltf.adapt_domain(method="{}", weight={})`'.format(*arm.split(":"))
-        for arm in TUNED
-    },
     "oracle": "target oracle (`model.fit`, labelled target)",
 }
 GAP_GOAL = 60.0  # % of the source-only -> oracle gap the best method closes
@@ -55,6 +48,20 @@ Goal = tuple[str, str, str, "bool | None"]
 
 
 # --- reading the figures ---
+
+
+def adapted(results: dict) -> tuple[str, ...]:
+    """The run's adaptation arms, in its order: ``"mmd"``, ``"mmd:10"``, ..."""
+    return tuple(arm for arm in results["arms"] if arm not in CONTROLS)
+
+
+def label(arm: str) -> str:
+    """How the results file names an arm (``"mmd:10"``: method and weight)."""
+    if arm in CONTROLS:
+        return CONTROLS[arm]
+    method, _, weight = arm.partition(":")
+    weight = f", weight={weight}" if weight else ""
+    return f'`tltf.adapt_domain(method="{method}"{weight})`'
 
 
 def runs(results: dict, arm: str) -> list[dict]:
@@ -99,7 +106,8 @@ def step_ratio(results: dict, method: str, baseline: str = "fit") -> float | Non
 def goals(results: dict) -> list[Goal]:
     """The issue's goals on the digits shift: (goal, target, measured, met)."""
     rows: list[Goal] = []
-    for arms, how in ((METHODS, "at the defaults"), (ADAPTED, "among every arm")):
+    every = adapted(results)
+    for arms, how in ((METHODS, "at the defaults"), (every, "among every arm")):
         best = best_method(results, arms)
         if best is None:
             rows.append((f"best method, {how}", "", "every arm failed", None))
@@ -123,7 +131,7 @@ def _gap_goals(results: dict, best: str, how: str) -> list[Goal]:
     share = gap_closed(results, best)
     src = mean(results, best, "source")
     src_only = mean(results, "source_only", "source")
-    name = LABELS[best].strip("`").removeprefix("tltf.")
+    name = label(best).strip("`").removeprefix("tltf.")
     return [
         (
             f"share of the gap closed by the best method {how} ({name}, "
@@ -177,14 +185,14 @@ def arms_table(results: dict) -> list[str]:
     """Every arm: target, source and target-validation accuracy, share, time."""
     rows = [
         [
-            LABELS[arm],
+            label(arm),
             spread(results, arm, "target"),
             spread(results, arm, "source"),
             spread(results, arm, "target_val"),
-            _pct(gap_closed(results, arm)) if arm in ADAPTED else "",
+            "" if arm in CONTROLS else _pct(gap_closed(results, arm)),
             spread(results, arm, "seconds", 0),
         ]
-        for arm in LABELS
+        for arm in results["arms"]
     ]
     header = ["arm", "target test %", "source test %", "target val %"]
     return table(header + ["gap closed", "wall seconds"], rows)
@@ -200,7 +208,7 @@ def logs_table(results: dict) -> list[str]:
         "feature_spread",
     ]
     rows = []
-    for method in ADAPTED:
+    for method in adapted(results):
         done = runs(results, method)
         cells = [
             f"{np.mean([r['logs'][k] for r in done]):.3f}"
@@ -216,8 +224,8 @@ def warnings_lines(results: dict) -> list[str]:
     """What `adapt_domain` warned of, per arm and seed (a collapse it stopped)."""
     lines = [
         f"- {arm}, seed {i}: {r['warning']}"
-        for arm in ADAPTED
-        for i, r in enumerate(results["arms"].get(arm, []))
+        for arm in adapted(results)
+        for i, r in enumerate(results["arms"][arm])
         if r.get("warning")
     ]
     return lines or ["- none: no adaptation collapsed."]
@@ -339,7 +347,9 @@ def protocol(config: dict[str, Any]) -> list[str]:
         "joined, discriminator 1024 x 1024 with dropout 0.5 (256 x 256 for the "
         "probe that watches CORAL and MMD), five Gaussian kernels (summed), "
         "scale-free CORAL, the collapse guard on.",
-        "- The arms at other weights (dann 0.3, mmd 3 and 10) are where this "
+        "- The arms at other weights ("
+        + ", ".join(arm.replace(":", " ") for arm in config["tuned"])
+        + ") are where this "
         "session's trials on target validation pointed (below); they show what "
         "choosing the weight on a labelled target validation set can reach, "
         "not a default.",

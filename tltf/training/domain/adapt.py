@@ -153,8 +153,9 @@ def adapt_domain(
 def _run(model, step, paired, validation_data, epochs, callbacks, verbose):
     """``fit`` with the adaptation step attached, detached whatever happens."""
     resets = keras.callbacks.LambdaCallback(on_epoch_begin=lambda *_: step.reset())
-    head = find_head(model)
-    guard = CollapseGuard(step.weight, chance_loss(head.task, head.num_outputs))
+    guard = CollapseGuard(
+        step.weight, chance_loss(step.head.task, step.head.num_outputs)
+    )
     model.adaptation_step = step
     model.train_function = None  # Retrace: the step changed.
     try:

@@ -6,10 +6,10 @@ and MMD's distances are 0, while the classifier can only guess. An
 adaptation weight too large for the model does this within a few epochs
 (``benchmarks/domain_adaptation.py``: MMD at weight 20 on the digits shift,
 the task loss back at ln 10 by epoch 4 or 7, source accuracy at 10%), and
-the model does not recover: dead or saturated units get no gradient. `adapt_domain` runs
-this guard with every adaptation, so such a run ends with the weights of
-its best healthy epoch and a warning that says what to change, instead of
-returning a model that guesses.
+the model does not recover: dead or saturated units get no gradient.
+`adapt_domain` runs this guard with every adaptation, so such a run ends
+with the weights of its best healthy epoch and a warning that says what to
+change, instead of returning a model that guesses.
 """
 
 from __future__ import annotations
@@ -41,9 +41,10 @@ def chance_loss(task: str, num_outputs: int) -> float | None:
 class CollapseGuard(keras.callbacks.Callback):
     """Stops training when the adaptation collapsed; restores its best epoch.
 
-    An epoch counts as collapsed when its ``feature_spread`` log (mean
-    squared distance of the aligned features from their mean) is not finite
-    or has fallen to `SPREAD_SHARE` of its largest, or when its
+    An epoch counts as collapsed when its ``feature_spread`` log (the share
+    of the aligned features' mean square that varies from example to
+    example, `tltf.training.domain.step.feature_spread`) is not finite or
+    has fallen to `SPREAD_SHARE` of its largest, or when its
     ``task_loss`` is back at `CHANCE_SHARE` of a guess's loss after an
     earlier epoch had reached `LEARNT_SHARE` of it. The guard keeps a copy of the
     weights of the healthy epoch with the lowest task loss (the one that
