@@ -19,6 +19,18 @@ import pytest  # noqa: E402
 from tests.helpers import build_tiny_model, write_image_folder  # noqa: E402
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _seed_module():
+    """Every module's fixtures start from the same random state.
+
+    Module fixtures are built before the first test's `_seed`; without this
+    they would see whatever state the tests run before them on the same
+    worker left, which changes with `-n` and with the order of files.
+    """
+    keras.utils.set_random_seed(1234)
+    yield
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     """Every test starts from the same random state."""
