@@ -18,6 +18,8 @@ import pytest  # noqa: E402
 
 from tests.helpers import build_tiny_model, write_image_folder  # noqa: E402
 
+SEED = 1234
+
 
 @pytest.fixture(scope="module", autouse=True)
 def _seed_module():
@@ -27,14 +29,14 @@ def _seed_module():
     they would see whatever state the tests run before them on the same
     worker left, which changes with `-n` and with the order of files.
     """
-    keras.utils.set_random_seed(1234)
+    keras.utils.set_random_seed(SEED)
     yield
 
 
 @pytest.fixture(autouse=True)
 def _seed():
     """Every test starts from the same random state."""
-    keras.utils.set_random_seed(1234)
+    keras.utils.set_random_seed(SEED)
     yield
 
 
