@@ -1,4 +1,4 @@
-"""CLINC150 for `clinc150.py`: the in-scope splits, few-shot draws, token lengths."""
+"""CLINC150 for `run.py` and `compact.py`: splits, few-shot draws, token lengths."""
 
 from __future__ import annotations
 

@@ -1,14 +1,14 @@
-"""CLINC150, issue 18: LoRA against full fine-tuning, compact serving, rejection.
+"""CLINC150: LoRA against full fine-tuning, compact serving, out-of-scope rejection.
 
-Usage::
+Usage (from the repository root)::
 
-    python benchmarks/clinc150_compact.py           # full data (about 30 min)
-    python benchmarks/clinc150_compact.py --quick   # smoke run: 10 intents
+    python -m benchmarks.clinc150.compact           # full data (about 30 min)
+    python -m benchmarks.clinc150.compact --quick   # smoke run: 10 intents
 
-Same encoder, length and data as ``clinc150.py`` (the offline
-all-MiniLM-L6-v2, 32 tokens, the 150 in-scope intents):
+Same encoder, length and data as `run.py` (the offline all-MiniLM-L6-v2,
+32 tokens, the 150 in-scope intents):
 
-- (d) `tltf.fine_tune` with its defaults (1 unfrozen epoch), and (f) the same
+- (d) `tltf.fine_tune` with its defaults (`run.py`'s epochs), and (f) the same
   call with ``lora_rank=8``; each in its own process, so that each has its
   own peak memory. Measured: in-scope test accuracy, trainable parameters,
   the memory the unfrozen training steps add (peak resident memory during
@@ -21,9 +21,8 @@ all-MiniLM-L6-v2, 32 tokens, the 150 in-scope intents):
   ``val`` and ``oos_val``); out-of-scope recall on ``oos_test`` and in-scope
   accuracy (a rejected in-scope query counts as wrong, as in Larson et al.).
 
-The results go into ``benchmarks/RESULTS-clinc150.md`` as one section
-between markers, replacing the previous one; the rest of the file (written
-by ``clinc150.py``) is kept.
+The record goes to ``RESULTS-compact.json`` and the report, its own, to
+``RESULTS-compact.md`` (`compact_report.py`).
 """
 
 from __future__ import annotations
@@ -31,8 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -46,11 +43,15 @@ import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 
 import tltf  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from clinc150 import BACKBONE, DEFAULT_DATA, Settings, scores  # noqa: E402
-from clinc150_compact_report import render_section, replace_section  # noqa: E402
-from clinc150_data import load_clinc  # noqa: E402
+from benchmarks import common  # noqa: E402
+from benchmarks.clinc150.data import load_clinc, out_of_scope  # noqa: E402
+from benchmarks.clinc150.run import (  # noqa: E402
+    BACKBONE,
+    DEFAULT_DATA,
+    LIBRARIES,
+    Settings,
+    scores,
+)
 
 HERE = Path(__file__).resolve().parent
 LORA_RANK = 8
@@ -223,8 +224,6 @@ def litert_row(model, path: Path, names, test, quantize, repeats) -> dict:
 
 def serve_arm(data_path: Path, quick: bool, workdir: Path) -> dict[str, Any]:
     """Rejection, then the four exports of (d)'s model; run in its own process."""
-    from clinc150_data import out_of_scope
-
     settings = Settings.for_quick("d") if quick else Settings()
     data = load_clinc(
         data_path, settings.intents, settings.train_per_intent, settings.eval_per_intent
@@ -282,10 +281,11 @@ def serve_arm(data_path: Path, quick: bool, workdir: Path) -> dict[str, Any]:
 def run_child(arm: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Runs one arm (``d``, ``f`` or ``serve``) in a fresh process."""
     out = workdir / f"arm_{arm}.json"
-    command = [sys.executable, __file__, "--child", arm, "--workdir", str(workdir)]
-    command += ["--data", args.data] + (["--quick"] if args.quick else [])
+    flags = ["--child", arm, "--workdir", str(workdir), "--data", args.data]
+    flags += ["--quick"] if args.quick else []
+    flags += ["--threads", str(args.threads)] if args.threads else []
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = common.run_module("benchmarks.clinc150.compact", *flags)
     print(f"  {arm}: {time.perf_counter() - started:.0f} s, exit {done.returncode}")
     if done.returncode != 0 or not out.exists():
         tail = done.stderr.strip().splitlines()[-12:] or ["no output"]
@@ -294,21 +294,23 @@ def run_child(arm: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run, minutes")
+    parser = common.parser(__doc__, quick="smoke run, minutes")
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="data_full.json")
-    parser.add_argument("--output", help="results file (default RESULTS-clinc150.md)")
     parser.add_argument(
         "--keep", help="folder for the models and exports, kept (default: temporary)"
     )
     parser.add_argument("--child", choices=["d", "f", "serve"], help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not Path(args.data).is_file():
+        parser.error(f"CLINC150 not found at {args.data}: pass --data.")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Runs (d), (f) and the serving measurements, then writes the section."""
+    """Runs (d), (f) and the serving measurements, then writes the report."""
     args = parse_args(argv)
+    threads = common.set_threads(args.threads)
     if args.child:  # a child process of run_child
         workdir, data = Path(args.workdir), Path(args.data)
         if args.child == "serve":
@@ -317,26 +319,26 @@ def main(argv: list[str] | None = None) -> None:
             result = train_arm(args.child, data, args.quick, workdir)
         (workdir / f"arm_{args.child}.json").write_text(json.dumps(result))
         return
-    if not Path(args.data).is_file():
-        raise SystemExit(f"CLINC150 not found at {args.data}: pass --data.")
-    from clinc150 import machine
-
     started = time.time()
-    info = machine(started)
-    default = Path(tempfile.gettempdir()) if args.quick else HERE
-    output = Path(args.output) if args.output else default / "RESULTS-clinc150.md"
+    info = common.machine(started, libraries=LIBRARIES)
+    info["TensorFlow threads"] = threads
+    output = common.output_path(args.output, HERE, "RESULTS-compact.md", args.quick)
     print(f"CLINC150 LoRA and compact serving, started {info['date (UTC)']}")
     with tempfile.TemporaryDirectory(prefix="tltf-compact-") as tmp:
         workdir = Path(args.keep or tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         results = {arm: run_child(arm, args, workdir) for arm in ("d", "f", "serve")}
-    info["load average (1 min) at end"] = f"{os.getloadavg()[0]:.2f}"
-    info["total wall time"] = f"{(time.time() - started) / 60:.1f} min"
+    common.finish(info, started)
     settings = Settings.for_quick("d") if args.quick else Settings()
-    section = render_section(results, info, settings, LORA_RANK)
-    replace_section(output, section)
-    print(section)
-    print(f"Wrote the section into {output}")
+    config = {
+        "sequence_length": settings.sequence_length,
+        "epochs": settings.epochs,
+        "lora_rank": LORA_RANK,
+        "quick": args.quick,
+    }
+    command = "python -m benchmarks.clinc150.compact" + " --quick" * args.quick
+    renderer = __package__ + ".compact_report"
+    common.save_run(output, common.new_record(renderer, command, config, results, info))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,10 @@
-"""Turns the parts' figures into ratios, targets and the RESULTS.md text."""
+"""Turns a record of `run.py` into ratios, targets and the report."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-
-def _met(ok: bool) -> str:
-    return "**met**" if ok else "**not met**"
+from benchmarks.common import Goal, goals_table, machine_lines, note_lines, table
 
 
 def floors(r: dict[str, dict]) -> dict[str, float]:
@@ -59,10 +56,8 @@ def _clock_note(r: dict[str, dict]) -> str:
     )
 
 
-def targets(
-    r: dict[str, dict], cfg: dict[str, Any]
-) -> list[tuple[str, str, str, bool]]:
-    """(measure, target, measured, met) for every target of the issue."""
+def targets(r: dict[str, dict], cfg: dict[str, Any]) -> list[Goal]:
+    """(measure, target, measured, met) for every target."""
     f, bl, floor = r["frozen_tltf"], r["frozen_baseline"], floors(r)
     ratios = [
         (
@@ -113,15 +108,10 @@ def targets(
         )
     )
     run = r.get("run")
-    if run and not run["large"]:  # --large is the flag for larger settings
+    if run and not run["large"] and not run.get("quick"):  # the default settings
         minutes = run["minutes"]
         out.append(("full run", "< 10 min", f"{minutes:.1f} min", minutes < 10))
     return out
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
 def _frozen(r, cfg) -> list[str]:
@@ -190,14 +180,14 @@ def _frozen(r, cfg) -> list[str]:
         ],
     ]
     seeds = ", ".join(f"{a:.4f}" for a in f["val_accuracy_by_seed"])
-    return _table(["run", "seconds", "vs floor"], rows) + [
+    return table(["run", "seconds", "vs floor"], rows) + [
         "",
         "vs floor: runs over the training set only against the first floor, "
         "runs with validation against the floor over training + validation.",
         "",
         f"Features cached: {f['cached']}. Floor and tltf rows: the fastest of "
-        f"{cfg['frozen_reps']} alternating runs in one process (all in the raw "
-        "figures); each tltf run starts from a new model and an empty feature "
+        f"{cfg['frozen_reps']} alternating runs in one process (all in the JSON "
+        "record); each tltf run starts from a new model and an empty feature "
         "cache. The Keras recipe: one run.",
         "",
         "| validation accuracy | recipe | tltf |",
@@ -215,7 +205,7 @@ def _frozen(r, cfg) -> list[str]:
         f"same frozen stage on the same images resized to {size}x{size} (fastest "
         f"of {cfg['frozen_large_reps']} alternating runs):",
         "",
-        *_table(["run", "seconds", "vs its floor"], rows_large),
+        *table(["run", "seconds", "vs its floor"], rows_large),
     ]
 
 
@@ -236,7 +226,7 @@ def _finetune(r, cfg) -> list[str]:
         ["on" if jit else "off", f"{1000 * b:.0f}", f"{1000 * t:.0f}", f"{t / b:.3f}x"]
         for jit, (b, t) in enumerate(_finetune_steps(r))
     ]
-    lines = _table(
+    lines = table(
         ["jit_compile", "baseline ms/step", "tltf ms/step", "tltf / baseline"], rows
     )
     return lines + [
@@ -246,7 +236,7 @@ def _finetune(r, cfg) -> list[str]:
         "The first epoch traces and compiles and is not counted. XLA off: "
         f"{cfg['finetune_steps']} steps per epoch, median step of the second "
         "epoch, the faster of two interleaved rounds, each in its own process "
-        "(both in the raw figures). XLA on (slow on CPU: seconds per step, tens "
+        "(both in the JSON record). XLA on (slow on CPU: seconds per step, tens "
         "of seconds to compile): one process, the two models taking turns "
         f"epoch by epoch for {cfg['xla_epochs']} epochs of "
         f"{cfg['finetune_steps_jit']} steps after the first; median step of "
@@ -268,7 +258,7 @@ def _pipeline(r, cfg) -> list[str]:
     ):
         s = p[key]["step_seconds"]
         rows.append([name, f"{1000 * s:.0f}", f"{s / t:.3f}x"])
-    return _table(["input", "ms/step (median of an epoch)", "vs tensors"], rows) + [
+    return table(["input", "ms/step (median of an epoch)", "vs tensors"], rows) + [
         "",
         f"One model, one process: the three inputs take turns, one epoch each, "
         f"{cfg['pipeline_rounds']} rounds; the first round (tracing, filling the "
@@ -298,7 +288,7 @@ def _serving(r) -> list[str]:
             f"{s['throughput'] / k['throughput']:.2f}x",
         ],
     ]
-    return _table(["", "batch 1 p50 ms", "batch 1 p95 ms", "batch 64 images/s"], rows)
+    return table(["", "batch 1 p50 ms", "batch 1 p95 ms", "batch 64 images/s"], rows)
 
 
 MEMORY_ROWS = {
@@ -321,18 +311,19 @@ def _memory(r) -> list[str]:
         for key, name in MEMORY_ROWS.items()
         if key in r
     ]
-    return _table(["process (one per row)", "peak RSS MB (ru_maxrss)"], rows)
+    return table(["process (one per row)", "peak RSS MB (ru_maxrss)"], rows)
 
 
-def render(r: dict[str, dict], cfg: dict[str, Any], info: dict[str, str]) -> str:
-    """The whole RESULTS.md."""
+def render(record: dict[str, Any]) -> str:
+    """The whole report of a `run.py` record."""
+    r, cfg, info = record["results"], record["config"], record["machine"]
     prep = r["prepare"]
     lines = [
         "# tltf vs the hand-written Keras recipe",
         "",
-        "Written by `python benchmarks/run.py`"
-        + (" --large" if cfg["image_size"] > 96 else "")
-        + ". All figures come from one run; ratios compare runs of that run.",
+        f"Written by `{record['command']}`. All figures come from one run; "
+        "ratios compare runs of that run. The figures are in the JSON record "
+        "beside this file (seconds, MB).",
         "",
         f"Data: {prep['num_train']} training and {prep['num_validation']} validation "
         f"synthetic JPEGs ({cfg['num_classes']} classes, {cfg['image_size']}x"
@@ -340,18 +331,16 @@ def render(r: dict[str, dict], cfg: dict[str, Any], info: dict[str, str]) -> str
         "with random weights whose BatchNorm statistics are set from the data, "
         "saved once and loaded by both sides (ImageNet weights cannot be "
         "downloaded here). Head: average pooling, dropout 0.2, softmax. The "
-        "recipe is `benchmarks/baseline.py`, the Keras guide's code.",
+        "recipe is `benchmarks/speed/baseline.py`, the Keras guide's code.",
         "",
+        *note_lines(record),
         "## Machine",
         "",
-        *[f"- {k}: {v}" for k, v in info.items()],
+        *machine_lines(info),
         "",
         "## Targets",
         "",
-        *_table(
-            ["measure", "target", "measured", "result"],
-            [[m, t, v, _met(ok)] for m, t, v, ok in targets(r, cfg)],
-        ),
+        *goals_table(targets(r, cfg)),
         "",
         "Frozen-stage ratios compare each side's fastest run in wall time. In "
         "process CPU time (fastest run of each) they are: "
@@ -378,12 +367,6 @@ def render(r: dict[str, dict], cfg: dict[str, Any], info: dict[str, str]) -> str
         "## 5. Peak memory",
         "",
         *_memory(r),
-        "",
-        "## Raw figures (seconds, MB)",
-        "",
-        "```json",
-        json.dumps(r, indent=1, sort_keys=True),
-        "```",
         "",
     ]
     return "\n".join(lines)

@@ -1,33 +1,41 @@
 """tltf against the hand-written Keras recipe: speed and memory, as ratios.
 
-Usage::
+Usage (from the repository root)::
 
-    python benchmarks/run.py            # MobileNetV2 at 96x96, ~2000 JPEGs
-    python benchmarks/run.py --large    # 160x160, ~4000 JPEGs
+    python -m benchmarks.speed.run            # MobileNetV2 at 96x96, ~1600 JPEGs
+    python -m benchmarks.speed.run --large    # 160x160, ~4000 JPEGs
+    python -m benchmarks.speed.run --quick    # smoke run, 32x32, a few minutes
 
-Each part runs in its own process (`benchmarks/parts.py`) on the same JPEG
-folder and the same base weights, so each peak memory figure is that
+Each part runs in its own process (`benchmarks/speed/parts.py`) on the same
+JPEG folder and the same base weights, so each peak memory figure is that
 process's own (``ru_maxrss``). Where only speed is compared (the
 forward-pass floor against tltf's frozen stage, and the three input
 pipelines), and for XLA fine-tuning (minutes of compiling per process), the
 variants alternate inside one process so that slow spells of a shared
 machine hit them alike (`frozen.py` explains the frozen stage's timing and
 its paired accuracy comparison).
-The figures are printed and written to ``benchmarks/RESULTS.md``.
+The figures go to ``RESULTS.json`` (``RESULTS-large.json``) and the report
+to the markdown file beside it (`benchmarks/speed/report.py`).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from benchmarks.common import (
+    finish,
+    machine,
+    new_record,
+    output_path,
+    parser,
+    run_module,
+    save_run,
+)
 
 HERE = Path(__file__).resolve().parent
 
@@ -44,25 +52,33 @@ SETTINGS = {
         "finetune_steps": 20,
         "frozen_large_size": 224,
     },
+    # Smoke run: every part, tiny (MobileNetV2 takes 32x32 at the least).
+    "quick": {
+        "image_size": 32,
+        "images_per_class": 20,
+        "finetune_steps": 2,
+        "frozen_large_size": 48,
+    },
 }
 # XLA on CPU runs the MobileNetV2 training step far slower: time fewer steps.
-JIT_STEPS = {"default": 2, "large": 2}
+JIT_STEPS = {"default": 2, "large": 2, "quick": 1}
 
 
-def config(large: bool, workdir: Path) -> dict[str, Any]:
-    """The shared settings of every part."""
+def config(size: str, workdir: Path) -> dict[str, Any]:
+    """The shared settings of every part; ``size`` is a key of `SETTINGS`."""
+    quick = size == "quick"
     return {
-        **SETTINGS["large" if large else "default"],
-        "finetune_steps_jit": JIT_STEPS["large" if large else "default"],
+        **SETTINGS[size],
+        "finetune_steps_jit": JIT_STEPS[size],
         "num_classes": 4,
         "batch_size": 32,
         "epochs": 10,
         "seed": 7,
-        "frozen_reps": 5,
-        "xla_epochs": 3,
-        "frozen_large_reps": 2,
-        "pipeline_rounds": 3,
-        "serving_calls": 60,
+        "frozen_reps": 1 if quick else 5,
+        "xla_epochs": 1 if quick else 3,
+        "frozen_large_reps": 1 if quick else 2,
+        "pipeline_rounds": 2 if quick else 3,
+        "serving_calls": 5 if quick else 60,
         "folder": str(workdir / "jpegs"),
         "weights": str(workdir / "mobilenet_v2_random.weights.h5"),
         "arrays": str(workdir / "train_pixels.npz"),
@@ -76,12 +92,8 @@ def run_part(name: str, cfg: dict[str, Any], workdir: Path, **overrides: Any) ->
     path = workdir / f"{name}-{len(list(workdir.glob('*.json')))}.json"
     path.write_text(json.dumps({**cfg, **overrides}))
     start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, str(HERE / "parts.py"), name, str(path)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"},
-    )
+    quiet = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
+    proc = run_module("benchmarks.speed.parts", name, str(path), **quiet)
     lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         sys.stderr.write(proc.stderr[-3000:])
@@ -137,63 +149,27 @@ def run_all(cfg: dict[str, Any], workdir: Path) -> dict[str, dict]:
     return r
 
 
-def machine() -> dict[str, str]:
-    """CPU, cores, memory, load and library versions."""
-    import keras
-    import tensorflow as tf
-
-    cpu = platform.processor() or "unknown"
-    meminfo = ""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        cpu = next(
-            x.split(":", 1)[1].strip() for x in text.splitlines() if "model name" in x
-        )
-        meminfo = (
-            Path("/proc/meminfo").read_text().splitlines()[0].split(":")[1].strip()
-        )
-    except (OSError, StopIteration):
-        pass
-    return {
-        "cpu": cpu,
-        "cores": str(os.cpu_count()),
-        "memory": meminfo,
-        "load average (1 min) at start": f"{os.getloadavg()[0]:.2f}",
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-    }
-
-
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--large", action="store_true", help="160x160, 4000 images")
-    parser.add_argument(
-        "--output", default=str(HERE / "RESULTS.md"), help="Markdown report path"
-    )
-    args = parser.parse_args(argv)
-    from report import render  # Local module, next to this file.
-
-    info = machine()
-    cfg = None
+    """Runs every part, then writes the record and the report and prints it."""
+    parser_ = parser(__doc__, quick="smoke run: 32x32 images, every part once")
+    parser_.add_argument("--large", action="store_true", help="160x160, 4000 images")
+    args = parser_.parse_args(argv)
+    size = "quick" if args.quick else "large" if args.large else "default"
+    name = "RESULTS-large.md" if args.large else "RESULTS.md"
+    output = output_path(args.output, HERE, name, args.quick)
+    started = time.time()
+    info = machine(started)
     with tempfile.TemporaryDirectory(prefix="tltf-bench-") as tmp:
-        cfg = config(args.large, Path(tmp))
-        print(
-            f"tltf benchmark ({'large' if args.large else 'default'}) on {info['cpu']}"
-        )
-        start = time.perf_counter()
+        cfg = config(size, Path(tmp))
+        print(f"tltf speed benchmark ({size}) on {info['cpu']}", flush=True)
         results = run_all(cfg, Path(tmp))
-        total = time.perf_counter() - start
-    info["load average (1 min) at end"] = f"{os.getloadavg()[0]:.2f}"
-    info["total wall time"] = f"{total / 60:.1f} min"
-    results["run"] = {"minutes": total / 60, "large": args.large}
-    text = render(results, cfg, info)
-    print(text)
-    Path(args.output).write_text(text)
-    print(f"Wrote {args.output}")
+    finish(info, started)
+    results["run"] = {"minutes": (time.time() - started) / 60, "large": args.large}
+    flags = {"default": "", "large": " --large", "quick": " --quick"}[size]
+    command = f"python -m benchmarks.speed.run{flags}"
+    record = new_record(__package__ + ".report", command, cfg, results, info)
+    save_run(output, record)
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(HERE))
     main()

@@ -1,9 +1,9 @@
 """CLINC150 intent classification: tltf's recipes against hand-written baselines.
 
-Usage::
+Usage (from the repository root)::
 
-    python benchmarks/clinc150.py            # the full run (about an hour, 2 cores)
-    python benchmarks/clinc150.py --quick    # smoke run: 10 intents, 1 epoch
+    python -m benchmarks.clinc150.run            # the full run (about an hour, 2 cores)
+    python -m benchmarks.clinc150.run --quick    # smoke run: 10 intents, 1 epoch
 
 One process, one encoder (the offline all-MiniLM-L6-v2, ``kerashub:all-minilm-l6-v2``),
 one sequence length, the 150 in-scope intents of CLINC150 (Larson et al.,
@@ -17,24 +17,20 @@ data and on 10 examples per intent (mean of three draws):
 - (c) `tltf.fit_frozen_head`, (d) `tltf.fine_tune`, (e) `tltf.tune_learning_rate`
   and its best model, all with tltf's defaults.
 
-An arm that fails is reported as failing; the others still run. The results
-file (``benchmarks/RESULTS-clinc150.md``) is written once, at the end. Not
-part of CI: it needs the dataset at ``../shared/datasets/clinc150`` (or
-``--data``) and about an hour.
+An arm that fails is reported as failing; the others still run. The record
+(``RESULTS.json``) and the report (``RESULTS.md``, `report.py`) are written
+once, at the end. Not part of CI: it needs the dataset at
+``../shared/datasets/clinc150`` (or ``--data``) and about an hour.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import gc
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,17 +45,21 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.metrics import f1_score  # noqa: E402
 
 import tltf  # noqa: E402
+from benchmarks import common  # noqa: E402
+from benchmarks.clinc150.data import (  # noqa: E402
+    Clinc,
+    Split,
+    few_shot,
+    load_clinc,
+    token_lengths,
+)
 from tltf.backbones.kerashub import minilm_folder  # noqa: E402
 from tltf.files import write_text  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from clinc150_compact_report import kept_section  # noqa: E402
-from clinc150_data import Clinc, Split, few_shot, load_clinc, token_lengths  # noqa: E402
-from clinc150_report import render  # noqa: E402
-
 HERE = Path(__file__).resolve().parent
-DEFAULT_DATA = HERE.parents[1] / "shared" / "datasets" / "clinc150" / "data_full.json"
+DEFAULT_DATA = common.DATASETS / "clinc150" / "data_full.json"
 BACKBONE = "kerashub:all-minilm-l6-v2"
+LIBRARIES = {"keras-hub": "keras_hub", "scikit-learn": "sklearn"}  # versions listed
 
 
 @dataclasses.dataclass
@@ -327,21 +327,17 @@ ARM_FUNCTIONS: dict[str, Callable[[Bench, Split, int], Outcome]] = {
     "d": arm_fine_tune,
     "e": arm_tune,
 }
+ALL_ARMS = "".join(ARM_FUNCTIONS)
 
 
 def run_arm(key: str, bench: Bench, train: Split, epochs: int, seed: int) -> Outcome:
     """Runs one arm from a fixed seed; a failure becomes a reported `Outcome`."""
-    keras.utils.set_random_seed(seed)
     started = time.strftime("%H:%M:%S")
-    try:
-        outcome = ARM_FUNCTIONS[key](bench, train, epochs)
-    except Exception as error:  # noqa: BLE001  (reported, the run goes on)
-        lines = traceback.format_exception_only(type(error), error)
-        outcome = Outcome(error=" ".join(lines[-1].split())[:500])
-        traceback.print_exc()
-    finally:
-        keras.backend.clear_session()
-        gc.collect()
+    outcome = common.run_isolated(
+        seed,
+        lambda: ARM_FUNCTIONS[key](bench, train, epochs),
+        lambda error: Outcome(error=error),
+    )
     _log_arm(key, started, len(train.texts), outcome)
     return outcome
 
@@ -381,46 +377,20 @@ def run_all(bench: Bench, progress: Path) -> dict[str, Any]:
 # --- the run ---
 
 
-def machine(started: float) -> dict[str, str]:
-    """Date, machine, load and versions (`run.py`'s, plus this run's libraries)."""
-    import sklearn
-    from run import machine as base_machine  # Local module, next to this file.
-
-    info = {"date (UTC)": time.strftime("%Y-%m-%d %H:%M", time.gmtime(started))}
-    info.update(base_machine())
-    info["keras-hub"] = keras_hub.__version__
-    info["scikit-learn"] = sklearn.__version__
-    info["tltf"] = f"{tltf.__version__}, {source_state()}"
-    return info
-
-
-def source_state() -> str:
-    """The git commit of the code measured, and whether tltf/ had edits on top."""
-    try:
-        git = ["git", "-C", str(HERE.parent)]
-        commit = subprocess.run(
-            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            [*git, "status", "--porcelain", "tltf"], capture_output=True, text=True
-        ).stdout.strip()
-    except OSError:
-        return "git state unknown"
-    return f"commit {commit}" + (" + uncommitted changes in tltf/" if dirty else "")
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """The command line; ``--arms`` must name arms among a..e."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run, minutes")
+    """The command line; ``--arms`` must name arms of `ARM_FUNCTIONS`."""
+    parser = common.parser(__doc__, quick="smoke run, minutes")
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="data_full.json")
-    parser.add_argument("--output", help="report path (default: next to this file)")
     parser.add_argument(
-        "--arms", default="abcde", help="subset of arms to run, e.g. 'ab'"
+        "--arms", default=ALL_ARMS, help="subset of arms to run, e.g. 'ab'"
     )
     args = parser.parse_args(argv)
-    if not args.arms or set(args.arms) - set("abcde"):
-        parser.error(f"--arms takes letters among a..e. Received: {args.arms!r}")
+    if not args.arms or set(args.arms) - set(ALL_ARMS):
+        parser.error(f"--arms takes letters of {ALL_ARMS}. Received: {args.arms!r}")
+    if not Path(args.data).is_file():
+        parser.error(
+            f"CLINC150 not found at {args.data}: pass --data PATH/TO/data_full.json."
+        )
     return args
 
 
@@ -436,18 +406,14 @@ def config(settings: Settings, data: Clinc) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Runs every arm, then writes the report (atomically) and prints it."""
+    """Runs every arm, then writes the record and the report and prints it."""
     args = parse_args(argv)
-    if not Path(args.data).is_file():
-        raise SystemExit(
-            f"CLINC150 not found at {args.data}: pass --data PATH/TO/data_full.json."
-        )
+    threads = common.set_threads(args.threads)
     settings = Settings.for_quick(args.arms) if args.quick else Settings(arms=args.arms)
-    default_name = "RESULTS-clinc150-quick.md" if args.quick else "RESULTS-clinc150.md"
-    folder = Path(tempfile.gettempdir()) if args.quick else HERE
-    output = Path(args.output) if args.output else folder / default_name
+    output = common.output_path(args.output, HERE, "RESULTS.md", args.quick)
     started = time.time()
-    info = machine(started)
+    info = common.machine(started, libraries=LIBRARIES)
+    info["TensorFlow threads"] = threads
     data = load_clinc(
         Path(args.data),
         settings.intents,
@@ -460,13 +426,12 @@ def main(argv: list[str] | None = None) -> None:
         results = {"token_lengths": token_lengths(data.train.texts, bench.folder)}
         progress = Path(tempfile.gettempdir()) / "clinc150-progress.json"
         results.update(run_all(bench, progress))
-    info["load average (1 min) at end"] = f"{os.getloadavg()[0]:.2f}"
-    info["total wall time"] = f"{(time.time() - started) / 60:.1f} min"
-    text = render(results, config(settings, data), info)
-    kept = kept_section(output)  # clinc150_compact.py's section stays
-    write_text(output, text.rstrip() + "\n\n" + kept if kept else text)
-    print(text)
-    print(f"Wrote {output}")
+    common.finish(info, started)
+    flags = " --quick" if args.quick else ""
+    flags += f" --arms {args.arms}" if args.arms != ALL_ARMS else ""
+    command, cfg = f"python -m benchmarks.clinc150.run{flags}", config(settings, data)
+    record = common.new_record(__package__ + ".report", command, cfg, results, info)
+    common.save_run(output, record)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,14 @@
 """Domain adaptation: `tltf.adapt_domain` against source-only training and the oracle.
 
-Usage::
+Usage (from the repository root)::
 
-    python benchmarks/domain_adaptation.py            # the full run (~15 min, 2 cores)
-    python benchmarks/domain_adaptation.py --quick    # smoke run, under a minute
+    python -m benchmarks.domain_adaptation.run --threads 1   # the full run (~25 min)
+    python -m benchmarks.domain_adaptation.run --quick       # smoke run, about a minute
 
 One process, one small convolutional base trained from scratch (as the DANN
 paper trains MNIST -> MNIST-M), built with `tltf.build_image_classifier`.
 The shift: scikit-learn's digits, grey (source) -> blended over colour
-textures MNIST-M style (target); see `domain_adaptation_data`. The arms,
+textures MNIST-M style (target); see `data.py`. The arms,
 the same model, epochs, batch size and seed for each:
 
 - source only: ``model.fit`` on labelled source data;
@@ -22,21 +22,18 @@ the same model, epochs, batch size and seed for each:
 Each reports target and source test accuracy and wall time; the run is
 repeated over several seeds (means reported). Then the cost of one
 adaptation step against one plain training step, alternating calls on the
-same model and batch. The results file is written once, at the end.
+same model and batch. The record (``RESULTS.json``) and the report
+(``RESULTS.md``, `report.py`) are written once, at the end.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import gc
 import inspect
 import json
 import os
-import sys
 import tempfile
 import time
-import traceback
 import warnings
 from pathlib import Path
 from typing import Any
@@ -48,11 +45,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tltf  # noqa: E402
+from benchmarks import common  # noqa: E402
+from benchmarks.domain_adaptation.data import Shift, digits_shift  # noqa: E402
 from tltf.files import write_text  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from domain_adaptation_data import Shift, digits_shift  # noqa: E402
-from domain_adaptation_report import render  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 METHODS = ("dann", "coral", "mmd")
@@ -196,33 +191,33 @@ def train_arm(arm: str, shift: Shift, s: Settings, seed: int, **options) -> kera
 
 def run_arm(arm: str, shift: Shift, s: Settings, seed: int, **options) -> Outcome:
     """One arm from a fixed seed; a failure becomes a reported `Outcome`."""
-    keras.utils.set_random_seed(seed)
-    try:
-        start = time.perf_counter()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            model = train_arm(arm, shift, s, seed, **options)
-        seconds = time.perf_counter() - start
-        said = [str(w.message) for w in caught if "adapt_domain" in str(w.message)]
-        y = shift.labels
-        history = model.history.history if model.history else {}
-        outcome = Outcome(
-            target=accuracy(model, shift.target.test, y.test),
-            source=accuracy(model, shift.source.test, y.test),
-            target_val=accuracy(model, shift.target.val, y.val),
-            seconds=seconds,
-            logs={k: float(v[-1]) for k, v in history.items()},
-            warning=" ".join(said) or None,
-        )
-    except Exception as error:  # noqa: BLE001  (reported, the run goes on)
-        lines = traceback.format_exception_only(type(error), error)
-        outcome = Outcome(error=" ".join(lines[-1].split())[:500])
-        traceback.print_exc()
-    finally:
-        keras.backend.clear_session()
-        gc.collect()
+    outcome = common.run_isolated(
+        seed,
+        lambda: measure_arm(arm, shift, s, seed, **options),
+        lambda error: Outcome(error=error),
+    )
     _log(arm, seed, outcome)
     return outcome
+
+
+def measure_arm(arm: str, shift: Shift, s: Settings, seed: int, **options) -> Outcome:
+    """Trains one arm and scores it; what `adapt_domain` warned of is kept."""
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = train_arm(arm, shift, s, seed, **options)
+    seconds = time.perf_counter() - start
+    said = [str(w.message) for w in caught if "adapt_domain" in str(w.message)]
+    y = shift.labels
+    history = model.history.history if model.history else {}
+    return Outcome(
+        target=accuracy(model, shift.target.test, y.test),
+        source=accuracy(model, shift.source.test, y.test),
+        target_val=accuracy(model, shift.target.val, y.val),
+        seconds=seconds,
+        logs={k: float(v[-1]) for k, v in history.items()},
+        warning=" ".join(said) or None,
+    )
 
 
 def _log(arm: str, seed: int, o: Outcome) -> None:
@@ -307,19 +302,6 @@ def run_all(shift: Shift, s: Settings, progress: Path) -> dict[str, Any]:
     return results
 
 
-def machine(started: float) -> dict[str, str]:
-    """Date, machine, load and versions (`run.py`'s, plus scikit-learn and tltf)."""
-    import sklearn
-    from clinc150 import source_state  # Local modules, next to this file.
-    from run import machine as base_machine
-
-    info = {"date (UTC)": time.strftime("%Y-%m-%d %H:%M", time.gmtime(started))}
-    info.update(base_machine())
-    info["scikit-learn"] = sklearn.__version__
-    info["tltf"] = f"{tltf.__version__}, {source_state()}"
-    return info
-
-
 def config(settings: Settings, shift: Shift) -> dict[str, Any]:
     """The settings and data sizes the report quotes."""
     return {
@@ -333,34 +315,25 @@ def config(settings: Settings, shift: Shift) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Runs every arm and the step timing, then writes the report and prints it."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run, < 1 min")
-    parser.add_argument("--output", help="report path (default: next to this file)")
-    parser.add_argument(
-        "--threads", type=int, help="TensorFlow threads (intra and inter op)"
-    )
-    args = parser.parse_args(argv)
-    if args.threads:  # Before TensorFlow runs anything.
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    """Runs every arm and the step timing, then writes the record and the report."""
+    args = common.parser(__doc__, quick="smoke run, about a minute").parse_args(argv)
+    threads = common.set_threads(args.threads)  # Before TensorFlow runs anything.
     s = Settings.for_quick() if args.quick else Settings()
-    name = "RESULTS-domain-adaptation" + ("-quick" if args.quick else "") + ".md"
-    folder = Path(tempfile.gettempdir()) if args.quick else HERE
-    output = Path(args.output) if args.output else folder / name
+    output = common.output_path(args.output, HERE, "RESULTS.md", args.quick)
     started = time.time()
-    info = machine(started)
-    info["TensorFlow threads"] = str(args.threads or "all (default)")
+    info = common.machine(started, libraries={"scikit-learn": "sklearn"})
+    info["TensorFlow threads"] = threads
     shift = digits_shift(s.limit, s.val, s.test)
     print(f"Domain adaptation benchmark, started {info['date (UTC)']}", flush=True)
     progress = Path(tempfile.gettempdir()) / "domain-adaptation-progress.json"
     results = run_all(shift, s, progress)
-    info["load average (1 min) at end"] = f"{os.getloadavg()[0]:.2f}"
-    info["total wall time"] = f"{(time.time() - started) / 60:.1f} min"
-    text = render(results, config(s, shift), info)
-    write_text(output, text)
-    print(text)
-    print(f"Wrote {output}")
+    common.finish(info, started)
+    flags = " --quick" if args.quick else ""
+    flags += f" --threads {args.threads}" if args.threads else ""
+    command = f"python -m benchmarks.domain_adaptation.run{flags}"
+    cfg = config(s, shift)
+    record = common.new_record(__package__ + ".report", command, cfg, results, info)
+    common.save_run(output, record)
 
 
 if __name__ == "__main__":

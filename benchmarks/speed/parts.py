@@ -1,31 +1,27 @@
-"""One measurement per process: ``python benchmarks/parts.py <part> <config.json>``.
+"""One measurement per process: ``python -m benchmarks.speed.parts PART CONFIG``.
 
 Each part prints one line ``RESULT <json>`` with its figures and the peak
 resident memory of its own process (``ru_maxrss``), so the memory peaks of
 tltf and of the baseline do not mix (except in `finetune_xla`, which runs
-both). `benchmarks/run.py` runs them all.
+both). `benchmarks/speed/run.py` runs them all.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import resource
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import keras
+import numpy as np
+import tensorflow as tf
 
-import frozen  # noqa: E402
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from baseline import build_recipe_model, unfreeze_recipe  # noqa: E402
-
-import tltf  # noqa: E402
+import tltf
+from benchmarks.speed import frozen
+from benchmarks.speed.baseline import build_recipe_model, unfreeze_recipe
 
 PARTS = {}
 

@@ -1,9 +1,8 @@
-"""The trials behind `domain_adaptation.py`'s defaults and arms, typed in by hand.
+"""The trials behind `run.py`'s defaults and arms, typed in by hand.
 
-Each session's trial runs, newest first, as the results file quotes them:
+Each session's trial runs, newest first, as the report quotes them:
 target *validation* accuracy % (what they were judged on; nothing was
-chosen on the test split). `domain_adaptation_report.render` appends
-`TRIALS` to the results file.
+chosen on the test split). `report.render` appends `TRIALS` to the report.
 """
 
 from __future__ import annotations

@@ -1,11 +1,19 @@
-"""Turns `clinc150.py`'s figures into goals met or missed and RESULTS-clinc150.md."""
+"""Turns a record of `run.py` into goals met or missed and the CLINC150 report."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
+
+from benchmarks.common import (
+    Goal,
+    goals_table,
+    machine_lines,
+    mean_sd,
+    note_lines,
+    table,
+)
 
 ARMS = {
     "a": "(a) frozen mean-pooled embeddings + LogisticRegression",
@@ -27,7 +35,7 @@ CITATION = (
     'Out-of-Scope Prediction", EMNLP 2019 (clinc/oos-eval, CC BY 3.0)'
 )
 # From trial runs before the results below (not this run): why fine_tune's
-# defaults changed on 2026-11-30 (issue 15). Same 10-shot draw (seed 0), E=2.
+# defaults changed on 2026-11-30. Same 10-shot draw (seed 0), E=2.
 DEFAULTS_HISTORY = [
     "Trial runs before this one (same code otherwise; 10 texts per intent, "
     "draw 0, E=2, test accuracy %), which changed `tltf.fine_tune`'s "
@@ -87,8 +95,6 @@ DEFAULTS_HISTORY = [
 ]
 NOT_MEASURED = "not measured (an arm failed or did not run)"
 
-Goal = tuple[str, str, str, "bool | None"]
-
 
 # --- reading the figures ---
 
@@ -139,7 +145,7 @@ def _at_most(name: str, value: float | None, base: float | None, limit: float) -
 
 
 def goals(results: dict, cfg: dict[str, Any]) -> list[Goal]:
-    """(goal, target, measured, met) for every goal of issue 15."""
+    """(goal, target, measured, met): tltf's defaults against the baselines."""
 
     def acc(setting: str, key: str, plus: float = 0.0) -> float | None:
         value = mean_of(results, setting, key, "accuracy")
@@ -185,27 +191,14 @@ def goals(results: dict, cfg: dict[str, Any]) -> list[Goal]:
 # --- tables ---
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
-
-
-def _met(met: bool | None) -> str:
-    return "**not measured**" if met is None else "**met**" if met else "**missed**"
-
-
 def _cell(runs: list[dict], field: str, digits: int = 2) -> str:
     """One figure of an arm: the value, or mean ± sd (each draw) over draws."""
     if any(r["error"] for r in runs):
         return "failed"
-    values = [r[field] for r in runs]
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    each = ", ".join(f"{v:.{digits}f}" for v in values)
-    return f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f} ({each})"
+    return mean_sd([r[field] for r in runs], digits)
 
 
-def results_table(results: dict, setting: str) -> list[str]:
+def resultstable(results: dict, setting: str) -> list[str]:
     """Accuracy, macro-F1 and wall time of every arm in one setting."""
     rows = []
     for key, name in ARMS.items():
@@ -214,7 +207,7 @@ def results_table(results: dict, setting: str) -> list[str]:
             rows.append([name, *(_cell(runs, f) for f in ("accuracy", "macro_f1"))])
             rows[-1].append(_cell(runs, "seconds", 0))
     header = ["arm", "in-scope accuracy %", "macro-F1 %", "wall seconds"]
-    return _table(header, rows)
+    return table(header, rows)
 
 
 def probe_variants(results: dict, shots: int) -> list[str]:
@@ -235,10 +228,10 @@ def probe_variants(results: dict, shots: int) -> list[str]:
                 else "-"
             )
         rows.append(row)
-    return _table(["(a) embeddings", f"{shots}-shot acc / F1", "full acc / F1"], rows)
+    return table(["(a) embeddings", f"{shots}-shot acc / F1", "full acc / F1"], rows)
 
 
-def cost_table(results: dict) -> list[str]:
+def costtable(results: dict) -> list[str]:
     """Where the full-data wall time goes, from the runs' own timers."""
     rows = []
 
@@ -268,7 +261,7 @@ def cost_table(results: dict) -> list[str]:
     )
     add("(d) fine_tune, whole call", mean_of(results, "full", "d", "seconds"))
     add("(e) tune_learning_rate, whole call", mean_of(results, "full", "e", "seconds"))
-    return _table(["full data", "seconds"], rows)
+    return table(["full data", "seconds"], rows)
 
 
 def failures(results: dict) -> list[str]:
@@ -349,37 +342,38 @@ def protocol(results: dict, cfg: dict[str, Any]) -> list[str]:
     ]
 
 
-def render(results: dict, cfg: dict[str, Any], info: dict[str, str]) -> str:
-    """The whole RESULTS-clinc150.md."""
-    flag = " --quick" if cfg["quick"] else ""
+def render(record: dict[str, Any]) -> str:
+    """The whole report of a `run.py` record."""
+    results, cfg, info = record["results"], record["config"], record["machine"]
     lines = [
         "# CLINC150: tltf's defaults against hand-written baselines",
         "",
-        f"Written by `python benchmarks/clinc150.py{flag}`. All figures come "
-        "from one run, in one process; ratios compare runs of that run.",
+        f"Written by `{record['command']}`. All figures come from one run, in "
+        "one process; ratios compare runs of that run. The figures are in the "
+        "JSON record beside this file (percent, seconds). LoRA, compact "
+        "serving and out-of-scope rejection on the same data: "
+        "`RESULTS-compact.md`.",
         "",
+        *note_lines(record),
         f"Data: CLINC150, {CITATION}: `data_full.json`, the 150 in-scope "
         f"intents ({cfg['num_train']} training, {cfg['num_val']} validation, "
         f"{cfg['num_test']} test texts{', a --quick subset' if cfg['quick'] else ''}).",
         "",
-        "## Goals (issue 15)",
+        "## Goals",
         "",
-        *_table(
-            ["goal", "target", "measured", "result"],
-            [[g, t, m, _met(ok)] for g, t, m, ok in goals(results, cfg)],
-        ),
+        *goals_table(goals(results, cfg)),
         "",
         f"## Full training data ({cfg['num_train']} texts)",
         "",
-        *results_table(results, "full"),
+        *resultstable(results, "full"),
         "",
         f"## {cfg['shots']} texts per intent (mean of {len(cfg['seeds'])} draws)",
         "",
-        *results_table(results, "few_shot"),
+        *resultstable(results, "few_shot"),
         "",
         "## Cost on the full data",
         "",
-        *cost_table(results),
+        *costtable(results),
         "",
         "## The probe's embeddings: raw or L2-normalized",
         "",
@@ -387,9 +381,7 @@ def render(results: dict, cfg: dict[str, Any], info: dict[str, str]) -> str:
         "",
         f"## Published results on the same test split ({CITATION}, Table 2, Full)",
         "",
-        *_table(
-            ["classifier", "in-scope accuracy", "out-of-scope recall"], PAPER_TABLE
-        ),
+        *table(["classifier", "in-scope accuracy", "out-of-scope recall"], PAPER_TABLE),
         "",
         "Their BERT-base (110M parameters, fine-tuned, sequence length and "
         "epochs as in the paper) trains on 15,100 texts including 100 "
@@ -405,17 +397,11 @@ def render(results: dict, cfg: dict[str, Any], info: dict[str, str]) -> str:
         "",
         "## Machine",
         "",
-        *[f"- {k}: {v}" for k, v in info.items()],
+        *machine_lines(info),
         "",
         "## Failures",
         "",
         *failures(results),
-        "",
-        "## Raw figures (percent, seconds)",
-        "",
-        "```json",
-        json.dumps(results, indent=1, sort_keys=True, default=str),
-        "```",
         "",
     ]
     return "\n".join(lines)

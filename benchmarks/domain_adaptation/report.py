@@ -1,11 +1,14 @@
-"""Turns `domain_adaptation.py`'s figures into goals and its results file."""
+"""Turns a record of `run.py` into goals and the domain adaptation report."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
-from domain_adaptation_trials import TRIALS  # A local module, next to this file.
+
+from benchmarks import common
+from benchmarks.common import Goal
+from benchmarks.domain_adaptation.trials import TRIALS
 
 METHODS = ("dann", "coral", "mmd")  # at adapt_domain's defaults
 CONTROLS = {
@@ -43,9 +46,6 @@ STEP_NOTE = (
     "most of DANN's share. Ratios from different runs are not comparable "
     "when the thread count differs (see the machine table)."
 )
-
-Goal = tuple[str, str, str, "bool | None"]
-
 
 # --- reading the figures ---
 
@@ -104,7 +104,7 @@ def step_ratio(results: dict, method: str, baseline: str = "fit") -> float | Non
 
 
 def goals(results: dict) -> list[Goal]:
-    """The issue's goals on the digits shift: (goal, target, measured, met)."""
+    """The goals on the digits shift: (goal, target, measured, met)."""
     rows: list[Goal] = []
     every = adapted(results)
     for arms, how in ((METHODS, "at the defaults"), (every, "among every arm")):
@@ -153,17 +153,7 @@ def _pct(value: float | None) -> str:
     return "not measured" if value is None else f"{value:.0f}%"
 
 
-def _verdict(met: bool | None) -> str:
-    return {True: "**met**", False: "**missed**", None: "-"}[met]
-
-
 # --- tables ---
-
-
-def table(header: list[str], rows: list[list[str]]) -> list[str]:
-    """A Markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
 def spread(results: dict, arm: str, field: str, digits: int = 2) -> str:
@@ -173,12 +163,7 @@ def spread(results: dict, arm: str, field: str, digits: int = 2) -> str:
         return "not run"
     if any(r["error"] for r in every):
         return "failed: " + next(r["error"] for r in every if r["error"])
-    values = [r[field] for r in every]
-    text = f"{np.mean(values):.{digits}f}"
-    if len(values) > 1:
-        each = ", ".join(f"{v:.{digits}f}" for v in values)
-        text += f" ± {np.std(values):.{digits}f} ({each})"
-    return text
+    return common.mean_sd([r[field] for r in every], digits)
 
 
 def arms_table(results: dict) -> list[str]:
@@ -195,7 +180,7 @@ def arms_table(results: dict) -> list[str]:
         for arm in results["arms"]
     ]
     header = ["arm", "target test %", "source test %", "target val %"]
-    return table(header + ["gap closed", "wall seconds"], rows)
+    return common.table(header + ["gap closed", "wall seconds"], rows)
 
 
 def logs_table(results: dict) -> list[str]:
@@ -217,7 +202,7 @@ def logs_table(results: dict) -> list[str]:
             for k in keys
         ]
         rows.append([method, *cells])
-    return table(["arm", *keys], rows)
+    return common.table(["arm", *keys], rows)
 
 
 def warnings_lines(results: dict) -> list[str]:
@@ -244,7 +229,7 @@ def steps_table(results: dict) -> list[str]:
             ms = f"{medians[method] * 1000:.1f}"
             rows.append([method, ms, *_ratios(results, method)])
     header = ["step", "median ms per step", "vs fit", "vs fit on the same images"]
-    return table(header, rows)
+    return common.table(header, rows)
 
 
 def _ratios(results: dict, key: str) -> list[str]:
@@ -257,25 +242,24 @@ def _ratios(results: dict, key: str) -> list[str]:
 # --- the file ---
 
 
-def render(results: dict, config: dict[str, Any], info: dict[str, str]) -> str:
-    """The whole results file."""
+def render(record: dict[str, Any]) -> str:
+    """The whole report of a `run.py` record."""
+    results, config = record["results"], record["config"]
     lines = [
         "# Domain adaptation: `tltf.adapt_domain` against source only and the oracle",
         "",
-        "Written by `python benchmarks/domain_adaptation.py`. All figures come "
-        "from one run, in one process.",
+        f"Written by `{record['command']}`. All figures come from one run, in "
+        "one process; they are in the JSON record beside this file.",
         "",
+        *common.note_lines(record),
         f"Shift: {config['description']}. Labelled source training images, "
         "unlabelled target training images (the same digits, as MNIST-M reuses "
         f"MNIST's); {config['num_train']} train, {config['num_val']} validation, "
         f"{config['num_test']} test digits per domain.",
         "",
-        "## Goals (issue 16)",
+        "## Goals",
         "",
-        *table(
-            ["goal", "target", "measured", "result"],
-            [[g, t, m, _verdict(ok)] for g, t, m, ok in goals(results)],
-        ),
+        *common.goals_table(goals(results)),
         "",
         f"Reference: {DANN_PAPER}.",
         "",
@@ -318,7 +302,7 @@ def render(results: dict, config: dict[str, Any], info: dict[str, str]) -> str:
         "",
         "## Machine",
         "",
-        *table(["", ""], [[k, v] for k, v in info.items()]),
+        *common.machine_lines(record["machine"]),
         "",
     ]
     return "\n".join(lines)
