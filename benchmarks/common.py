@@ -6,13 +6,14 @@ markdown with ``render(record)``. `write_report` writes both, the JSON
 beside the markdown, so every report regenerates from its record without
 rerunning anything: ``python -m benchmarks.render`` re-renders them all.
 
-A new benchmark or arm needs only these pieces::
+A new benchmark needs only these pieces::
 
+    info = machine(started)  # at the start; finish(info, started) at the end
     record = new_record("benchmarks.mine.report", command, config, results, info)
-    write_report(HERE / "RESULTS.md", record)
+    save_run(HERE / "RESULTS.md", record)
 
 and in ``benchmarks/mine/report.py`` a ``render(record) -> str`` built from
-`goals_table`, `table`, `mean_sd` and `machine_lines`.
+`goals_table`, `table`, `mean_sd`, `note_lines` and `machine_lines`.
 """
 
 from __future__ import annotations

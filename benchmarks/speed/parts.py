@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 import tltf
+from benchmarks.common import set_threads
 from benchmarks.speed import frozen
 from benchmarks.speed.baseline import build_recipe_model, unfreeze_recipe
 
@@ -349,6 +350,7 @@ def serve_savedmodel(cfg):
 
 def main() -> None:
     name, config = sys.argv[1], json.loads(Path(sys.argv[2]).read_text())
+    set_threads(config.get("threads"))
     keras.utils.set_random_seed(config["seed"])
     result = PARTS[name](config)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

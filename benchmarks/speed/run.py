@@ -159,12 +159,14 @@ def main(argv: list[str] | None = None) -> None:
     output = output_path(args.output, HERE, name, args.quick)
     started = time.time()
     info = machine(started)
+    info["TensorFlow threads"] = str(args.threads or "all (default)")
     with tempfile.TemporaryDirectory(prefix="tltf-bench-") as tmp:
-        cfg = config(size, Path(tmp))
+        cfg = {**config(size, Path(tmp)), "threads": args.threads}
         print(f"tltf speed benchmark ({size}) on {info['cpu']}", flush=True)
         results = run_all(cfg, Path(tmp))
     finish(info, started)
-    results["run"] = {"minutes": (time.time() - started) / 60, "large": args.large}
+    minutes = (time.time() - started) / 60
+    results["run"] = {"minutes": minutes, "large": args.large, "quick": args.quick}
     flags = {"default": "", "large": " --large", "quick": " --quick"}[size]
     command = f"python -m benchmarks.speed.run{flags}"
     record = new_record(__package__ + ".report", command, cfg, results, info)
