@@ -25,7 +25,7 @@ def test_preprocessing_runs_inside_the_graph():
         "keras:mobilenet_v2", 3, weights=None, input_shape=(32, 32, 3)
     )
     assert model.get_layer("preprocess").mode == "tf"
-    base = tltf.backbones.find_backbone(model).model
+    base = model.backbone.model
     features = keras.Model(model.input, model.get_layer("backbone").output)
     expected = base.predict(PIXELS / 127.5 - 1.0, verbose=0)
     np.testing.assert_allclose(features.predict(PIXELS, verbose=0), expected, atol=1e-4)
@@ -96,7 +96,7 @@ def test_user_keras_file_as_backbone(tmp_path):
     base = tiny_base()
     base.save(tmp_path / "base.keras")
     model = tltf.build_image_classifier(tmp_path / "base.keras", 3)
-    groups = tltf.backbones.find_backbone(model).layer_groups
+    groups = model.backbone.layer_groups
     assert list(groups) == ["part1", "part2", "part3", "part4"][: len(groups)]
     assert model.predict(PIXELS, verbose=0).shape == (6, 3)
 

@@ -61,7 +61,7 @@ def image_exports(tmp_path_factory):
     """
     tmp = tmp_path_factory.mktemp("compact")
     model = build_tiny_model(hidden_units=(1024,))
-    output = tltf.heads.find_head(model).output_layer
+    output = model.head.output_layer
     kernel, bias = output.get_weights()
     output.set_weights([50.0 * kernel, bias])
     x = pixels() * np.linspace(0.0, 1.0, 8, dtype="float32")[:, None, None, None]
@@ -99,7 +99,7 @@ def test_int8_saved_model_is_smaller_agrees_and_answers_unknown(image_exports):
     assert quantization["not_quantized"]["Conv2D"] == 3
     assert quantization["versus_float"]["max_abs_difference"] <= INT8_ATOL
     assert meta["verification"]["saved_model"]["max_abs_difference"] <= 1e-3
-    threshold = tltf.heads.find_head(model).rejection_threshold
+    threshold = model.head.rejection_threshold
     assert meta["rejection"]["threshold"] == threshold
     assert meta["rejection"]["unknown_class_name"] == "unknown"
     variables = folder_size(exports["int8"] / "variables")
@@ -124,9 +124,9 @@ def test_int8_saved_model_is_smaller_agrees_and_answers_unknown(image_exports):
 
 def test_the_users_model_is_not_quantized(image_exports):
     model, _, _, _ = image_exports
-    modes = {layer.quantization_mode for layer in tltf.heads.find_head(model).hidden}
+    modes = {layer.quantization_mode for layer in model.head.hidden}
     assert modes == {None}
-    assert tltf.heads.find_head(model).output_layer.quantization_mode is None
+    assert model.head.output_layer.quantization_mode is None
 
 
 @pytest.mark.parametrize("kind", ["lite", "lite8"])
@@ -138,7 +138,7 @@ def test_litert_file_runs_and_agrees_with_keras(image_exports, kind):
     expected = model.predict(x, verbose=0)
     atol = 1e-3 if kind == "lite" else INT8_ATOL
     np.testing.assert_allclose(out["probabilities"], expected, atol=atol)
-    threshold = tltf.heads.find_head(model).rejection_threshold
+    threshold = model.head.rejection_threshold
     check_answers(
         out["probabilities"], out["class_index"], out["class_name"], threshold, NAMES
     )
@@ -290,7 +290,7 @@ def test_cli_calibrate_evaluate_and_export_show_the_threshold(run_folder, capsys
     assert code == 0 and "threshold" in out and "out-of-scope" in out
     record = json.loads((model_file.parent / "calibration.json").read_text())
     loaded = keras.saving.load_model(model_file)
-    assert tltf.heads.find_head(loaded).rejection_threshold == record["threshold"]
+    assert loaded.head.rejection_threshold == record["threshold"]
 
     code = main(
         ["evaluate", "--model", str(model_file), *data, "--split", "all"]

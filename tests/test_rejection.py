@@ -176,8 +176,8 @@ def test_calibration_survives_a_keras_round_trip(tmp_path):
     tltf.calibrate_rejection(model, (x, y), target_precision=0.9)
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
-    head = tltf.heads.find_head(loaded)
-    original = tltf.heads.find_head(model)
+    head = loaded.head
+    original = model.head
     assert head.temperature == original.temperature
     assert head.rejection_threshold == original.rejection_threshold
     np.testing.assert_allclose(
@@ -201,7 +201,7 @@ def test_recalibrating_starts_from_the_raw_probabilities():
 def test_training_sees_the_raw_probabilities():
     model = vector_model()
     x, y = vector_data()
-    head = tltf.heads.find_head(model)
+    head = model.head
     raw = np.asarray(head(x, training=True))
     tltf.calibrate_rejection(model, (x, y), target_precision=0.9)
     np.testing.assert_allclose(np.asarray(head(x, training=True)), raw, atol=1e-6)
@@ -237,7 +237,7 @@ def test_bad_arguments_fail_clearly(kwargs, error, match):
     model = vector_model()
     with pytest.raises(error, match=match):
         tltf.calibrate_rejection(model, vector_data(30), **kwargs)
-    assert tltf.heads.find_head(model).temperature == 1.0
+    assert model.head.temperature == 1.0
 
 
 def test_unreachable_precision_and_empty_data_fail_clearly():

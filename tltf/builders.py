@@ -30,8 +30,8 @@ from tltf.distribute.precision import MixedPrecision
 from tltf.distribute.scope import distributed_build
 from tltf.distribute.strategy import StrategyLike
 from tltf.errors import ConfigError
-from tltf.heads import Head, compile_defaults, find_head
-from tltf.model import TransferModel
+from tltf.heads import Head, compile_defaults
+from tltf.model import TransferModel, head_of
 
 DEFAULT_LEARNING_RATE = 1e-3
 #: The bases used when the caller names none (`tltf train`, `tltf tune`, the
@@ -101,7 +101,9 @@ def build_image_classifier(
 
     Returns:
         A functional `tltf.model.TransferModel` (a ``keras.Model``) with
-        layers ``backbone`` and ``head``.
+        layers ``backbone`` and ``head``, which it holds as ``model.backbone``
+        and ``model.head`` (and ``model.preprocessing``: augmentation and the
+        ``preprocess`` layer).
 
     Raises:
         ConfigError: Unknown backbone, bad num_classes, input size or weights.
@@ -187,7 +189,7 @@ def compile_model(
     Returns:
         The same model, compiled.
     """
-    args = compile_defaults(find_head(model))
+    args = compile_defaults(head_of(model))
     args.update(overrides)
     model.compile(optimizer=optimizer or keras.optimizers.Adam(learning_rate), **args)
     return model
@@ -293,7 +295,8 @@ def build_text_classifier(
         A functional `tltf.model.TransferModel` (a ``keras.Model`` whose
         ``fit``, ``evaluate`` and ``predict`` take strings as a list, a NumPy
         array or a pandas Series) with layers ``preprocess``, ``backbone``
-        and ``head``.
+        and ``head``, which it holds as ``model.preprocessing``,
+        ``model.backbone`` and ``model.head``.
 
     Raises:
         ConfigError: Unknown or non-text backbone, or a bad argument.

@@ -1,8 +1,12 @@
 """Heads: the new, trainable top of a transfer-learning model.
 
 A head is one serializable layer: pooling, optional hidden layers, dropout and
-the output layer. It is split into `pool` and `classify` so that the frozen
-stage can train `classify` on pooled features computed once.
+the output layer. Its call is split into five methods that training also uses
+on their own: `pool` (one vector per example) and `pool_inputs` (the same on
+the head's inputs in its model), then `classify`, which is `represent` (the
+hidden layers) followed by `predict_from` (the output layer). The frozen
+stage trains `classify` on pooled features computed once; domain adaptation
+aligns what `pool_inputs` or `represent` give.
 
 `compile_defaults` gives the loss and metrics that fit a head's task.
 """
@@ -317,25 +321,13 @@ def compile_defaults(head: Head) -> dict[str, Any]:
     }
 
 
-def find_head(model: keras.Model) -> Head:
-    """Returns the `Head` layer of a tltf model.
+def find_head(model: keras.Model) -> Head | None:
+    """The one `Head` among ``model``'s layers; None for none or several.
 
-    Raises:
-        ConfigError: The model has no single `Head` layer.
+    The search for a model from outside tltf (a user's functional model, a
+    ``.keras`` file of another kind): a `tltf.TransferModel` locates its
+    parts once (``model.head``), and tltf reads them through
+    `tltf.model.parts_of`.
     """
-    found = _heads(model)
-    if len(found) != 1:
-        raise ConfigError(
-            f"Model '{model.name}' has {len(found)} tltf Head layers; expected one."
-        )
-    return found[0]
-
-
-def head_or_none(model: keras.Model) -> Head | None:
-    """The `Head` layer of a tltf model; None for any other model."""
-    found = _heads(model)
+    found = [layer for layer in getattr(model, "layers", []) if isinstance(layer, Head)]
     return found[0] if len(found) == 1 else None
-
-
-def _heads(model: keras.Model) -> list[Head]:
-    return [layer for layer in getattr(model, "layers", []) if isinstance(layer, Head)]

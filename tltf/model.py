@@ -1,13 +1,21 @@
-"""The model class the builders return: a Keras functional model that takes data
-the way users have it.
+"""The model class the builders return: a Keras functional model that knows its
+parts and takes data the way users have it.
 
 `TransferModel` is an ordinary functional ``keras.Model`` (it saves, reloads,
-distributes and exports like one) whose ``fit``, ``evaluate`` and ``predict``
-read inputs as KerasHub tasks do: text as a Python list, a NumPy unicode or
-object array, a pandas ``Series`` or one bare string (`tltf.data.inputs`).
-Before training they also check the labels against the head's classes
-(`check_classes`), so a wrong ``num_classes`` fails with one clear line
-instead of a graph error, or training that looks fine and is not.
+distributes and exports like one). As keras-hub's ``Task`` holds its
+``backbone`` and ``preprocessor``, it holds its parts (`ModelParts`): its
+``backbone``, its ``head`` and its ``preprocessing``, located once when the
+model is constructed (by a builder, a ``.keras`` load or a strategy's copy).
+tltf's functions read them there (`parts_of`), or receive them, and never
+search the layers again; only a model from outside tltf (a user's functional
+model, a ``.keras`` file of another kind) is searched, once.
+
+Its ``fit``, ``evaluate`` and ``predict`` read inputs as KerasHub tasks do:
+text as a Python list, a NumPy unicode or object array, a pandas ``Series``
+or one bare string (`tltf.data.inputs`). Before training they also check the
+labels against the head's classes (`check_classes`), so a wrong
+``num_classes`` fails with one clear line instead of a graph error, or
+training that looks fine and is not.
 """
 
 from __future__ import annotations
@@ -15,32 +23,41 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from tltf.backbones.layers import Backbone
 from tltf.data.base import LoadedData, class_names_of
 from tltf.data.inputs import as_inputs, as_labels, is_string_input
 from tltf.errors import DataError
-from tltf.heads import head_or_none
+from tltf.heads import Head
+from tltf.parts import ModelParts, require_backbone, require_head
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "TransferModel",
+    "backbone_of",
     "check_classes",
     "check_data",
     "check_inputs",
+    "head_of",
     "label_errors",
+    "parts_of",
 ]
+
+#: Parts of models from outside tltf, located once per model.
+_LOCATED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @keras.saving.register_keras_serializable(package="tltf")
 class TransferModel(keras.Model):
-    """A functional model built by a tltf builder.
+    """A functional model built by a tltf builder, which knows its parts.
 
     Construct it like ``keras.Model(inputs, outputs, name=...)``. Everything
     Keras does with a functional model works the same; ``fit``, ``evaluate``
@@ -48,25 +65,77 @@ class TransferModel(keras.Model):
     Python lists, NumPy unicode arrays and pandas objects, and ``fit`` and
     ``evaluate`` check the labels against the head's number of classes.
 
+    Its parts, located once when it is constructed (built, reloaded or
+    copied): ``backbone``, ``head`` and ``preprocessing`` (see `ModelParts`).
+
     Example:
         >>> model = tltf.build_text_classifier(
         ...     "kerashub:all-minilm-l6-v2", 2, sequence_length=32)
         >>> model.predict(["a fine film", "a dull one"]).shape
         (2, 2)
+        >>> model.backbone.group_names[:2]
+        ['embeddings', 'encoder_0']
     """
-
-    #: While `tltf.adapt_domain` runs: the step that replaces ``train_step``
-    #: (`tltf.training.domain.step.AdaptationStep`); None otherwise.
-    adaptation_step: Any = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # *args/**kwargs keep Keras reviving it as a functional model.
         super().__init__(*args, **kwargs)
+        self._parts = ModelParts.locate(self)
+        self._replaced_step: Callable[[keras.Model, Any], dict] | None = None
+
+    @property
+    def parts(self) -> ModelParts:
+        """The model's parts (`ModelParts`)."""
+        return self._parts
+
+    @property
+    def backbone(self) -> Backbone:
+        """The `Backbone` layer: the pretrained base and its layer groups.
+
+        Raises:
+            ConfigError: The model has no `Backbone` layer.
+        """
+        return require_backbone(self._parts)
+
+    @property
+    def head(self) -> Head:
+        """The `Head` layer.
+
+        Raises:
+            ConfigError: The model has no `Head` layer.
+        """
+        return require_head(self._parts)
+
+    @property
+    def preprocessing(self) -> tuple[keras.layers.Layer, ...]:
+        """The layers before the backbone: augmentation, then preprocessing."""
+        return self._parts.preprocessing
+
+    @contextlib.contextmanager
+    def train_step_replaced(
+        self, step: Callable[[keras.Model, Any], dict]
+    ) -> Iterator[None]:
+        """Runs ``step(model, data)`` instead of the train step while inside.
+
+        For procedures that train with their own step (`tltf.adapt_domain`);
+        the model holds nothing of it afterwards, whatever happens inside.
+
+        Example:
+            >>> with model.train_step_replaced(my_step):
+            ...     model.fit(data, epochs=1)
+        """
+        self._replaced_step = step
+        self.train_function = None  # Retrace: the step changed.
+        try:
+            yield
+        finally:
+            self._replaced_step = None
+            self.train_function = None
 
     def train_step(self, data: Any) -> dict[str, Any]:
-        if self.adaptation_step is None:
+        if self._replaced_step is None:
             return super().train_step(data)
-        return self.adaptation_step(self, data)
+        return self._replaced_step(self, data)
 
     def fit(self, x=None, y=None, *args: Any, validation_data=None, **kwargs: Any):
         x, y = self._user_data(x, y, "x")
@@ -116,6 +185,42 @@ class TransferModel(keras.Model):
         return data
 
 
+# --- the parts of any model ---
+
+
+def parts_of(model: keras.Model) -> ModelParts:
+    """The parts of ``model``: its own for a `TransferModel`.
+
+    A model from outside tltf (a user's functional model with a `Backbone`
+    or a `Head`, a ``.keras`` file of another kind) is searched once; its
+    parts are kept for as long as the model lives.
+    """
+    if isinstance(model, TransferModel):
+        return model.parts
+    parts = _LOCATED.get(model)
+    if parts is None:
+        parts = _LOCATED[model] = ModelParts.locate(model)
+    return parts
+
+
+def backbone_of(model: keras.Model) -> Backbone:
+    """The `Backbone` of ``model`` (see `parts_of`).
+
+    Raises:
+        ConfigError: The model has no single `Backbone` layer.
+    """
+    return require_backbone(parts_of(model))
+
+
+def head_of(model: keras.Model) -> Head:
+    """The `Head` of ``model`` (see `parts_of`).
+
+    Raises:
+        ConfigError: The model has no single `Head` layer.
+    """
+    return require_head(parts_of(model))
+
+
 # --- labels against the head ---
 
 
@@ -159,7 +264,7 @@ def check_classes(
         DataError: The data has another number of classes, a label is out of
             range, or labels are not integers.
     """
-    head = head_or_none(model)
+    head = parts_of(model).head
     if head is None or head.task != "multiclass":
         return
     n = head.num_outputs
@@ -282,7 +387,7 @@ def label_errors(model: keras.Model) -> Iterator[None]:
     except tf.errors.InvalidArgumentError as err:
         if "valid range" not in str(err):
             raise
-        head = head_or_none(model)
+        head = parts_of(model).head
         n = head.num_outputs if head is not None else "its"
         raise DataError(
             f"A label is out of range for a model with {n} classes ("

@@ -17,7 +17,7 @@ import tensorflow as tf
 from tltf.data.base import LoadedData, class_names_of
 from tltf.data.inputs import as_batched, as_inputs
 from tltf.errors import ConfigError, DataError
-from tltf.model import check_data
+from tltf.model import check_data, parts_of
 
 EVAL_BATCH_SIZE = 64
 
@@ -27,9 +27,7 @@ def calibration_of(model: keras.Model) -> tuple[float, float | None]:
 
     Models without a tltf `Head` give ``(1.0, None)``.
     """
-    from tltf.heads import head_or_none
-
-    head = head_or_none(model)
+    head = parts_of(model).head
     if head is None:
         return 1.0, None
     return head.temperature, head.rejection_threshold
@@ -113,10 +111,8 @@ def _predict(model: keras.Model, dataset: tf.data.Dataset):
 
 
 def _check_multiclass(model: keras.Model) -> None:
-    from tltf.heads import Head
-
-    heads = [layer for layer in model.layers if isinstance(layer, Head)]
-    task = heads[0].task if len(heads) == 1 else "multiclass"
+    head = parts_of(model).head
+    task = head.task if head is not None else "multiclass"
     if task != "multiclass" or model.outputs[0].shape[-1] < 2:
         raise ConfigError(
             f"evaluate reports classification metrics of multiclass models; "

@@ -24,7 +24,8 @@ import numpy as np
 
 from tltf import calibration as calib
 from tltf.errors import ConfigError, DataError
-from tltf.heads import Head, find_head
+from tltf.heads import Head
+from tltf.model import head_of
 from tltf.predictions import (
     calibration_of,
     labelled_predictions,
@@ -217,7 +218,7 @@ def set_calibration(
     A new temperature also drops the model's traced predict and test
     functions, which apply the old one (the threshold is not in the graph).
     """
-    head = find_head(model)
+    head = head_of(model)
     retrace = float(temperature) != head.temperature
     head.set_calibration(temperature, threshold)
     for name in ("predict_function", "test_function"):
@@ -252,7 +253,7 @@ def _check_arguments(target_precision, oos_data, max_accuracy_drop) -> None:
 
 
 def _multiclass_head(model: keras.Model) -> Head:
-    head = find_head(model)
+    head = head_of(model)
     if head.task != "multiclass":
         raise ConfigError(
             f"calibrate_rejection needs a multiclass (softmax) model; "

@@ -213,7 +213,7 @@ def test_matches_plain_fit_with_dropout_when_masks_are_paired():
     cached.set_weights(plain.get_weights())
     for model in (plain, cached):
         tltf.compile_model(model, optimizer=keras.optimizers.SGD(0.1))
-        dropout = tltf.heads.find_head(model).dropouts[-1]
+        dropout = model.head.dropouts[-1]
         dropout.seed_generator.state.assign(np.array([3, 0], "int64"))
     start = weights_of(cached.get_layer("head"))
     train, val = data(), data(seed=1)

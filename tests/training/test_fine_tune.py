@@ -114,23 +114,23 @@ def test_fine_tune_falls_back_to_plain_fit_when_caching_is_unsafe(monkeypatch):
 
 
 def test_fine_tune_schedules_are_counted_from_the_first_unfrozen_epoch():
-    model = build_tiny_model()
-    assert recipes._full_schedule(model, "all", 2) == {0: "head", 2: "all"}
-    assert recipes._full_schedule(model, "gradual", 1) == {
+    groups = build_tiny_model().backbone.group_names
+    assert recipes._full_schedule(groups, "all", 2) == {0: "head", 2: "all"}
+    assert recipes._full_schedule(groups, "gradual", 1) == {
         0: "head",
         1: "top:1",
         2: "top:2",
         3: "top:3",
     }
-    assert recipes._full_schedule(model, "gradual:2", 1) == {
+    assert recipes._full_schedule(groups, "gradual:2", 1) == {
         0: "head",
         1: "top:1",
         3: "top:2",
         5: "top:3",
     }
-    assert recipes._full_schedule(model, "plateau", 1) == "plateau"
-    assert recipes._full_schedule(model, {1: "all"}, 1) == {0: "head", 2: "all"}
-    assert recipes._full_schedule(model, "all", 0) == {0: "all"}
+    assert recipes._full_schedule(groups, "plateau", 1) == "plateau"
+    assert recipes._full_schedule(groups, {1: "all"}, 1) == {0: "head", 2: "all"}
+    assert recipes._full_schedule(groups, "all", 0) == {0: "all"}
 
 
 @pytest.mark.parametrize(

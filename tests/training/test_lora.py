@@ -15,9 +15,8 @@ import tensorflow as tf
 
 import tltf
 from tests.helpers import build_tiny_model, same, text_backbone, weights_of
-from tltf.backbones.layers import adapted_layers, adapter_variables, find_backbone
+from tltf.backbones.layers import adapted_layers, adapter_variables
 from tltf.errors import ConfigError
-from tltf.heads import find_head
 from tltf.training.lora import lora_summary
 
 TEXTS = [
@@ -44,13 +43,13 @@ def _images(n: int = 24) -> tuple[np.ndarray, np.ndarray]:
 
 def _base_state(model: keras.Model) -> list[np.ndarray]:
     """Every base variable but the adapters (kernels, biases, BatchNorm stats)."""
-    base = find_backbone(model).model
+    base = model.backbone.model
     skip = {id(v) for layer in adapted_layers(base) for v in adapter_variables(layer)}
     return [np.array(v) for v in base.weights if id(v) not in skip]
 
 
 def _adapters(model: keras.Model) -> list[np.ndarray]:
-    base = find_backbone(model).model
+    base = model.backbone.model
     return [
         np.array(v) for layer in adapted_layers(base) for v in adapter_variables(layer)
     ]
@@ -64,7 +63,7 @@ def test_only_adapters_and_head_train_and_outputs_start_unchanged():
     assert adapted == ["block1/block1_conv", "block2/block2_conv", "block3/block3_conv"]
     np.testing.assert_allclose(model.predict(x, verbose=0), before_outputs, atol=1e-6)
     base, adapters = _base_state(model), _adapters(model)
-    head = weights_of(find_head(model))
+    head = weights_of(model.head)
     summary = lora_summary(model)
     head_params = sum(w.size for w in head)
     assert summary["trainable_params"] == summary["adapter_params"] + head_params
@@ -72,7 +71,7 @@ def test_only_adapters_and_head_train_and_outputs_start_unchanged():
     assert same(_base_state(model), base)  # kernels, biases, BN statistics
     b_matrices = _adapters(model)[1::2]
     assert all(np.abs(b).max() > 0 for b in b_matrices)  # every B left zero
-    assert not same(weights_of(find_head(model)), head)
+    assert not same(weights_of(model.head), head)
     assert not same(_adapters(model), adapters)
 
 
@@ -172,7 +171,7 @@ def test_text_lora_adapts_query_and_value_and_keeps_the_encoder(source, tmp_path
     backbone = text_backbone(source, tmp_path / "bert", TEXTS)
     # sequence_length=16: the tiny preset's position embeddings stop at 16.
     model = tltf.build_text_classifier(backbone, 3, sequence_length=16)
-    groups = find_backbone(model).group_names
+    groups = model.backbone.group_names
     adapted = tltf.enable_lora(model)  # default rank 8
     encoders = [g for g in groups if g.startswith("encoder")]
     assert adapted == [

@@ -111,7 +111,7 @@ def test_best_model_has_the_trained_head_and_the_shared_base(known_answer):
     assert result.best_model_weights == "trained"
     assert tltf.trainable_groups(model) == []  # Base frozen, ready to fine-tune.
     saved = np.load(result.project_dir / "shared_base.npz")
-    base = tltf.backbones.find_backbone(model).model
+    base = model.backbone.model
     assert all(
         np.array_equal(saved[f"arr_{i}"], w) for i, w in enumerate(base.get_weights())
     )
@@ -137,7 +137,7 @@ def test_resumed_search_does_not_rerun_finished_trials(tmp_path):
     # The resumed run reused the first run's base weights (weights=None would
     # otherwise give a new random base).
     saved = np.load(tmp_path / "learning_rate" / "shared_base.npz")
-    base = tltf.backbones.find_backbone(again.best_model).model
+    base = again.best_model.backbone.model
     assert np.array_equal(saved["arr_0"], base.get_weights()[0])
     # Resuming with another base fails clearly, before any trial runs.
     inputs = keras.Input((32, 32, 3))
@@ -173,12 +173,9 @@ def test_hyperband_warm_start_loads_the_earlier_trial(known_answer):
     fresh = tuner._build_hypermodel(hp)
     hp.values["tuner/trial_id"] = best.trial_id  # What Hyperband's oracle sets.
     warm = tuner._build_hypermodel(hp)
-    expected = tltf.heads.find_head(result.best_model).get_weights()
-    assert all(
-        np.array_equal(a, b)
-        for a, b in zip(tltf.heads.find_head(warm).get_weights(), expected)
-    )
-    assert not np.array_equal(tltf.heads.find_head(fresh).get_weights()[0], expected[0])
+    expected = result.best_model.head.get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(warm.head.get_weights(), expected))
+    assert not np.array_equal(fresh.head.get_weights()[0], expected[0])
 
 
 def test_fine_tuning_stage_searches_its_rate_and_runs_the_base(tmp_path):
@@ -235,10 +232,10 @@ def test_hypermodel_build_only_picks_arguments():
     hp.values["dropout"] = 0.5
     second = hypermodel.build(hp)
     assert tltf.Head in {type(layer) for layer in second.layers}
-    assert tltf.heads.find_head(second).dropout == 0.5
-    assert tltf.heads.find_head(first).dropout == 0.0
-    shared = tltf.backbones.find_backbone(first).model.get_weights()
-    again = tltf.backbones.find_backbone(second).model.get_weights()
+    assert second.head.dropout == 0.5
+    assert first.head.dropout == 0.0
+    shared = first.backbone.model.get_weights()
+    again = second.backbone.model.get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(shared, again))
     assert hypermodel.task == "multiclass"
 

@@ -111,6 +111,11 @@ class Backbone(keras.layers.Layer):
         """Group names from the input side to the output side."""
         return list(self.layer_groups)
 
+    @property
+    def label(self) -> str:
+        """How messages name the base: its registry name, else the model's."""
+        return self.source or self.model.name
+
     def group_layers(self, group: str) -> list[keras.layers.Layer]:
         """The base's layers in ``group``.
 
@@ -120,7 +125,7 @@ class Backbone(keras.layers.Layer):
         if group not in self.layer_groups:
             raise ConfigError(
                 f"Unknown layer group {group!r} for backbone "
-                f"'{self.source or self.model.name}'. Known groups: "
+                f"'{self.label}'. Known groups: "
                 f"{self.group_names}."
             )
         return [self.model.get_layer(name) for name in self.layer_groups[group]]
@@ -210,22 +215,18 @@ class Backbone(keras.layers.Layer):
         return [layer.name for layer in self.base_layers() if not layer.trainable]
 
 
-def find_backbone(model: keras.Model) -> Backbone:
-    """Returns the `Backbone` layer of a tltf model.
+def find_backbone(model: keras.Model) -> Backbone | None:
+    """The one `Backbone` among ``model``'s layers; None for none or several.
 
-    Raises:
-        ConfigError: The model has no `Backbone` layer (it was not built by a
-            tltf builder).
+    The search for a model from outside tltf (a user's functional model, a
+    ``.keras`` file of another kind): a `tltf.TransferModel` locates its
+    parts once (``model.backbone``), and tltf reads them through
+    `tltf.model.parts_of`.
     """
-    found = [layer for layer in model.layers if isinstance(layer, Backbone)]
-    if len(found) != 1:
-        raise ConfigError(
-            f"Model '{model.name}' has {len(found)} tltf Backbone layers; "
-            "expected exactly one. Build it with tltf.build_image_classifier or "
-            "tltf.build_text_classifier, or wrap your base in "
-            "tltf.backbones.Backbone."
-        )
-    return found[0]
+    found = [
+        layer for layer in getattr(model, "layers", []) if isinstance(layer, Backbone)
+    ]
+    return found[0] if len(found) == 1 else None
 
 
 # --- LoRA adapters (see tltf.training.lora) ---

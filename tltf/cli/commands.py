@@ -365,10 +365,10 @@ def _save_run(model: Any, record: dict[str, Any], out: Path) -> None:
 
 
 def _backbone_line(model: Any, backbone: str) -> str:
-    from tltf.heads import Head
+    from tltf.model import parts_of
 
-    heads = [layer for layer in model.layers if isinstance(layer, Head)]
-    pooling = getattr(heads[0], "pooling", None) if heads else None
+    head = parts_of(model).head
+    pooling = head.pooling if head is not None else None
     return f"Backbone: {backbone}" + (f" ({pooling} pooling)" if pooling else "")
 
 

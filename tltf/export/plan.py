@@ -132,12 +132,12 @@ def rejection_metadata(model: keras.Model) -> dict[str, Any] | None:
 
 
 def task_of(model: keras.Model) -> tuple[str, int]:
-    from tltf.heads import Head
+    from tltf.model import parts_of
 
-    heads = [layer for layer in model.layers if isinstance(layer, Head)]
+    head = parts_of(model).head
     num_outputs = int(model.outputs[0].shape[-1])
-    if len(heads) == 1:
-        return heads[0].task, num_outputs
+    if head is not None:
+        return head.task, num_outputs
     return ("multiclass" if num_outputs > 1 else "regression"), num_outputs
 
 

@@ -9,6 +9,10 @@ the adapters of the layer train and nothing else of the base does. Keras'
 ``layer.trainable = True`` makes every variable of a layer trainable again,
 the frozen kernel of a LoRA layer included, so every function here that
 unfreezes calls `freeze_outside_adapters` last.
+
+The public functions take a model and read its backbone (`tltf.model.parts_of`);
+code that already holds the backbone calls `train_groups` and
+`groups_in_training` on it.
 """
 
 from __future__ import annotations
@@ -17,23 +21,20 @@ from collections.abc import Iterable
 
 import keras
 
-from tltf.backbones.layers import (
-    adapted_layers,
-    find_backbone,
-    freeze_outside_adapters,
-)
+from tltf.backbones.layers import Backbone, adapted_layers, freeze_outside_adapters
 from tltf.data.inputs import as_list
+from tltf.model import backbone_of
 
 
 def freeze_backbone(model: keras.Model) -> None:
     """Freezes every layer of the model's base; the head stays trainable."""
-    find_backbone(model).trainable = False
+    backbone_of(model).trainable = False
 
 
 def unfreeze_backbone(model: keras.Model) -> None:
     """Makes every layer group of the model's base trainable."""
-    backbone = find_backbone(model)
-    set_trainable_groups(model, backbone.group_names)
+    backbone = backbone_of(model)
+    train_groups(backbone, backbone.group_names)
 
 
 def set_trainable_groups(model: keras.Model, groups: Iterable[str]) -> None:
@@ -47,7 +48,11 @@ def set_trainable_groups(model: keras.Model, groups: Iterable[str]) -> None:
     Raises:
         ConfigError: A name is not a group of this backbone.
     """
-    backbone = find_backbone(model)
+    train_groups(backbone_of(model), groups)
+
+
+def train_groups(backbone: Backbone, groups: Iterable[str]) -> None:
+    """`set_trainable_groups` on a model's `Backbone`."""
     wanted = as_list(groups)
     unfrozen = {layer.name for g in wanted for layer in backbone.group_layers(g)}
     if not wanted:
@@ -64,7 +69,11 @@ def trainable_groups(model: keras.Model) -> list[str]:
 
     With LoRA adapters: the groups whose adapted layers are all trainable.
     """
-    backbone = find_backbone(model)
+    return groups_in_training(backbone_of(model))
+
+
+def groups_in_training(backbone: Backbone) -> list[str]:
+    """`trainable_groups` of a model's `Backbone`."""
     if not backbone.trainable:
         return []
     if adapted_layers(backbone):
@@ -81,15 +90,18 @@ def trainable_groups(model: keras.Model) -> list[str]:
     ]
 
 
-def variable_groups(model: keras.Model) -> dict[str, str]:
+def variable_groups(model: keras.Model, backbone: Backbone) -> dict[str, str]:
     """Maps the path of every trainable-able base variable to its group.
 
     Variables outside the base (the head, augmentation) map to ``"head"``.
 
+    Args:
+        model: A tltf model.
+        backbone: Its `Backbone`.
+
     Returns:
         ``{variable.path: group name}`` for every variable of the model.
     """
-    backbone = find_backbone(model)
     groups: dict[str, str] = {}
     for group in backbone.group_names:
         for layer in backbone.group_layers(group):

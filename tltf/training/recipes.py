@@ -1,11 +1,16 @@
 """`fine_tune`: the frozen-then-unfrozen transfer-learning recipe in one call.
 
 fastai's ``Learner.fine_tune`` is the model: train the new head with the base
-frozen for ``freeze_epochs`` at ``base_lr``, then halve the rate, unfreeze
-and train ``epochs`` more with discriminative rates from ``base_lr / 2 /
-lr_mult`` (earliest group) to ``base_lr / 2`` (head). The frozen epochs use
-frozen-base feature caching (`tltf.training.feature_cache`) when it is safe, so
-the base runs once instead of once per epoch.
+frozen for ``freeze_epochs`` at ``base_lr``, then multiply every rate by
+``lr_decay`` (fastai halves it: 0.5 for image models; 0.05 for text models),
+unfreeze and train ``epochs`` more with discriminative rates from
+``base_lr * lr_decay / lr_mult`` (earliest group) to ``base_lr * lr_decay``
+(head), annealed to 0 along a half cosine. The frozen epochs use frozen-base
+feature caching (`tltf.training.feature_cache`) when it is safe, so the base
+runs once instead of once per epoch.
+
+The model's backbone is read once (``model.backbone``) and handed to the
+steps that need it.
 """
 
 from __future__ import annotations
@@ -18,19 +23,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tltf.backbones.layers import adapted_layers, find_backbone
+from tltf.backbones.layers import Backbone, adapted_layers
 from tltf.data.base import LoadedData
 from tltf.data.inputs import as_list
 from tltf.errors import ConfigError
-from tltf.model import check_data
+from tltf.model import backbone_of, check_data
 from tltf.training.feature_cache import can_cache_features, fit_frozen_head
 from tltf.training.fitting import fit_data, merge_histories
-from tltf.training.freezing import set_trainable_groups
+from tltf.training.freezing import train_groups
 from tltf.training.lora.enable import enable_lora
+from tltf.training.unfreezing import schedule as sched
 from tltf.training.unfreezing.annealing import CosineAnnealing
 from tltf.training.unfreezing.callback import StagedUnfreezing
 from tltf.training.unfreezing.rates import grouped_part
-from tltf.training.unfreezing.schedule import StageSpec, parse_schedule
 
 DEFAULT_BASE_LR = 2e-3
 # Once unfrozen, every rate is multiplied by lr_decay. fastai halves it for
@@ -56,7 +61,7 @@ def fine_tune(
     base_lr: float | None = None,
     lr_mult: float | None = None,
     lr_decay: float | None = None,
-    schedule: str | Mapping[int, StageSpec] = "all",
+    schedule: str | Mapping[int, sched.StageSpec] = "all",
     warmup_steps: int = 0,
     anneal: bool = True,
     train_bn: bool | None = None,
@@ -127,7 +132,8 @@ def fine_tune(
         >>> history = tltf.fine_tune(model, data.train, data.validation, epochs=2)
     """
     check_data(model, train_data, "train_data")
-    lora = lora_rank is not None or bool(adapted_layers(find_backbone(model).model))
+    backbone = backbone_of(model)
+    lora = lora_rank is not None or bool(adapted_layers(backbone.model))
     if lr_mult is None:
         lr_mult = 1.0 if lora else DEFAULT_LR_MULT
     if lr_decay is None:
@@ -139,7 +145,7 @@ def fine_tune(
     if lora_rank is not None:
         enable_lora(model, lora_rank)
     plan = _Plan(
-        model,
+        backbone,
         schedule,
         monitor="val_loss" if val_data is not None else "loss",
         lr_mult=lr_mult,
@@ -151,8 +157,8 @@ def fine_tune(
         anneal=anneal,
     )
     auto = freeze_epochs == "auto"
-    plan.unfreezing(1 if auto else freeze_epochs).check(model)
-    _prepare(model, base_lr)
+    plan.check(1 if auto else freeze_epochs)
+    _prepare(model, backbone, base_lr)
     callbacks = as_list(callbacks)
     cached = cache_features and _can_cache_frozen_stage(model, callbacks)
     if auto and not cached:
@@ -182,7 +188,7 @@ def _two_stages(model, plan, data, freeze_epochs, epochs, callbacks, verbose):
         callbacks=callbacks,
         verbose=verbose,
     )
-    _add_frozen_stage_logs(first, model)
+    _add_frozen_stage_logs(first, model, plan.backbone)
     done = len(first.epoch)  # "auto" stops when the head stops improving.
     second = fit_data(
         model,
@@ -201,8 +207,8 @@ def _two_stages(model, plan, data, freeze_epochs, epochs, callbacks, verbose):
 class _Plan:
     """How fine_tune unfreezes, whatever the number of frozen epochs."""
 
-    model: keras.Model
-    schedule: str | Mapping[int, StageSpec]
+    backbone: Backbone
+    schedule: str | Mapping[int, sched.StageSpec]
     monitor: str
     lr_mult: float
     lr_decay: float
@@ -223,14 +229,45 @@ class _Plan:
     def unfreezing(self, frozen_epochs: int) -> StagedUnfreezing:
         """`StagedUnfreezing` for the schedule after ``frozen_epochs``."""
         return StagedUnfreezing(
-            _full_schedule(self.model, self.schedule, frozen_epochs),
+            _full_schedule(self.backbone.group_names, self.schedule, frozen_epochs),
             monitor=self.monitor,
-            stage_lr_decay=[1.0, self.lr_decay] if frozen_epochs else [self.lr_decay],
-            discriminative=(1.0 / self.lr_mult, 1.0),
+            stage_lr_decay=self.stage_lr_decay(frozen_epochs),
+            discriminative=self.discriminative,
             warmup_steps=self.warmup_steps,
             train_bn=self.train_bn,
             verbose=self.verbose,
         )
+
+    def check(self, frozen_epochs: int) -> None:
+        """Fails before training where `unfreezing` would fail later.
+
+        The frozen stage may end before the callback is made (``"auto"``
+        stops when the head stops improving), so its schedule and rates are
+        checked here, against the backbone's groups.
+
+        Raises:
+            ConfigError: A schedule that does not fit the backbone's groups,
+                or rates that cannot work.
+        """
+        sched.check_rates(
+            1.0,  # unfreeze_lr_factor: unused with (lo, hi) rates
+            self.stage_lr_decay(frozen_epochs),
+            self.discriminative,
+            self.warmup_steps,
+        )
+        parsed = sched.parse_schedule(
+            _full_schedule(self.backbone.group_names, self.schedule, frozen_epochs)
+        )
+        sched.resolve_stages(parsed, self.backbone.group_names, self.backbone.label)
+
+    @property
+    def discriminative(self) -> tuple[float, float]:
+        """The rates' span, fastai's ``slice(lr / lr_mult, lr)``."""
+        return (1.0 / self.lr_mult, 1.0)
+
+    def stage_lr_decay(self, frozen_epochs: int) -> list[float]:
+        """The rate of the frozen stage (if any), then of the unfrozen ones."""
+        return [1.0, self.lr_decay] if frozen_epochs else [self.lr_decay]
 
 
 def default_lr_decay(model: keras.Model) -> float:
@@ -258,11 +295,10 @@ def _check_counts(epochs: int, freeze_epochs: int | str, lr_mult: float) -> None
         )
 
 
-def _prepare(model: keras.Model, base_lr: float | None) -> None:
+def _prepare(model: keras.Model, backbone: Backbone, base_lr: float | None) -> None:
     """Compiles if needed, sets the base rate, freezes the base."""
     from tltf.builders import compile_model
 
-    find_backbone(model)  # a clear error for models without a tltf Backbone
     if getattr(model, "optimizer", None) is None:
         compile_model(model, learning_rate=base_lr or DEFAULT_BASE_LR)
     elif base_lr is not None:
@@ -276,24 +312,29 @@ def _prepare(model: keras.Model, base_lr: float | None) -> None:
     grouped = grouped_part(model.optimizer)
     if grouped is not None and grouped.built:  # rates left by an earlier run
         grouped.set_multipliers(dict.fromkeys(grouped.built_paths, 1.0))
-    set_trainable_groups(model, [])
+    train_groups(backbone, [])
 
 
 def _full_schedule(
-    model: keras.Model, schedule: str | Mapping[int, StageSpec], start: int
-) -> dict[int, StageSpec] | str:
-    """The unfreezing schedule shifted by ``start`` frozen epochs."""
-    groups = find_backbone(model).group_names
+    groups: list[str], schedule: str | Mapping[int, sched.StageSpec], start: int
+) -> dict[int, sched.StageSpec] | str:
+    """The unfreezing schedule shifted by ``start`` frozen epochs.
+
+    Args:
+        groups: The backbone's group names.
+        schedule: As `fine_tune` takes it.
+        start: The number of frozen epochs before it.
+    """
     if schedule == "plateau":
         return schedule  # its stage 0 (head) goes on until the first plateau
     if schedule == "all":
-        relative: dict[int, StageSpec] = {0: "all"}
+        relative: dict[int, sched.StageSpec] = {0: "all"}
     elif isinstance(schedule, str) and schedule.startswith("gradual"):
-        parse_schedule(schedule)  # checks the preset's syntax
+        sched.parse_schedule(schedule)  # checks the preset's syntax
         every = int(schedule[8:] or 1)
         relative = {k * every: f"top:{k + 1}" for k in range(len(groups))}
     elif isinstance(schedule, Mapping):
-        relative = dict(parse_schedule(schedule))
+        relative = dict(sched.parse_schedule(schedule))
         if start > 0 and relative.get(0) == "head":
             relative.pop(0)  # the frozen epochs already train the head only
     else:
@@ -315,13 +356,13 @@ def _can_cache_frozen_stage(model: keras.Model, callbacks: list) -> bool:
 
 
 def _add_frozen_stage_logs(
-    history: keras.callbacks.History, model: keras.Model
+    history: keras.callbacks.History, model: keras.Model, backbone: Backbone
 ) -> None:
     """Gives the frozen epochs the stage keys that `StagedUnfreezing` logs."""
     n = len(history.epoch)
     rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
     trainable = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
     extra = {"stage": 0.0, "trainable_params": float(trainable), "lr_head": rate}
-    extra.update({f"lr_{g}": 0.0 for g in find_backbone(model).group_names})
+    extra.update({f"lr_{g}": 0.0 for g in backbone.group_names})
     for key, value in extra.items():
         history.history.setdefault(key, [value] * n)

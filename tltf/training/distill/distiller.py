@@ -14,7 +14,8 @@ import tensorflow as tf
 from keras import ops
 
 from tltf.errors import ConfigError
-from tltf.heads import compile_defaults, head_or_none
+from tltf.heads import compile_defaults
+from tltf.model import parts_of
 from tltf.training.distill.loss import (
     DEFAULT_ALPHA,
     DEFAULT_TEMPERATURE,
@@ -205,7 +206,7 @@ def check_compatible(teacher: keras.Model, student: keras.Model) -> int:
                 f"The {role} must be a keras.Model (e.g. built by a tltf "
                 f"builder). Received: {type(model).__name__}"
             )
-        head = head_or_none(model)
+        head = parts_of(model).head
         if head is not None and head.task != "multiclass":
             raise ConfigError(
                 "Distillation needs softmax (multiclass) outputs; the "
@@ -222,7 +223,7 @@ def check_compatible(teacher: keras.Model, student: keras.Model) -> int:
 
 def default_metrics(student: keras.Model, num_classes: int) -> list[Any]:
     """The student head's default metrics, or accuracy for other models."""
-    head = head_or_none(student)
+    head = parts_of(student).head
     if head is not None:
         return compile_defaults(head)["metrics"]
     return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]

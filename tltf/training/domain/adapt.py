@@ -21,9 +21,9 @@ import tensorflow as tf
 from tltf import _compat
 from tltf.data.inputs import as_batched, as_list, as_unlabeled, first_batch
 from tltf.distribute.scope import strategy_scope
-from tltf.errors import ConfigError, DataError, TltfError
-from tltf.heads import find_head, split_inputs
-from tltf.model import TransferModel, check_data, check_inputs
+from tltf.errors import ConfigError, DataError
+from tltf.model import TransferModel, check_data, check_inputs, parts_of
+from tltf.parts import ModelParts, require_head
 from tltf.training.domain.guard import CollapseGuard, chance_loss
 from tltf.training.domain.losses import Kernel
 from tltf.training.domain.methods import make_method
@@ -119,7 +119,8 @@ def adapt_domain(
         >>> tltf.adapt_domain(model, (x_source, y_source), x_target, epochs=2)
     """
     callbacks = as_list(callbacks)
-    align = _check_model(model, callbacks, align)
+    parts = parts_of(model)
+    align = _check_model(model, parts, callbacks, align)
     if schedule not in ("ramp", "constant"):
         raise ConfigError(
             "schedule must be 'ramp' (DANN's) or 'constant'. "
@@ -142,7 +143,7 @@ def adapt_domain(
             learning_rate=_learning_rate(model),
             align=align,
         )
-        chosen.domain_classifier.build((None, _feature_dim(model, align)))
+        chosen.domain_classifier.build((None, _feature_dim(step.parts, align)))
         step.optimizer.build(chosen.variables)
         if not model.optimizer.built and _compat.can_symbolic_build(model):
             _compat.symbolic_build(model, first)
@@ -156,9 +157,7 @@ def _run(model, step, paired, validation_data, epochs, callbacks, verbose):
     guard = CollapseGuard(
         step.weight, chance_loss(step.head.task, step.head.num_outputs)
     )
-    model.adaptation_step = step
-    model.train_function = None  # Retrace: the step changed.
-    try:
+    with model.train_step_replaced(step):
         fit_data(
             model,
             paired,
@@ -167,9 +166,6 @@ def _run(model, step, paired, validation_data, epochs, callbacks, verbose):
             callbacks=[resets, guard, *callbacks],
             verbose=verbose,
         )
-    finally:
-        model.adaptation_step = None
-        model.train_function = None
     return model
 
 
@@ -212,11 +208,13 @@ def _check_target_shape(model: keras.Model, ds: tf.data.Dataset) -> None:
     raise DataError("target is empty. Pass at least one target input.")
 
 
-def _check_model(model: keras.Model, callbacks: list, align: str) -> str:
+def _check_model(
+    model: keras.Model, parts: ModelParts, callbacks: list, align: str
+) -> str:
     """Checks the model can adapt; returns the features to align."""
     try:
-        head = find_head(model)
-    except TltfError as err:
+        head = require_head(parts)
+    except ConfigError as err:
         raise ConfigError(f"adapt_domain needs a tltf classifier: {err}") from err
     if not isinstance(model, TransferModel):
         raise ConfigError(
@@ -259,12 +257,10 @@ def _learning_rate(model: keras.Model) -> float:
     return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
 
 
-def _feature_dim(model: keras.Model, align: str) -> int:
-    head = find_head(model)
-    if align == "hidden" and head.hidden:
-        return int(head.hidden[-1].units)
-    features, _ = split_inputs(head.input)
-    return int(head.compute_pooled_shape(features.shape)[-1])
+def _feature_dim(parts: ModelParts, align: str) -> int:
+    if align == "hidden" and parts.head.hidden:
+        return int(parts.head.hidden[-1].units)
+    return int(parts.pooled_shape()[-1])
 
 
 def _steps(ds: tf.data.Dataset) -> int:

@@ -1,9 +1,9 @@
 """The train step of a model while it adapts: task loss plus adaptation terms.
 
-`AdaptationStep` is attached to a `tltf.TransferModel` for the length of
-`tltf.adapt_domain` (``TransferModel.train_step`` defers to it) and detached
-afterwards, so the model itself never holds the discriminator: it saves,
-exports and serves as before. The step reads batches ``((x_s, y_s[, w_s]),
+`AdaptationStep` replaces the train step of a `tltf.TransferModel` for the
+length of `tltf.adapt_domain` (`TransferModel.train_step_replaced`) and is
+detached afterwards, so the model itself never holds the discriminator: it
+saves, exports and serves as before. The step reads batches ``((x_s, y_s[, w_s]),
 x_t)``: a labelled source batch and an unlabelled target batch.
 
 The features aligned are the pooled base features (``align="pooled"``, as
@@ -18,10 +18,10 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from tltf.heads import find_head
+from tltf.model import parts_of
+from tltf.parts import require_head
 from tltf.training.domain.losses import ramp
 from tltf.training.domain.methods import Method, domain_labels
-from tltf.training.feature_cache.compute import extractor_model
 
 #: What the step logs besides the compiled metrics.
 LOG_KEYS = (
@@ -61,8 +61,8 @@ class AdaptationStep:
     ) -> None:
         self.method = method
         self.align = align
-        self.head = find_head(model)
-        self.extractor = extractor_model(model)
+        self.parts = parts_of(model)
+        self.head = require_head(self.parts)
         self.weight = float(weight)
         self.ramped = ramped
         self.total_steps = max(int(total_steps), 1)
@@ -84,7 +84,7 @@ class AdaptationStep:
 
     def features(self, x: Any) -> tuple[tf.Tensor, tf.Tensor]:
         """``(aligned features as float32, what the output layer reads)``."""
-        pooled = self.head.pool_inputs(self.extractor(x, training=True))
+        pooled = self.parts.pooled_features(x, training=True)
         hidden = self.head.represent(pooled, training=True)
         aligned = pooled if self.align == "pooled" else hidden
         return tf.cast(aligned, tf.float32), hidden

@@ -21,10 +21,10 @@ import numpy as np
 import tensorflow as tf
 
 from tltf import _compat
-from tltf.backbones.layers import find_backbone
 from tltf.data.inputs import as_batched, first_batch
 from tltf.errors import ConfigError, DataError
-from tltf.heads import find_head
+from tltf.model import parts_of
+from tltf.parts import require_backbone, require_head
 from tltf.training.feature_cache.safety import cache_blockers
 from tltf.training.feature_cache.store import (
     Examples,
@@ -48,7 +48,6 @@ __all__ = [
 
 _SHUFFLE_BUFFER = 50_000
 _POOLERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_EXTRACTORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def feature_key(
@@ -76,8 +75,9 @@ def feature_key(
 
 def base_key(model: keras.Model) -> str:
     """Digest of the model's base: every weight before the head, and config."""
-    head, backbone = find_head(model), find_backbone(model)
-    extractor = extractor_model(model)
+    parts = parts_of(model)
+    head, backbone = require_head(parts), require_backbone(parts)
+    extractor = parts.feature_model
     config = (
         head.pooling,
         backbone.train_bn,
@@ -208,29 +208,10 @@ def feature_set(
     )
 
 
-def extractor_model(model: keras.Model) -> keras.Model:
-    """The model from the inputs to the head's (unpooled) input (one per model).
-
-    Its output is the head's input: base features, or ``[sequence, mask]``
-    for a head that pools over tokens (see `tltf.heads.split_inputs`).
-    """
-    if model not in _EXTRACTORS:
-        head_input = find_head(model).input
-        _EXTRACTORS[model] = keras.Model(model.input, head_input, name="features")
-    return _EXTRACTORS[model]
-
-
 def _pooler(model: keras.Model) -> Callable:
-    """One ``inputs -> pooled features`` tf.function per model."""
+    """One ``inputs -> pooled features`` tf.function per model, in inference mode."""
     if model not in _POOLERS:
-        head = find_head(model)
-        extractor = extractor_model(model)
-
-        @tf.function
-        def pooled(x):
-            return head.pool_inputs(extractor(x, training=False))
-
-        _POOLERS[model] = pooled
+        _POOLERS[model] = tf.function(parts_of(model).pooled_features)
     return _POOLERS[model]
 
 

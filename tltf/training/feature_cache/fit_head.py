@@ -21,8 +21,8 @@ import tensorflow as tf
 from tltf.data.inputs import as_list
 from tltf.distribute.scope import strategy_scope
 from tltf.errors import ConfigError
-from tltf.heads import find_head, split_inputs
-from tltf.model import check_classes, check_data
+from tltf.model import check_classes, check_data, parts_of
+from tltf.parts import require_head
 from tltf.training.feature_cache import head_loop
 from tltf.training.feature_cache.compute import FeatureSet, base_key, feature_set
 from tltf.training.feature_cache.head_compile import (
@@ -62,10 +62,9 @@ def head_model(model: keras.Model) -> keras.Model:
         >>> small.compile("adam", "sparse_categorical_crossentropy")
         >>> small.fit(compute_features(model, data.train), epochs=3)
     """
-    head = find_head(model)
-    features, _ = split_inputs(head.input)
-    pooled_shape = head.compute_pooled_shape(features.shape)
-    inputs = keras.Input(shape=pooled_shape[1:], name="pooled_features")
+    parts = parts_of(model)
+    head = require_head(parts)
+    inputs = keras.Input(shape=parts.pooled_shape()[1:], name="pooled_features")
     return keras.Model(inputs, head.classify(inputs), name=f"{model.name}_head")
 
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import keras
 
 from tltf import _compat
-from tltf.backbones.layers import find_backbone
-from tltf.errors import TltfError
-from tltf.heads import find_head
+from tltf.errors import ConfigError
+from tltf.model import parts_of
+from tltf.parts import require_backbone, require_head
 
 __all__ = ["cache_blockers", "can_cache_features"]
 
@@ -53,9 +53,10 @@ def cache_blockers(model: keras.Model) -> list[str]:
     Returns:
         Human-readable reasons, e.g. ``["the base has 12 trainable weights"]``.
     """
+    parts = parts_of(model)
     try:
-        backbone, head = find_backbone(model), find_head(model)
-    except TltfError as err:
+        backbone, head = require_backbone(parts), require_head(parts)
+    except ConfigError as err:
         return [str(err)]
     reasons = []
     if _compat.symbolic_calls(head) != 1:

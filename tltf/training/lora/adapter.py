@@ -22,11 +22,11 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
-from tltf.backbones.layers import adapted_layers, adapter_variables, find_backbone
+from tltf.backbones.layers import adapted_layers, adapter_variables
 from tltf.distribute.scope import strategy_scope
 from tltf.errors import ConfigError
 from tltf.files import atomic_path
-from tltf.heads import find_head
+from tltf.model import backbone_of, head_of
 from tltf.training.fitting import compile_arguments, fresh_optimizer
 from tltf.training.lora.enable import enable_lora
 
@@ -63,14 +63,14 @@ def save_adapter(
     Example:
         >>> tltf.save_adapter(model, "intent.lora.safetensors")
     """
-    backbone = find_backbone(model)
+    backbone = backbone_of(model)
     adapted = _adapted_or_error(backbone.model)
     tensors: dict[str, np.ndarray] = {}
     for i, layer in enumerate(adapted):
         a, b = adapter_variables(layer)
         tensors[f"adapter.{i}.a"] = keras.ops.convert_to_numpy(a)
         tensors[f"adapter.{i}.b"] = keras.ops.convert_to_numpy(b)
-    for j, variable in enumerate(find_head(model).weights):
+    for j, variable in enumerate(head_of(model).weights):
         tensors[f"head.{j}"] = keras.ops.convert_to_numpy(variable)
     metadata = {
         "format": FORMAT,
@@ -80,7 +80,7 @@ def save_adapter(
         "layers": json.dumps([layer.name for layer in adapted]),
         "groups": json.dumps(None if groups is None else list(groups)),
         "targets": json.dumps(None if targets is None else list(targets)),
-        "source": str(backbone.source or backbone.model.name),
+        "source": str(backbone.label),
         "base_digest": base_digest(backbone.model),
     }
     target = Path(path)
@@ -110,7 +110,7 @@ def load_adapter(model: keras.Model, path: str | os.PathLike) -> None:
         >>> tltf.load_adapter(model, "intent.lora.safetensors")
     """
     metadata, tensors = _read(Path(path))
-    backbone = find_backbone(model)
+    backbone = backbone_of(model)
     if base_digest(backbone.model) != metadata["base_digest"]:
         raise ConfigError(
             f"The adapter {str(path)!r} was trained on another base "
@@ -138,7 +138,7 @@ def load_adapter(model: keras.Model, path: str | os.PathLike) -> None:
     for i, layer in enumerate(adapted):
         for variable, key in zip(adapter_variables(layer), ("a", "b")):
             _assign(variable, tensors[f"adapter.{i}.{key}"], path)
-    head = find_head(model).weights
+    head = head_of(model).weights
     if len(head) != sum(key.startswith("head.") for key in tensors):
         raise ConfigError(
             f"The adapter {str(path)!r} holds a head with a different number of "

@@ -10,17 +10,13 @@ from typing import Any
 import keras
 
 from tltf import _compat
-from tltf.backbones.layers import (
-    Backbone,
-    adapted_layers,
-    adapter_variables,
-    find_backbone,
-)
+from tltf.backbones.layers import Backbone, adapted_layers, adapter_variables
 from tltf.data.inputs import as_list
 from tltf.distribute.scope import strategy_scope
 from tltf.errors import ConfigError
+from tltf.model import backbone_of
 from tltf.training.fitting import fresh_optimizer
-from tltf.training.freezing import set_trainable_groups
+from tltf.training.freezing import train_groups
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +77,7 @@ def enable_lora(
         >>> model.fit(images, labels)  # trains the adapters and the head
     """
     _check_rank(rank, alpha)
-    backbone = find_backbone(model)
+    backbone = backbone_of(model)
     done = adapted_layers(backbone.model)
     if done:
         raise ConfigError(
@@ -93,9 +89,9 @@ def enable_lora(
     with strategy_scope(model=model):
         for _, layer in chosen:
             layer.enable_lora(rank, lora_alpha=alpha)
-        set_trainable_groups(model, backbone.group_names)
+        train_groups(backbone, backbone.group_names)
         _renew_optimizer(model)
-    summary = lora_summary(model)
+    summary = backbone_summary(model, backbone)
     logger.info(
         "LoRA rank %d on %d layers (%s): %s adapter parameters, %.2f%% of the "
         "model's %s; %s parameters train with the head.",
@@ -128,7 +124,7 @@ def select_targets(
         for layer in _compat.sublayers(top)
         if _can_adapt(layer)
     ]
-    source = backbone.source or backbone.model.name
+    source = backbone.label
     if not candidates:
         raise ConfigError(
             f"The base '{source}' has no layer that can take LoRA in groups "
@@ -165,7 +161,7 @@ def default_targets(model: keras.Model) -> list[str]:
         >>> tltf.training.lora.default_targets(model)[:2]
         ['encoder_0/query', 'encoder_0/value']
     """
-    chosen = select_targets(find_backbone(model), None, None)
+    chosen = select_targets(backbone_of(model), None, None)
     return [f"{group}/{layer.name}" for group, layer in chosen]
 
 
@@ -176,7 +172,12 @@ def lora_summary(model: keras.Model) -> dict[str, Any]:
         ``{"layers", "rank", "alpha", "adapter_params", "trainable_params",
         "total_params"}``; ``layers`` is 0 without LoRA.
     """
-    adapted = adapted_layers(find_backbone(model).model)
+    return backbone_summary(model, backbone_of(model))
+
+
+def backbone_summary(model: keras.Model, backbone: Backbone) -> dict[str, Any]:
+    """`lora_summary` of ``model``, whose `Backbone` is ``backbone``."""
+    adapted = adapted_layers(backbone.model)
     return {
         "layers": len(adapted),
         "rank": adapted[0].lora_rank if adapted else None,

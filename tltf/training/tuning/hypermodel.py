@@ -25,14 +25,14 @@ import numpy as np
 import tensorflow as tf
 
 from tltf import builders
-from tltf.backbones.layers import find_backbone
 from tltf.backbones.registry import get_backbone
 from tltf.data.inputs import as_list
 from tltf.distribute.scope import strategy_scope
 from tltf.errors import ConfigError, TltfError, first_line
+from tltf.model import backbone_of
 from tltf.training import feature_cache as caching
 from tltf.training.fitting import merge_histories
-from tltf.training.freezing import set_trainable_groups
+from tltf.training.freezing import train_groups
 
 logger = logging.getLogger(__name__)
 
@@ -132,14 +132,15 @@ class TransferHyperModel(kt.HyperModel):
         if self.dropout is not None:
             kwargs["dropout"] = _pick(hp, "dropout", self.dropout)
         model = self.builder(self.backbone, self.num_classes, compile=False, **kwargs)
-        base = find_backbone(model).model
+        backbone = backbone_of(model)
+        base = backbone.model
         if self.base_weights is None:
             self.base_weights = [np.array(w) for w in base.get_weights()]
         else:
             _set_base_weights(base, self.base_weights)
         if self.fine_tunes:
             _pick(hp, "fine_tune_learning_rate", self.fine_tune_learning_rate, log=True)
-            groups = len(find_backbone(model).group_names)
+            groups = len(backbone.group_names)
             _pick(hp, "unfreeze_groups", self.unfreeze_groups or groups, cap=groups)
         builders.compile_model(model, optimizer=_optimizer(rate, decay))
         return model
@@ -263,9 +264,10 @@ class TransferHyperModel(kt.HyperModel):
         return features, self._keys[id(data)][2]
 
     def _unfreeze(self, hp: kt.HyperParameters, model: keras.Model) -> None:
-        groups = find_backbone(model).group_names
+        backbone = backbone_of(model)
+        groups = backbone.group_names
         depth = int(hp.get("unfreeze_groups"))
-        set_trainable_groups(model, groups[len(groups) - depth :])
+        train_groups(backbone, groups[len(groups) - depth :])
         rate = float(hp.get("fine_tune_learning_rate"))
         decay = hp.get("weight_decay") if "weight_decay" in hp.values else None
         builders.compile_model(model, optimizer=_optimizer(rate, decay))

@@ -28,12 +28,13 @@ import keras
 import numpy as np
 
 from tltf import _compat
-from tltf.backbones.layers import find_backbone
+from tltf.backbones.layers import Backbone
 from tltf.distribute.scope import strategy_scope
 from tltf.errors import ConfigError
+from tltf.model import backbone_of
 from tltf.training.freezing import (
     count_trainable_params,
-    set_trainable_groups,
+    train_groups,
     variable_groups,
 )
 from tltf.training.unfreezing import schedule as sched
@@ -156,8 +157,9 @@ class StagedUnfreezing(keras.callbacks.Callback):
     def set_model(self, model: keras.Model) -> None:
         """Checks the schedule and prepares the optimizer (see class doc)."""
         super().set_model(model)
-        self._stages = self.check(model)
-        backbone = find_backbone(model)
+        backbone = backbone_of(model)
+        self._stages = self.stages_for(backbone)
+        self._backbone = backbone
         self._groups = backbone.group_names
         if self.train_bn is not None:
             backbone.train_bn = bool(self.train_bn)
@@ -167,7 +169,7 @@ class StagedUnfreezing(keras.callbacks.Callback):
                 "tltf.compile_model(model) or model.compile(...) first."
             )
         self._prepare_optimizer(model)
-        self._paths_to_groups = variable_groups(model)
+        self._paths_to_groups = variable_groups(model, backbone)
         self._stage = None
 
     def check(self, model: keras.Model) -> list[sched.Stage]:
@@ -177,13 +179,15 @@ class StagedUnfreezing(keras.callbacks.Callback):
             ConfigError: The model has no tltf Backbone, or the schedule names
                 groups it does not have (see `tltf.training.unfreezing.schedule`).
         """
-        backbone = find_backbone(model)
-        name = backbone.source or backbone.model.name
-        return sched.resolve_stages(self._parsed, backbone.group_names, name)
+        return self.stages_for(backbone_of(model))
+
+    def stages_for(self, backbone: Backbone) -> list[sched.Stage]:
+        """The schedule's stages for ``backbone`` (see `check`)."""
+        return sched.resolve_stages(self._parsed, backbone.group_names, backbone.label)
 
     def _prepare_optimizer(self, model: keras.Model) -> None:
         ever = sorted({g for stage in self._stages for g in stage.groups})
-        superset = trainable_superset(model, ever)
+        superset = trainable_superset(model, self._backbone, ever)
         grouped = grouped_part(model.optimizer)
         if grouped is not None and grouped.built_paths == [v.path for v in superset]:
             return
@@ -280,7 +284,7 @@ class StagedUnfreezing(keras.callbacks.Callback):
 
     def _apply_stage(self, stage: int, epoch: int) -> None:
         model = self.model
-        set_trainable_groups(model, self._stages[stage].groups)
+        train_groups(self._backbone, self._stages[stage].groups)
         model.make_train_function(force=True)
         start = self._stages[stage].epoch
         if start is None:  # plateau: the start is part of the saved state

@@ -27,9 +27,9 @@ import numpy as np
 from keras import ops
 
 from tltf import _compat
-from tltf.backbones.layers import find_backbone
+from tltf.backbones.layers import Backbone
 from tltf.errors import ConfigError
-from tltf.training.freezing import freeze_outside_adapters, set_trainable_groups
+from tltf.training.freezing import freeze_outside_adapters, train_groups
 
 _CLASSES: dict[type, type] = {}
 _BUILTIN = (
@@ -224,16 +224,18 @@ def _copy_by_name(sources: list, targets: list) -> None:
             variable.assign(source)
 
 
-def trainable_superset(model: keras.Model, groups: list[str]) -> list:
-    """Model variables that are trainable once ``groups`` are unfrozen.
+def trainable_superset(
+    model: keras.Model, backbone: Backbone, groups: list[str]
+) -> list:
+    """Variables of ``model`` that are trainable once ``groups`` of its
+    ``backbone`` are unfrozen.
 
     Trainable flags are restored afterwards, layer by layer.
     """
-    backbone = find_backbone(model)
     layers = _compat.sublayers(backbone)
     flags = [layer.trainable for layer in layers]
     try:
-        set_trainable_groups(model, groups)
+        train_groups(backbone, groups)
         return list(model.trainable_variables)
     finally:
         for layer, flag in zip(layers, flags):
