@@ -65,11 +65,11 @@ def image_exports(tmp_path_factory):
     kernel, bias = output.get_weights()
     output.set_weights([50.0 * kernel, bias])
     x = pixels() * np.linspace(0.0, 1.0, 8, dtype="float32")[:, None, None, None]
-    tltf.rejection.set_calibration(model, 1.5, None)
+    tltf.evaluation.rejection.set_calibration(model, 1.5, None)
     tops = np.sort(model.predict(x, verbose=0).max(-1))
     widest = int(np.diff(tops).argmax())
     margin = float(tops[widest + 1] - tops[widest]) / 2
-    tltf.rejection.set_calibration(model, 1.5, float(tops[widest] + margin))
+    tltf.evaluation.rejection.set_calibration(model, 1.5, float(tops[widest] + margin))
     exports = {
         "int8": tltf.export_saved_model(
             model, tmp / "int8", class_names=NAMES, quantize="int8"
@@ -323,7 +323,7 @@ def test_cli_calibrate_evaluate_and_export_show_the_threshold(run_folder, capsys
 def test_cli_predict_says_unknown_below_the_threshold(run_folder, capsys):
     model = keras.saving.load_model(run_folder / "run" / "model.keras")
     # T = 100 flattens two classes to ~0.5 each: nothing reaches 0.99.
-    tltf.rejection.set_calibration(model, 100.0, 0.99)
+    tltf.evaluation.rejection.set_calibration(model, 100.0, 0.99)
     model.save(run_folder / "strict.keras")
     image = next((run_folder / "images" / "cats").glob("*.png"))
     capsys.readouterr()

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import tltf
-from tltf.evaluation import classification_metrics
-from tltf.plots import stage_changes
+from tltf.evaluation.plots import stage_changes
+from tltf.evaluation.report import classification_metrics
 
 # Labels and predictions of six examples over three classes.
 LABELS = [0, 0, 0, 1, 1, 2]
@@ -159,7 +159,7 @@ def test_an_existing_report_is_kept_unless_overwrite(tmp_path, monkeypatch):
         raise AssertionError("refused before any prediction")
 
     with monkeypatch.context() as patch:
-        patch.setattr("tltf.evaluation.labelled_predictions", no_prediction)
+        patch.setattr("tltf.evaluation.report.labelled_predictions", no_prediction)
         with pytest.raises(tltf.ConfigError, match="already exists.*overwrite=True"):
             tltf.evaluate(
                 argmax_model(), (one_hot([0]), np.array([1])), output_dir=tmp_path

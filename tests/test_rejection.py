@@ -10,8 +10,8 @@ import pytest
 
 import tltf
 from tests.helpers import text_backbone
-from tltf import calibration as calib
-from tltf.evaluation import classification_metrics
+from tltf.evaluation import calibration as calib
+from tltf.evaluation.report import classification_metrics
 
 # --- the arithmetic ---
 
@@ -294,7 +294,7 @@ def test_text_model_calibrates_and_answers_unknown(text_model):
     probabilities = text_model.predict(queries, verbose=0)
     # A threshold between the answers: some rows say unknown, others not.
     middle = float(np.median(probabilities.max(-1)))
-    tltf.rejection.set_calibration(text_model, result.temperature, middle)
+    tltf.evaluation.rejection.set_calibration(text_model, result.temperature, middle)
     low = probabilities.max(-1) < middle
     assert low.any() and (~low).any()
     for wrap in (list, np.asarray):  # Strings as a list and as a NumPy array.

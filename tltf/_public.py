@@ -28,17 +28,19 @@ from tltf.distribute import (
     global_batch_size,
     strategy_scope,
 )
-from tltf.evaluation import EvaluationReport, evaluate
-from tltf.export import export_litert, export_saved_model, read_export_metadata
-from tltf.heads import Head
-from tltf.metrics import MacroF1, MacroPrecision, MacroRecall
-from tltf.model import TransferModel
-from tltf.rejection import (
+from tltf.evaluation import (
     CalibrationResult,
     ClassPredictions,
+    EvaluationReport,
     calibrate_rejection,
+    evaluate,
     predict_classes,
 )
+from tltf.export import export_litert, export_saved_model, read_export_metadata
+from tltf.heads import Head
+from tltf.lora_merge import merge_lora
+from tltf.metrics import MacroF1, MacroPrecision, MacroRecall
+from tltf.model import TransferModel
 from tltf.training.distill import Distiller, distill, distillation_report
 from tltf.training.domain import adapt_domain
 from tltf.training.feature_cache import (
@@ -53,7 +55,7 @@ from tltf.training.freezing import (
     trainable_groups,
     unfreeze_backbone,
 )
-from tltf.training.lora import enable_lora, load_adapter, merge_lora, save_adapter
+from tltf.training.lora import enable_lora, load_adapter, save_adapter
 from tltf.training.lr_finder import LRFinderResult, find_learning_rate
 from tltf.training.recipes import fine_tune
 from tltf.training.tuning import (

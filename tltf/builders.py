@@ -6,6 +6,10 @@ Every builder makes the same shape of functional model::
 
 The base is frozen and runs in inference mode; the head is new. Adding a
 backbone means declaring a `BackboneSpec`, never writing another builder.
+
+`compile_model` compiles a tltf model with its head's defaults;
+`compile_arguments` and `fresh_optimizer` compile another model (a head, a
+merged copy) like a given one without sharing its stateful objects.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 
 import keras
 
+from tltf import _compat
 from tltf.backbones.keras_apps import MOBILENET_V2
 from tltf.backbones.kerashub import (
     MINILM_NAME,
@@ -193,6 +198,31 @@ def compile_model(
     args.update(overrides)
     model.compile(optimizer=optimizer or keras.optimizers.Adam(learning_rate), **args)
     return model
+
+
+def compile_arguments(model: keras.Model) -> dict[str, Any]:
+    """The arguments ``model`` was compiled with, as new objects where possible.
+
+    Loss and metrics are rebuilt from the compile config, so a second model
+    compiled with them shares no metric state; a custom object that cannot
+    be serialized is reused as it is. ``{}`` for a model not compiled.
+    """
+    try:
+        config = keras.saving.deserialize_keras_object(model.get_compile_config())
+    except Exception:  # noqa: BLE001 - unserializable custom loss/metric.
+        config = _compat.compile_arguments(model) or {}
+    return dict(config or {})
+
+
+def fresh_optimizer(
+    optimizer: keras.optimizers.Optimizer,
+) -> keras.optimizers.Optimizer:
+    """A new optimizer of the same class and configuration, with no state.
+
+    Works for every optimizer Keras can serialize, a ``LossScaleOptimizer``
+    around one and tltf's per-group-rate optimizers included.
+    """
+    return keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
 
 
 def _frozen_backbone(

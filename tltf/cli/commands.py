@@ -183,7 +183,7 @@ def evaluate(options: dict[str, Any]) -> int:
     `tltf.cli.evaluation`) and never replaces a report silently.
     """
     import tltf
-    from tltf.evaluation import check_output_dir
+    from tltf.evaluation.report import check_output_dir
 
     model, names = load_model(options.get("model"))
     source = require_data(options, "evaluate")

@@ -181,7 +181,7 @@ def _from_keras(model_path: str | os.PathLike | None) -> _Classifier:
     import tensorflow as tf
 
     from tltf.cli.options import load_model
-    from tltf.predictions import calibration_of
+    from tltf.evaluation.predictions import calibration_of
 
     model, names = load_model(model_path)
     threshold = calibration_of(model)[1]

@@ -42,12 +42,12 @@ import numpy as np
 import tensorflow as tf
 
 from tltf import files
-from tltf.calibration import answer
 from tltf.errors import ConfigError, ExportError, first_line
+from tltf.evaluation.calibration import answer
 from tltf.export.plan import Endpoint, ServingPlan
 from tltf.export.quantize import INT8_ATOL, check_mode, compare_with_float
 from tltf.export.signatures import plan_endpoints
-from tltf.training.lora import merge_lora
+from tltf.lora_merge import merge_lora
 
 FLOAT_ATOL = 1e-3
 _NUMERIC_SIGNATURE = {"image": "pixels", "text": "token_ids"}

@@ -22,6 +22,9 @@ import numpy as np
 import tensorflow as tf
 
 from tltf.errors import ConfigError
+from tltf.evaluation.calibration import UNKNOWN_INDEX, UNKNOWN_NAME
+from tltf.evaluation.predictions import calibration_of
+from tltf.model import parts_of
 
 
 @dataclasses.dataclass
@@ -112,9 +115,6 @@ def rejection_metadata(model: keras.Model) -> dict[str, Any] | None:
         "unknown_class_name"}``, or None when the model has no threshold
         (a temperature alone is in the graph and needs no metadata to use).
     """
-    from tltf.calibration import UNKNOWN_INDEX, UNKNOWN_NAME
-    from tltf.predictions import calibration_of
-
     temperature, threshold = calibration_of(model)
     if threshold is None:
         return None
@@ -132,8 +132,6 @@ def rejection_metadata(model: keras.Model) -> dict[str, Any] | None:
 
 
 def task_of(model: keras.Model) -> tuple[str, int]:
-    from tltf.model import parts_of
-
     head = parts_of(model).head
     num_outputs = int(model.outputs[0].shape[-1])
     if head is not None:
@@ -157,8 +155,6 @@ def class_names_for(class_names, num_outputs: int, task: str) -> list[str]:
 
 
 def outputs_fn(task: str, names: list[str], threshold: float | None) -> Callable:
-    from tltf.calibration import UNKNOWN_INDEX, UNKNOWN_NAME
-
     def outputs(y):
         y = tf.cast(y, tf.float32)
         if task == "regression":

@@ -52,13 +52,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tltf.calibration import answer
 from tltf.errors import ExportError, first_line
+from tltf.evaluation.calibration import answer
 from tltf.export.plan import Endpoint, ServingPlan
 from tltf.export.quantize import INT8_ATOL, check_mode, quantized_plan
 from tltf.export.signatures import plan_endpoints
 from tltf.files import atomic_path
-from tltf.training.lora import merge_lora
+from tltf.lora_merge import merge_lora
 
 METADATA_FILE = "tltf_export.json"
 TOKEN_IDS_MODEL = "token_ids_model"

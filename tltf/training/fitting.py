@@ -1,11 +1,10 @@
-"""The plain ``model.fit`` call, history merging and compile copies every recipe shares.
+"""The plain ``model.fit`` call and history merging every recipe shares.
 
 `fit_data` is ``model.fit`` on what tltf's functions accept as training data
 (a batched dataset, or arrays ``(x, y[, sample_weight])``); `merge_histories`
 joins the ``History`` of consecutive stages into one, as a single ``fit``
-would have logged them. `compile_arguments` and `fresh_optimizer` compile
-another model (a head, a merged copy) like a given one without sharing its
-stateful objects.
+would have logged them. (Compiling another model like a given one:
+`tltf.builders.compile_arguments` and `fresh_optimizer`.)
 """
 
 from __future__ import annotations
@@ -14,8 +13,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import keras
-
-from tltf import _compat
 
 
 def fit_data(
@@ -91,28 +88,3 @@ def merge_histories(
     }
     merged.epoch = list(range(sum(lengths)))
     return merged
-
-
-def compile_arguments(model: keras.Model) -> dict[str, Any]:
-    """The arguments ``model`` was compiled with, as new objects where possible.
-
-    Loss and metrics are rebuilt from the compile config, so a second model
-    compiled with them shares no metric state; a custom object that cannot
-    be serialized is reused as it is. ``{}`` for a model not compiled.
-    """
-    try:
-        config = keras.saving.deserialize_keras_object(model.get_compile_config())
-    except Exception:  # noqa: BLE001 - unserializable custom loss/metric.
-        config = _compat.compile_arguments(model) or {}
-    return dict(config or {})
-
-
-def fresh_optimizer(
-    optimizer: keras.optimizers.Optimizer,
-) -> keras.optimizers.Optimizer:
-    """A new optimizer of the same class and configuration, with no state.
-
-    Works for every optimizer Keras can serialize, a ``LossScaleOptimizer``
-    around one and tltf's per-group-rate optimizers included.
-    """
-    return keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))

@@ -12,7 +12,7 @@ from typing import Any
 import keras
 
 from tltf import _compat
-from tltf.training.fitting import compile_arguments, fresh_optimizer
+from tltf.builders import compile_arguments, fresh_optimizer
 
 # Head steps run per compiled call when no callback needs every batch.
 _HEAD_STEPS_PER_EXECUTION = 16

@@ -4,7 +4,10 @@
   query and value projections of BERT-family encoders; 1x1 and 3x3
   convolutions and dense layers of image bases), the base otherwise frozen.
 - `adapter`: `save_adapter` and `load_adapter` (the adapters and the head,
-  a small file), `merge_lora` (an ordinary model, for export).
+  a small file).
+
+`merge_lora` (an ordinary model, for export) is below both training and
+export, in `tltf.lora_merge`.
 
 Keras' own ``enable_lora`` on ``Dense``, ``EinsumDense``, ``Embedding`` and
 convolutions does the math; tltf chooses the layers, keeps the rest of the
@@ -12,7 +15,7 @@ base frozen through staged unfreezing (see `tltf.training.freezing`) and
 handles the optimizer, files and export.
 """
 
-from tltf.training.lora.adapter import load_adapter, merge_lora, save_adapter
+from tltf.training.lora.adapter import load_adapter, save_adapter
 from tltf.training.lora.enable import default_targets, enable_lora, lora_summary
 
 __all__ = [
@@ -20,6 +23,5 @@ __all__ = [
     "enable_lora",
     "load_adapter",
     "lora_summary",
-    "merge_lora",
     "save_adapter",
 ]

@@ -1,9 +1,10 @@
-"""Adapter files and merging: ship the few MB that LoRA trained, or fold them in.
+"""Adapter files: ship the few MB that LoRA trained.
 
 An adapter file (safetensors) holds the LoRA matrices of every adapted layer
 and the head's weights, with metadata: rank, alpha, which groups and
 targets were adapted, the base's source and a digest of the base's frozen
 weights (so an adapter is not loaded onto another base by mistake).
+Folding the adapters into the kernels, for serving, is `tltf.lora_merge`.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
-import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -23,11 +22,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
 from tltf.backbones.layers import adapted_layers, adapter_variables
-from tltf.distribute.scope import strategy_scope
 from tltf.errors import ConfigError
 from tltf.files import atomic_path
 from tltf.model import backbone_of, head_of
-from tltf.training.fitting import compile_arguments, fresh_optimizer
 from tltf.training.lora.enable import enable_lora
 
 FORMAT = "tltf-lora-adapter"
@@ -149,42 +146,6 @@ def load_adapter(model: keras.Model, path: str | os.PathLike) -> None:
         _assign(variable, tensors[f"head.{j}"], path)
 
 
-def merge_lora(model: keras.Model) -> keras.Model:
-    """An ordinary copy of ``model`` with every adapter folded into its kernel.
-
-    The copy computes the same outputs (each kernel becomes
-    ``W + (alpha / rank) A B``) with no LoRA variables or extra matmuls:
-    what serving needs. `tltf.export_saved_model` and `tltf.export_litert`
-    merge by themselves. The copy is compiled like ``model`` (with a fresh
-    optimizer) when ``model`` is compiled. A model without LoRA is returned
-    as it is.
-
-    Args:
-        model: A tltf model.
-
-    Returns:
-        A new model without LoRA, or ``model`` itself if it has none.
-
-    Example:
-        >>> plain = tltf.merge_lora(model)
-        >>> plain.count_params() < model.count_params()
-        True
-    """
-    if not adapted_layers(model):  # any Keras model: a tltf one or not
-        return model
-    with tempfile.TemporaryDirectory() as tmp:
-        lora_file, plain_file = Path(tmp) / "lora.keras", Path(tmp) / "plain.keras"
-        model.save(lora_file)  # LoRA layers save their merged kernels
-        _rewrite_config(lora_file, plain_file)
-        with strategy_scope(model=model):
-            merged = keras.models.load_model(plain_file, compile=False)
-            if getattr(model, "optimizer", None) is not None:
-                arguments = compile_arguments(model)
-                arguments["optimizer"] = fresh_optimizer(model.optimizer)
-                merged.compile(**arguments)
-    return merged
-
-
 def base_digest(base: keras.Model) -> str:
     """A digest of the base's weights, LoRA matrices left out (64 hex digits)."""
     skip = {id(v) for layer in adapted_layers(base) for v in adapter_variables(layer)}
@@ -240,32 +201,3 @@ def _assign(variable: Any, value: np.ndarray, path: str | os.PathLike) -> None:
             f"{value.shape}. Build the model as the one that was saved."
         )
     variable.assign(value)
-
-
-def _rewrite_config(source: Path, target: Path) -> None:
-    """Copies a ``.keras`` file with LoRA settings and compile config removed.
-
-    The weights and assets (a tokenizer's vocabulary) are copied as they are.
-    """
-    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w") as zout:
-        for item in zin.infolist():
-            data = zin.read(item.filename)
-            if item.filename == "config.json":
-                config = _without_lora(json.loads(data))
-                config.pop("compile_config", None)
-                data = json.dumps(config).encode()
-            zout.writestr(item, data)
-
-
-def _without_lora(config: Any) -> Any:
-    """``config`` with every layer's LoRA settings removed (any depth)."""
-    if isinstance(config, dict):
-        return {
-            key: _without_lora(value)
-            for key, value in config.items()
-            if key not in ("lora_rank", "lora_alpha")
-            and not (key == "lora" and isinstance(value, dict))
-        }
-    if isinstance(config, list):
-        return [_without_lora(value) for value in config]
-    return config

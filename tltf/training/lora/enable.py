@@ -11,11 +11,11 @@ import keras
 
 from tltf import _compat
 from tltf.backbones.layers import Backbone, adapted_layers, adapter_variables
+from tltf.builders import fresh_optimizer
 from tltf.data.inputs import as_list
 from tltf.distribute.scope import strategy_scope
 from tltf.errors import ConfigError
 from tltf.model import backbone_of
-from tltf.training.fitting import fresh_optimizer
 from tltf.training.freezing import train_groups
 
 logger = logging.getLogger(__name__)

@@ -22,15 +22,15 @@ from typing import Any
 import keras
 import numpy as np
 
-from tltf import calibration as calib
 from tltf.errors import ConfigError, DataError
-from tltf.heads import Head
-from tltf.model import head_of
-from tltf.predictions import (
+from tltf.evaluation import calibration as calib
+from tltf.evaluation.predictions import (
     calibration_of,
     labelled_predictions,
     unlabelled_predictions,
 )
+from tltf.heads import Head
+from tltf.model import head_of
 
 #: In-scope accuracy the out-of-scope rule may give up (1 point).
 DEFAULT_MAX_ACCURACY_DROP = 0.01

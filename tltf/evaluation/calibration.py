@@ -10,8 +10,8 @@
   `tltf.calibrate_rejection` picks a rejection threshold with.
 - `answer`: top class per row, or ``UNKNOWN_INDEX`` below the threshold.
 
-`tltf.rejection` applies these to models; exports apply `answer`'s rule in
-their graphs (`tltf.export.signatures`).
+`tltf.evaluation.rejection` applies these to models; exports apply
+`answer`'s rule in their graphs (`tltf.export.plan.outputs_fn`).
 """
 
 from __future__ import annotations

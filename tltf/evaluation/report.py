@@ -28,11 +28,11 @@ from typing import Any
 import keras
 import numpy as np
 
-from tltf import calibration as calib
 from tltf import files as files_io
 from tltf.data.inputs import as_list
 from tltf.errors import ConfigError, DataError
-from tltf.predictions import (
+from tltf.evaluation import calibration as calib
+from tltf.evaluation.predictions import (
     calibration_of,
     labelled_predictions,
     unlabelled_predictions,
@@ -337,7 +337,7 @@ def check_output_dir(output_dir: str | os.PathLike | None, overwrite: bool) -> N
 
 
 def _write(report: EvaluationReport, folder: Path, history: Any) -> dict[str, str]:
-    from tltf import plots
+    from tltf.evaluation import plots
 
     folder.mkdir(parents=True, exist_ok=True)
     files = {"report": str(folder / REPORT_FILE)}
