@@ -1,7 +1,12 @@
 """tltf: transfer learning for Keras 3 on TensorFlow.
 
-The data flows one way: data -> backbone -> head -> schedule -> distribute ->
-export. Everything a user needs is re-exported here (from `tltf._public`).
+A model's data flows one way: data -> backbone -> head -> schedule (freeze /
+unfreeze / tune) -> export, and `tltf.evaluation` assesses the result.
+Imports run the same way, never upwards: the builders (`tltf.builders`,
+the model and its parts) stand on data, backbones and heads; training and
+export stand on the builders; `tltf.distribute`, the strategy scope that
+building, training and export all enter, stands below every one of them.
+Everything a user needs is re-exported here (from `tltf._public`).
 
 ``import tltf`` imports the whole library, so every tltf layer is registered
 with Keras before a saved model is loaded. The one exception is the process of

@@ -4,7 +4,7 @@ Aligning two domains can be won without learning anything: when every
 example's features become alike, the discriminator is at chance and CORAL's
 and MMD's distances are 0, while the classifier can only guess. An
 adaptation weight too large for the model does this within a few epochs
-(``benchmarks/domain_adaptation.py``: MMD at weight 20 on the digits shift,
+(``benchmarks/domain_adaptation/run.py``: MMD at weight 20 on the digits shift,
 the task loss back at ln 10 by epoch 4 or 7, source accuracy at 10%), and
 the model does not recover: dead or saturated units get no gradient.
 `adapt_domain` runs this guard with every adaptation, so such a run ends

@@ -61,7 +61,7 @@ def coral_distance(
     rescaling of the features changes. The division is part of the
     gradient: held constant, it let the features shrink towards zero to
     lower the distance, which collapsed a conv net trained from scratch
-    (``benchmarks/domain_adaptation.py``).
+    (``benchmarks/domain_adaptation/run.py``).
 
     Args:
         source: Source features ``(n_s, d)``.

@@ -175,7 +175,7 @@ def default_discriminator(units: int = 1024, dropout: float = 0.5) -> keras.Mode
     2016 for the larger models; Long et al., CDAN, NeurIPS 2018): 1024 ->
     1024 -> 1, dropout 0.5 after each hidden layer. The dropout matters:
     without it the discriminator saturates within the first epoch on a shift
-    it can tell apart by colour alone (``benchmarks/domain_adaptation.py``),
+    it can tell apart by colour alone (``benchmarks/domain_adaptation/run.py``),
     its loss falls to ~0, and the reversed gradient, proportional to that
     loss's slope, vanishes: the features never adapt.
     """

@@ -7,7 +7,7 @@ the head model's own ``train_step`` and ``test_step`` over batches gathered
 from tensors in memory, a whole epoch per compiled call, and drives the
 callbacks as ``fit`` does with ``steps_per_execution`` equal to the epoch:
 ``on_train_batch_*`` once per epoch, everything else unchanged. What this
-saves is measured against ``fit`` in ``benchmarks/`` (the frozen-stage rows).
+saves is measured against ``fit`` in ``benchmarks/speed/`` (the frozen-stage rows).
 
 Without shuffling, the result is the same training as ``fit`` on a dataset
 of those arrays: the same batches in the same order, the same dropout draws,

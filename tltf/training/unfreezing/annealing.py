@@ -5,7 +5,7 @@ along a half cosine from its scheduled value to 0 at the last step, as
 fastai's ``fit_one_cycle`` anneals and BERT's recipe decays linearly. With
 a constant rate, the weights of the last step are as noisy as those of the
 first unfrozen ones (one full-data epoch of CLINC150 at constant rates
-scored below the head it started from; `benchmarks/RESULTS-clinc150.md`).
+scored below the head it started from; `benchmarks/clinc150/RESULTS.md`).
 
 The per-group multipliers of `tltf.StagedUnfreezing` are untouched: the
 annealing scales the optimizer's own rate, which they multiply.
