@@ -31,7 +31,7 @@ from tltf.model import backbone_of, check_data
 from tltf.training.feature_cache import can_cache_features, fit_frozen_head
 from tltf.training.fitting import fit_data, merge_histories
 from tltf.training.freezing import train_groups
-from tltf.training.lora.enable import enable_lora
+from tltf.training.lora.enable import add_adapters
 from tltf.training.unfreezing import schedule as sched
 from tltf.training.unfreezing.annealing import CosineAnnealing
 from tltf.training.unfreezing.callback import StagedUnfreezing
@@ -143,7 +143,7 @@ def fine_tune(
         train_data = train_data.train
     _check_counts(epochs, freeze_epochs, lr_mult)
     if lora_rank is not None:
-        enable_lora(model, lora_rank)
+        add_adapters(model, backbone, lora_rank)
     plan = _Plan(
         backbone,
         schedule,

@@ -25,7 +25,7 @@ from tltf.backbones.layers import adapted_layers, adapter_variables
 from tltf.errors import ConfigError
 from tltf.files import atomic_path
 from tltf.model import backbone_of, head_of
-from tltf.training.lora.enable import enable_lora
+from tltf.training.lora.enable import add_adapters
 
 FORMAT = "tltf-lora-adapter"
 VERSION = "1"
@@ -116,8 +116,9 @@ def load_adapter(model: keras.Model, path: str | os.PathLike) -> None:
         )
     rank = int(metadata["rank"])
     if not adapted_layers(backbone.model):
-        enable_lora(
+        add_adapters(
             model,
+            backbone,
             rank,
             alpha=float(metadata["alpha"]),
             groups=json.loads(metadata["groups"]),

@@ -76,8 +76,23 @@ def enable_lora(
         >>> adapted = tltf.enable_lora(model, rank=4)
         >>> model.fit(images, labels)  # trains the adapters and the head
     """
-    _check_rank(rank, alpha)
     backbone = backbone_of(model)
+    return add_adapters(
+        model, backbone, rank, alpha=alpha, groups=groups, targets=targets
+    )
+
+
+def add_adapters(
+    model: keras.Model,
+    backbone: Backbone,
+    rank: int,
+    *,
+    alpha: float | None = None,
+    groups: str | Sequence[str] | None = None,
+    targets: str | Sequence[str] | None = None,
+) -> list[str]:
+    """`enable_lora` on ``model``, whose `Backbone` the caller already holds."""
+    _check_rank(rank, alpha)
     done = adapted_layers(backbone.model)
     if done:
         raise ConfigError(
