@@ -1,7 +1,7 @@
 """Shared fixtures: quiet TensorFlow, fixed seeds, tiny data and models.
 
 Nothing here touches the network: models use weights=None and small inputs,
-data is generated on the fly. Helper functions live in tests/helpers.py.
+data is generated on the fly. Helper functions live in tests/support/.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path  # noqa: E402
 import keras  # noqa: E402
 import pytest  # noqa: E402
 
-from tests.helpers import build_tiny_model, write_image_folder  # noqa: E402
+from tests.support.helpers import build_tiny_model, write_image_folder  # noqa: E402
 
 SEED = 1234
 

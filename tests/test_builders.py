@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 
 import tltf
-from tests.helpers import TINY_GROUPS, build_tiny_model, same, tiny_base, weights_of
+from tests.support.helpers import (
+    TINY_GROUPS,
+    build_tiny_model,
+    same,
+    tiny_base,
+    weights_of,
+)
 
 PIXELS = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3)).astype("uint8")
 LABELS = np.array([0, 1, 2, 0, 1, 2])

@@ -18,7 +18,7 @@ import pytest
 import tensorflow as tf
 
 import tltf
-from tests.helpers import (
+from tests.support.helpers import (
     PRINT_HEAVY_IMPORTS,
     run_as_console_script,
     tiny_base,
@@ -224,7 +224,7 @@ def test_predict_with_nothing_to_classify(workspace, tmp_path, capsys):
 
 
 def test_export_to_a_read_only_folder(workspace, capsys):
-    from tests.test_export import read_only
+    from tests.export.test_export import read_only
 
     public = Path(tempfile.mkdtemp(prefix="tltf-ro-"))  # readable by 'nobody'
     try:
@@ -244,7 +244,7 @@ def test_export_to_a_read_only_folder(workspace, capsys):
 @pytest.mark.slow
 def test_text_csv_train_evaluate_predict(tmp_path, capsys):
     """A TSV file through train, evaluate and predict (slow: ~20 s of CPU)."""
-    from tests.helpers import tiny_bert_preset
+    from tests.support.helpers import tiny_bert_preset
 
     rows = [("a good film", "pos"), ("great acting", "pos"), ("a bad film", "neg")]
     rows += [("boring and dull", "neg")]

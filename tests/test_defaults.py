@@ -45,8 +45,8 @@ import pytest
 import tensorflow as tf
 
 import tltf
-from tests.helpers import tiny_bert_preset, write_image_folder
-from tests.savedmodels import (
+from tests.support.helpers import tiny_bert_preset, write_image_folder
+from tests.support.savedmodels import (
     save_bert_encoder,
     save_bert_preprocess,
     save_image_module,

@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 import tltf
-from tests.helpers import tiny_bert_preset, weights_of
+from tests.support.helpers import tiny_bert_preset, weights_of
 from tltf.data.inputs import as_batched, as_inputs, as_list
 from tltf.errors import DataError
 from tltf.model import TransferModel

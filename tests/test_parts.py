@@ -18,7 +18,12 @@ import pytest
 import tensorflow as tf
 
 import tltf
-from tests.helpers import TINY_GROUPS, build_tiny_model, text_backbone, tiny_base
+from tests.support.helpers import (
+    TINY_GROUPS,
+    build_tiny_model,
+    text_backbone,
+    tiny_base,
+)
 from tltf.errors import ConfigError
 from tltf.model import parts_of
 

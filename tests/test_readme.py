@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import write_image_folder
+from tests.support.helpers import write_image_folder
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tltf
-from tests.helpers import run_as_console_script
+from tests.support.helpers import run_as_console_script
 from tltf import runs
 
 

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 import tltf
-from tests.helpers import build_tiny_model
+from tests.support.helpers import build_tiny_model
 from tltf.errors import ConfigError
 from tltf.training.unfreezing.annealing import CosineAnnealing
 

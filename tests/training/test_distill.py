@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 import tltf
-from tests.helpers import build_tiny_model, same, weights_of
+from tests.support.helpers import build_tiny_model, same, weights_of
 from tltf.training.distill import Distiller, distill, validate_distillation
 from tltf.training.distill.data import prepare_distillation_data
 

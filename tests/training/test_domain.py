@@ -8,7 +8,13 @@ import pytest
 import tensorflow as tf
 
 import tltf
-from tests.helpers import TINY_GROUPS, same, tiny_base, tiny_bert_preset, weights_of
+from tests.support.helpers import (
+    TINY_GROUPS,
+    same,
+    tiny_base,
+    tiny_bert_preset,
+    weights_of,
+)
 from tltf.training.domain import (
     coral_distance,
     gaussian_kernels,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tltf
-from tests.helpers import same
+from tests.support.helpers import same
 from tests.training.test_domain import moons, moons_classifier
 from tltf.training.domain.guard import CollapseGuard, chance_loss
 from tltf.training.domain.step import feature_spread

@@ -10,7 +10,13 @@ import pytest
 import tensorflow as tf
 
 import tltf
-from tests.helpers import TINY_GROUPS, build_tiny_model, same, tiny_base, weights_of
+from tests.support.helpers import (
+    TINY_GROUPS,
+    build_tiny_model,
+    same,
+    tiny_base,
+    weights_of,
+)
 from tltf.training.feature_cache import (
     FeatureCache,
     cache_blockers,
@@ -352,7 +358,7 @@ TEXT_LABELS = np.array([1, 1, 0, 0] * 3)
 
 @pytest.fixture(scope="module")
 def mean_pooled_preset(tmp_path_factory) -> str:
-    from tests.helpers import tiny_bert_preset
+    from tests.support.helpers import tiny_bert_preset
 
     folder = tmp_path_factory.mktemp("preset") / "tiny_bert"
     return f"kerashub:{tiny_bert_preset(folder, TEXTS)}"

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import tltf
-from tests.helpers import build_tiny_model, same, weights_of
+from tests.support.helpers import build_tiny_model, same, weights_of
 from tltf.data.base import LoadedData
 from tltf.training import recipes
 from tltf.training.feature_cache import can_cache_features
@@ -90,7 +90,7 @@ def test_by_default_the_frozen_stage_trains_the_cached_head_until_it_converges()
 
 
 def test_text_models_fine_tune_at_transformer_rates(tmp_path):
-    from tests.helpers import tiny_bert_preset
+    from tests.support.helpers import tiny_bert_preset
 
     texts = ["a good film", "great acting", "awful plot", "boring and dull"] * 2
     preset = tiny_bert_preset(tmp_path / "bert", texts)

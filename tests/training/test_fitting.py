@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tests.helpers import build_tiny_model
+from tests.support.helpers import build_tiny_model
 from tltf.training.fitting import fit_data, merge_histories
 
 

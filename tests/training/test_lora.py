@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 import tltf
-from tests.helpers import build_tiny_model, same, text_backbone, weights_of
+from tests.support.helpers import build_tiny_model, same, text_backbone, weights_of
 from tltf.backbones.layers import adapted_layers, adapter_variables
 from tltf.errors import ConfigError
 from tltf.training.lora import lora_summary

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import tltf
-from tests.helpers import build_tiny_model, same, weights_of
+from tests.support.helpers import build_tiny_model, same, weights_of
 from tltf.training.unfreezing.rates import GroupLearningRates
 
 X = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3)).astype("float32")
@@ -415,7 +415,7 @@ tf.config.set_logical_device_configuration(
 )
 import keras, numpy as np
 import tltf
-from tests.helpers import build_tiny_model
+from tests.support.helpers import build_tiny_model
 X = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3)).astype("float32")
 Y = np.array([0, 1, 2, 0, 1, 2, 0, 1])
 def run(model):

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import tltf
-from tests.helpers import tiny_bert_preset
+from tests.support.helpers import tiny_bert_preset
 from tltf.backbones import kerashub
 from tltf.backbones.kerashub import MINILM_NAME, minilm_folder
 from tltf.errors import ConfigError, MissingWeightsError

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import tltf
-from tests.helpers import build_tiny_model, write_image_folder
+from tests.support.helpers import build_tiny_model, write_image_folder
 
 
 def test_image_folder_keeps_class_names_and_splits_every_class(image_folder):

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import tltf
-from tests.savedmodels import (
+from tests.support.savedmodels import (
     FEATURES,
     REG_SCALE,
     save_bert_encoder,

@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 
 import tltf
-from tests.helpers import build_tiny_model, run_fresh_process, tiny_bert_preset
+from tests.support.helpers import build_tiny_model, run_fresh_process, tiny_bert_preset
 
 NAMES = ["cats", "dogs", "owls"]
 

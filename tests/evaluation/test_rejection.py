@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tltf
-from tests.helpers import text_backbone
+from tests.support.helpers import text_backbone
 from tltf.evaluation import calibration as calib
 from tltf.evaluation.report import classification_metrics
 

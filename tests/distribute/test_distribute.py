@@ -1,7 +1,7 @@
 """tltf.distribute: strategies, the one scope, batches, precision, fault tolerance.
 
 Runs that need a fresh TensorFlow (two logical CPUs, multi-worker
-collectives) run tests/distribute_worker.py in subprocesses, on loopback
+collectives) run tests/support/distribute_worker.py in subprocesses, on loopback
 ports, each bounded by a hard timeout and killed if it overruns.
 """
 
@@ -26,7 +26,7 @@ import tltf
 from tltf.distribute import strategy as strategy_module
 from tltf.errors import ConfigError, DataError
 
-WORKER = Path(__file__).with_name("distribute_worker.py")
+WORKER = Path(__file__).parents[1] / "support" / "distribute_worker.py"
 RUN_TIMEOUT = 300  # seconds; a bound against hangs, never an assertion
 TPU_ENV = ("TPU_NAME", "COLAB_TPU_ADDR", "TPU_ACCELERATOR_TYPE", "TF_CONFIG")
 

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 import tltf
-from tests.helpers import build_tiny_model, weights_of
+from tests.support.helpers import build_tiny_model, weights_of
 from tltf.data import budget, image_pipeline
 
 BUDGET_LOGGER = "tltf.data.budget"

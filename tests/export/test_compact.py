@@ -20,7 +20,7 @@ import pytest
 import tensorflow as tf
 
 import tltf
-from tests.helpers import build_tiny_model, text_backbone, write_image_folder
+from tests.support.helpers import build_tiny_model, text_backbone, write_image_folder
 from tltf.cli import main
 from tltf.export.litert import interpreter
 
@@ -266,7 +266,7 @@ def run_folder(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("cli_compact")
     write_image_folder(root / "images", {"cats": 6, "dogs": 6}, size=32)
     write_image_folder(root / "oos", {"other": 4}, size=32, seed=5)
-    from tests.helpers import tiny_base
+    from tests.support.helpers import tiny_base
 
     tiny_base().save(root / "tiny_base.keras")
     code = main(

@@ -1,4 +1,4 @@
-"""Subprocess worker for tests/test_distribute.py (not a test module).
+"""Subprocess worker for tests/distribute/test_distribute.py (not a test module).
 
 Distribution needs a fresh TensorFlow: logical CPU devices and multi-worker
 collectives must be configured before TensorFlow initializes, which has long
