@@ -50,7 +50,7 @@ def pair_head(dense: keras.layers.Dense, dropout: keras.layers.Dropout, seed: in
 
 def tltf_head_layers(model: keras.Model):
     """The output Dense and the Dropout before it, in a tltf model's head."""
-    head = tltf.heads.find_head(model)
+    head = model.head
     return head.output_layer, head.dropouts[-1]
 
 
