@@ -171,6 +171,21 @@ def test_set_compiled_optimizer_is_what_keras_files_save(tmp_path):
     _compat.set_compiled_optimizer(_dense_model(compiled=False), replacement)
 
 
+def test_saving_for_inference_writes_no_optimizer_and_no_compile(tmp_path):
+    model = _dense_model()
+    x = np.ones((4, 3), "float32")
+    model.fit(x, np.ones((4, 2), "float32"), epochs=1, verbose=0)
+    optimizer = model.optimizer
+    with _compat.saving_for_inference(model):
+        model.save(tmp_path / "m.keras")
+    assert model.optimizer is optimizer and model.compiled  # restored
+    reloaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert not reloaded.compiled and getattr(reloaded, "optimizer", None) is None
+    np.testing.assert_allclose(
+        reloaded.predict(x, verbose=0), model.predict(x, verbose=0)
+    )
+
+
 def test_keras_mask_carries_padding_through_masking_layers():
     x = np.array([[[1.0], [2.0], [0.0]], [[3.0], [0.0], [0.0]]], "float32")
     masked = keras.layers.Masking(0.0)(x)

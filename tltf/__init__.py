@@ -122,8 +122,12 @@ def __getattr__(name: str) -> Any:
 
 
 def _is_command_line() -> bool:
-    """Whether this process is the ``tltf`` command (its console script)."""
-    return bool(sys.argv) and Path(sys.argv[0]).stem == "tltf"
+    """Whether this process is the ``tltf`` command (its console script, or
+    ``python -m tltf.cli``)."""
+    if sys.argv and Path(sys.argv[0]).stem == "tltf":
+        return True
+    argv = getattr(sys, "orig_argv", [])
+    return any(a == "-m" and b == "tltf.cli" for a, b in zip(argv, argv[1:]))
 
 
 if not _is_command_line():

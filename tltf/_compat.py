@@ -15,7 +15,9 @@ Keras.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import tensorflow as tf
@@ -173,6 +175,28 @@ def set_compiled_optimizer(model: keras.Model, optimizer: Any) -> None:
     config = getattr(model, "_compile_config", None)
     if config is not None:
         config.config["optimizer"] = optimizer
+
+
+@contextlib.contextmanager
+def saving_for_inference(model: keras.Model) -> Iterator[None]:
+    """Within the block, ``model.save`` writes no optimizer and no compile settings.
+
+    The file holds the architecture and the weights (a model loaded from it
+    is not compiled), not the optimizer's slots, which for Adam are twice the
+    trainable weights. Keras 3's ``save`` has no ``include_optimizer``: it
+    writes the optimizer it finds on ``model.optimizer`` and the compile
+    config while ``model.compiled`` is true. Relies on both attributes;
+    they are restored on exit, so ``model`` trains on as before.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    compiled = getattr(model, "compiled", False)
+    model.optimizer = None
+    model.compiled = False
+    try:
+        yield
+    finally:
+        model.optimizer = optimizer
+        model.compiled = compiled
 
 
 def keras_mask(tensor: Any) -> Any | None:

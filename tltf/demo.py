@@ -66,7 +66,10 @@ def run_demo(
 ) -> DemoResult:
     """Fine-tunes MiniLM on the shipped dataset, evaluates and exports it.
 
-    Re-running with the same ``output_dir`` replaces the earlier demo run.
+    Re-running with the same ``output_dir`` replaces the earlier demo run
+    (``tltf demo`` asks for ``--overwrite`` first). The run is written into a
+    temporary folder beside ``output_dir`` and swapped in when complete, so
+    an interrupted demo leaves the earlier run whole.
 
     Args:
         output_dir: Folder for the model, report, plots and export.
@@ -111,11 +114,22 @@ def run_demo(
         schedule=SCHEDULE,
         verbose=verbose,
     )
-    model_path = runs.save_run(model, out, _record(data, backbone, history, epochs))
-    report, export_path = _evaluate_and_export(model, data, history, out)
+    # The whole run is written beside `out` and swapped in when complete.
+    with runs.writing_run(out) as temp:
+        runs.save_run(model, temp, _record(data, backbone, history, epochs))
+        report, _ = _evaluate_and_export(model, data, history, temp)
+    report.files = {
+        kind: str(runs.final_path(path, temp, out))
+        for kind, path in report.files.items()
+    }
     predictions = _predict(model, data.class_names)
     result = DemoResult(
-        out, model_path, report, export_path, time.perf_counter() - start, predictions
+        out,
+        runs.model_path(out),
+        report,
+        runs.export_dir(out),
+        time.perf_counter() - start,
+        predictions,
     )
     _print_result(result)
     return result

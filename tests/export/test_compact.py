@@ -338,4 +338,4 @@ def test_cli_calibrate_needs_a_rule(run_folder, capsys):
         ["calibrate", "--model", str(model_file), "--data", str(run_folder / "images")]
     )
     err = capsys.readouterr().err
-    assert code == 1 and "--target-precision" in err and "--oos" in err
+    assert code == 2 and "--target-precision" in err and "--oos" in err

@@ -1,17 +1,33 @@
 """The ``tltf`` command line: a thin layer over the public library.
 
-``main`` parses the arguments (`tltf.cli.main`, values by
-`tltf.cli.parsing`) before TensorFlow is imported, merges a config file
-(`tltf.cli.options`), starts TensorFlow quietly (`tltf.cli.startup`) and runs
-one subcommand (`tltf.cli.commands`; what ``evaluate`` scores and where it
-writes: `tltf.cli.evaluation`; ``calibrate``: `tltf.cli.calibrate`;
-``predict``: `tltf.cli.predict`). Imports run one way: main -> startup ->
-commands -> predict -> options -> parsing, and commands -> calibrate ->
-evaluation (commands and calibrate also import options). The run folder's
-layout is the library's (`tltf.runs`); the library never imports the command
-line.
+Before TensorFlow loads, so that a wrong command line fails within a second:
+
+- `main`: the entry point (``tltf``, ``python -m tltf.cli``);
+- `subcommands`: one row per subcommand (name, help, examples, flags, checks,
+  handler) and the parser built from them;
+- `flags`: the flags of each subcommand and the groups they share;
+- `parsing`: flag and config values from text (numbers, sizes, schedules);
+- `config`: a config file merged under the flags;
+- `checks`: what depends on several flags or on the disk, and the overwrite
+  policy.
+
+Then `startup` imports the subcommand's handler with TensorFlow's native
+noise filtered out, and the handler runs:
+
+- `training`: train, adapt, tune, demo, list-backbones;
+- `evaluating`: evaluate; `calibrate`: calibrate; `exporting`: export;
+  `predict`: predict;
+- `loading`: data, models and out-of-scope examples from the options;
+- `held_out`: which split evaluate and calibrate score, and where reports go.
+
+Imports run one way: main -> subcommands -> flags, checks -> parsing; main ->
+config -> checks; main -> startup -> (a handler) -> loading, held_out. The
+handlers import the library at their top; the modules before startup import
+none of it but `tltf.runs` (the run folder's layout), `tltf.errors` and the
+pure schedule syntax. The library never imports the command line.
 """
 
-from tltf.cli.main import build_parser, main
+from tltf.cli.main import main
+from tltf.cli.subcommands import build_parser
 
 __all__ = ["build_parser", "main"]

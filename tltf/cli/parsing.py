@@ -1,72 +1,188 @@
-"""Flag and config values from text: image sizes, unfreezing schedules.
+"""Flag and config values from text: numbers, image sizes, schedules.
 
-Used while the arguments are parsed (`tltf.cli.main`) and when a config file
-is merged (`tltf.cli.options`), so it imports nothing but the standard
-library and `tltf.errors`.
+Each parser takes what a flag gives (text) or what a config file gives
+(text, a number, a list or a mapping) and returns the value the library
+takes, or raises ``argparse.ArgumentTypeError`` with what is wrong and an
+example of what is right. argparse puts the flag's name in front
+(``argument --epochs: ...``); `tltf.cli.config` does the same for config
+files. Used while the arguments are parsed, before TensorFlow loads, so this
+module imports nothing but the standard library, `tltf.errors` and the
+unfreezing schedule's syntax check (pure, `tltf.training.unfreezing.schedule`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from tltf.errors import ConfigError
 
+Parser = Callable[[Any], Any]
 
-def parse_size(text: str) -> tuple[int, int]:
-    """An ``--image-size`` value: ``"224"`` or ``"160x224"`` (or ``"160,224"``).
+
+def whole(minimum: int, example: int) -> Parser:
+    """A parser of whole numbers of at least ``minimum`` (``"3"`` or ``3``)."""
+
+    def parse(value: Any) -> int:
+        number = _whole_or_none(value)
+        if number is None or number < minimum:
+            raise argparse.ArgumentTypeError(
+                f"takes a whole number of at least {minimum}, e.g. {example}; "
+                f"got {_shown(value)}"
+            )
+        return number
+
+    parse.__name__ = f"whole number >= {minimum}"  # argparse's usage errors
+    return parse
+
+
+def number(
+    low: float,
+    example: float,
+    *,
+    low_open: bool = False,
+    high: float | None = None,
+    high_open: bool = False,
+) -> Parser:
+    """A parser of finite numbers in a range (``"0.2"`` or ``0.2``).
+
+    Args:
+        low: The smallest value; excluded when ``low_open``.
+        example: A good value, for the message.
+        low_open: Whether ``low`` itself is refused.
+        high: The largest value (None: no limit); excluded when ``high_open``.
+        high_open: Whether ``high`` itself is refused.
+    """
+    below = f"more than {low:g}" if low_open else f"at least {low:g}"
+    if high is None:
+        wanted = f"a number {below}"
+    else:
+        above = f"less than {high:g}" if high_open else f"at most {high:g}"
+        wanted = f"a number {below} and {above}"
+
+    def parse(value: Any) -> float:
+        x = _float_or_none(value)
+        ok = x is not None and (x > low if low_open else x >= low)
+        if ok and high is not None:
+            ok = x < high if high_open else x <= high
+        if not ok:
+            raise argparse.ArgumentTypeError(
+                f"takes {wanted}, e.g. {example:g}; got {_shown(value)}"
+            )
+        return x
+
+    parse.__name__ = wanted
+    return parse
+
+
+def _whole_or_none(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        return int(value)
+    return None
+
+
+def _float_or_none(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _shown(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else repr(str(value))
+
+
+# --- image sizes ---
+
+
+def parse_size(value: Any) -> tuple[int, int]:
+    """An ``--image-size``: ``"224"``, ``"160x224"``, ``"160,224"``, ``224``
+    or ``[160, 224]`` (config files).
 
     Returns:
         ``(height, width)``.
 
     Raises:
-        argparse.ArgumentTypeError: Not one or two positive integers.
+        argparse.ArgumentTypeError: Not one or two positive whole numbers.
     """
-    try:
-        parts = [int(v) for v in text.lower().replace(",", "x").split("x")]
-    except ValueError:
-        parts = []
+    if isinstance(value, str):
+        parts = [_whole_or_none(v) for v in value.lower().replace(",", "x").split("x")]
+    elif isinstance(value, (list, tuple)):
+        parts = [_whole_or_none(v) for v in value]
+    else:
+        parts = [_whole_or_none(value)]
     if len(parts) == 1:
         parts = parts * 2
-    if len(parts) != 2 or min(parts) < 1:
+    if len(parts) != 2 or None in parts or min(parts) < 1:
         raise argparse.ArgumentTypeError(
-            f"image size must be SIZE or HEIGHTxWIDTH (224, 160x224); got {text!r}"
+            f"takes SIZE or HEIGHTxWIDTH in pixels, e.g. 224 or 160x224; "
+            f"got {_shown(value)}"
         )
     return parts[0], parts[1]
 
 
-def size_pair(value: Any) -> tuple[int, int]:
-    """An image size from a flag or config file: ``224``, ``"160x224"``, ``[h, w]``."""
-    if isinstance(value, int):
-        return value, value
-    if isinstance(value, str):
-        return parse_size(value)
-    height, width = value
-    return int(height), int(width)
+parse_size.__name__ = "image size"
 
 
-def parse_schedule(schedule: Any) -> Any:
-    """A ``--schedule`` value: a preset name, or JSON ``{epoch: spec}``.
+# --- unfreezing schedules ---
+
+
+def parse_schedule(value: Any) -> str | dict[int, Any]:
+    """A ``--schedule``: ``all``, a preset (``gradual``, ``gradual:2``,
+    ``plateau``) or ``{epoch: spec}`` as JSON text or a config mapping.
+
+    The syntax is checked by the library's own schedule parser (which needs
+    no model); whether the named groups exist is known once the base is
+    built.
 
     Returns:
-        The preset name as given, or the mapping with integer epochs.
+        The preset name, or the mapping with integer epochs.
 
     Raises:
-        ConfigError: Text that starts like JSON but is not valid JSON.
+        argparse.ArgumentTypeError: Text that is not a preset or valid JSON,
+            or a schedule the library refuses.
     """
-    if isinstance(schedule, str) and schedule.strip().startswith(("{", "[")):
+    from tltf.training.unfreezing.schedule import parse_schedule as check_syntax
+
+    schedule = value
+    if isinstance(value, str) and value.strip().startswith(("{", "[")):
         try:
-            schedule = json.loads(schedule)
+            schedule = json.loads(value)
         except json.JSONDecodeError as err:
-            raise ConfigError(
-                f"--schedule is not valid JSON: {err}. Example: "
-                '\'{"0": "top:1", "2": "top:3", "4": "all"}\''
-            ) from err
+            raise argparse.ArgumentTypeError(
+                f"is not valid JSON ({err}); pass e.g. {_SCHEDULE_EXAMPLE}"
+            ) from None
     if isinstance(schedule, Mapping):
-        return {_epoch(k): v for k, v in schedule.items()}
-    return schedule
+        schedule = {_epoch(k): v for k, v in schedule.items()}
+    if schedule in ("all", "gradual", "plateau"):
+        return schedule
+    if isinstance(schedule, Mapping) or str(schedule).startswith("gradual:"):
+        try:
+            check_syntax(schedule)
+            return schedule
+        except ConfigError as err:
+            if isinstance(schedule, Mapping):
+                raise argparse.ArgumentTypeError(str(err)) from None
+    raise argparse.ArgumentTypeError(
+        "takes all, gradual, gradual:N (one more group every N epochs), plateau "
+        f"or JSON {{epoch: groups}}, e.g. {_SCHEDULE_EXAMPLE}; got {_shown(value)}"
+    )
+
+
+_SCHEDULE_EXAMPLE = '\'{"0": "top:1", "2": "all"}\''
+
+
+parse_schedule.__name__ = "schedule"
 
 
 def _epoch(key: Any) -> Any:

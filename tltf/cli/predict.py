@@ -1,20 +1,36 @@
 """``tltf predict``: top classes from a ``.keras`` model or a tltf export.
 
-Image files that do not exist or do not decode are skipped and reported, so
-one bad file does not lose the others; when none can be classified the run
-fails with one line naming them.
+What the arguments are is decided by what the model takes:
+
+- an image model classifies image files: a file that does not exist or does
+  not decode is skipped and reported, so one bad file does not lose the
+  others; when none can be classified the run fails with one line naming
+  them;
+- a text model classifies each argument as a text. An argument that names
+  an existing file or folder, or ends in an image extension
+  (``photo.jpg``), is refused with one line before anything is classified:
+  it is almost surely a path given to the wrong model, not a text.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+import keras
 import numpy as np
+import tensorflow as tf
 
+from tltf.cli.checks import ArgumentsError
+from tltf.cli.loading import load_model
+from tltf.data.images import IMAGE_EXTENSIONS
 from tltf.errors import ConfigError, DataError
+from tltf.export import read_export_metadata
+from tltf.evaluation.predictions import calibration_of
 
 IMAGE_FORMATS = "JPEG, PNG, GIF or BMP"
 
@@ -40,6 +56,24 @@ class _Classifier:
     names: list[str] | None
     classify: Callable[[list], np.ndarray]  # encoded images or texts -> probs
     threshold: float | None = None  # "unknown" below it (tltf.calibrate_rejection)
+
+
+def predict(options: dict[str, Any]) -> int:
+    """``tltf predict``: top classes for image files or texts."""
+    result = predict_inputs(
+        options["model"], options["inputs"], options.get("top_k", 1)
+    )
+    for line in result.lines:
+        print(line)
+    for line in result.skipped:
+        print(f"tltf predict: skipped {line}", file=sys.stderr)
+    if result.skipped:
+        print(
+            f"tltf predict: {len(result.lines)} classified, "
+            f"{len(result.skipped)} skipped.",
+            file=sys.stderr,
+        )
+    return 0
 
 
 def predict_inputs(
@@ -99,7 +133,7 @@ def _ranked(probs: np.ndarray, names: Sequence[str], top_k: int) -> str:
 def _readable(inputs: list[str], modality: str) -> tuple[list, list[str]]:
     """``([(input, value)], skipped)``: texts as they are, images' bytes."""
     if modality == "text":
-        _check_not_images(inputs)
+        check_texts(inputs)
         return [(text, text) for text in inputs], []
     items, skipped = [], []
     for file in inputs:
@@ -110,15 +144,18 @@ def _readable(inputs: list[str], modality: str) -> tuple[list, list[str]]:
     return items, skipped
 
 
-def _check_not_images(inputs: list[str]) -> None:
-    from tltf.data.images import IMAGE_EXTENSIONS
-
-    if all(
-        Path(t).suffix.lower() in IMAGE_EXTENSIONS and Path(t).is_file() for t in inputs
-    ):
-        raise ConfigError(
-            "This is a text model, but every input is an image file. Pass texts "
-            "in quotes, or a model trained on images."
+def check_texts(inputs: list[str]) -> None:
+    """Refuses arguments that are paths, not texts (see the module's rule)."""
+    paths = [
+        t
+        for t in inputs
+        if Path(t).exists() or Path(t).suffix.lower() in IMAGE_EXTENSIONS
+    ]
+    if paths:
+        raise ArgumentsError(
+            f"{paths[0]!r} is a file name, but this model classifies text: pass "
+            "the texts themselves in quotes, or a model trained on images"
+            + (f" ({len(paths)} such arguments)." if len(paths) > 1 else ".")
         )
 
 
@@ -128,8 +165,6 @@ def read_image(file: str) -> bytes:
     Raises:
         DataError: The file does not exist, is a folder, or does not decode.
     """
-    import tensorflow as tf
-
     path = Path(file)
     if path.is_dir():
         raise DataError("is a folder; pass image files")
@@ -154,10 +189,6 @@ def _load(model_path: str | os.PathLike | None) -> _Classifier:
 
 
 def _from_export(path: Path) -> _Classifier:
-    import tensorflow as tf
-
-    from tltf.export import read_export_metadata
-
     meta = read_export_metadata(path)
     if meta.get("custom_ops"):
         import tensorflow_text  # noqa: F401  (registers the tokenizer's ops)
@@ -177,12 +208,6 @@ def _from_export(path: Path) -> _Classifier:
 
 
 def _from_keras(model_path: str | os.PathLike | None) -> _Classifier:
-    import keras
-    import tensorflow as tf
-
-    from tltf.cli.options import load_model
-    from tltf.evaluation.predictions import calibration_of
-
     model, names = load_model(model_path)
     threshold = calibration_of(model)[1]
     spec = model.inputs[0]
@@ -204,7 +229,5 @@ def _from_keras(model_path: str | os.PathLike | None) -> _Classifier:
 
 
 def _decode(data: bytes, size: tuple[int, int], channels: int):
-    import tensorflow as tf
-
     image = tf.io.decode_image(data, channels=channels, expand_animations=False)
     return tf.image.resize(image, size)

@@ -1,27 +1,35 @@
-"""Starting TensorFlow quietly for the command line.
+"""Running a subcommand's handler with TensorFlow's native noise filtered out.
 
-TensorFlow's native libraries print start-up lines to the process's stderr
+TensorFlow's native libraries write to the process's stderr: start-up lines
 (oneDNN, CUDA drivers, CPU instructions, ``absl::InitializeLog``), some of
-them before ``TF_CPP_MIN_LOG_LEVEL`` is read. The command line imports
-TensorFlow with the native stderr caught in a file, drops the lines in the
-native log format and passes everything else on; ``--debug`` shows it all.
+them before ``TF_CPP_MIN_LOG_LEVEL`` is read and again when devices are set
+up, and the image decoders' warnings (libjpeg's "Corrupt JPEG data: ...")
+for files tltf already reports itself. While a handler runs, file descriptor
+2 is a pipe read by a thread that drops those lines and passes every other
+line on as it comes (Python's own warnings and errors included, and the
+output of child processes). ``--debug`` shows everything.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import re
 import sys
-import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
 
-#: Native log lines: glog/absl ``I0000 00:00:...`` lines and their companions.
-_NATIVE_LOG = re.compile(
-    r"^([IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\]"
-    r"|WARNING: All log messages before absl::InitializeLog\(\)"
-    r"|WARNING: Logging before InitGoogleLogging\(\)"
-    r"|To enable the following instructions: )"
+#: Native lines that are noise to a user of the command line.
+NATIVE_NOISE = re.compile(
+    rb"^([IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\]"  # glog / absl lines
+    rb"|WARNING: All log messages before absl::InitializeLog\(\)"
+    rb"|WARNING: Logging before InitGoogleLogging\(\)"
+    rb"|To enable the following instructions: "  # the CPU-features line's tail
+    rb"|Corrupt JPEG data: |Premature end of JPEG file|Invalid SOS parameters"
+    rb"|Warning: unknown JFIF revision number|libpng warning: "
+    rb"|INFO: Created TensorFlow Lite XNNPACK delegate)"
 )
 
 
@@ -31,57 +39,55 @@ def quiet_environment() -> None:
 
 
 @contextlib.contextmanager
-def native_stderr_filtered() -> Iterator[None]:
-    """Catches what native code writes to stderr; passes on non-log lines.
-
-    Python code writing to ``sys.stderr`` is caught too (it shares file
-    descriptor 2) and passed on in order, so nothing but the native log
-    lines is lost.
-    """
+def native_noise_filtered() -> Iterator[None]:
+    """Drops `NATIVE_NOISE` lines from stderr; passes the rest on at once."""
     sys.stderr.flush()
     try:
         saved = os.dup(2)
     except OSError:  # No stderr descriptor (embedded interpreters).
         yield
         return
-    with tempfile.TemporaryFile() as caught:
-        os.dup2(caught.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            caught.seek(0)
-            _pass_on(caught.read().decode(errors="replace"))
-
-
-def _pass_on(text: str) -> None:
-    kept = [line for line in text.splitlines() if not _NATIVE_LOG.match(line)]
-    if kept:
-        sys.stderr.write("\n".join(kept) + "\n")
+    read_end, write_end = os.pipe()
+    reader = threading.Thread(target=_pass_on, args=(read_end, saved), daemon=True)
+    reader.start()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    try:
+        yield
+    finally:
         sys.stderr.flush()
+        os.dup2(saved, 2)  # Closes the pipe's last write end but children's.
+        reader.join(timeout=5)
+        os.close(saved)
 
 
-def import_commands(debug: bool):
-    """Imports the subcommands (and with them TensorFlow), quietly unless debug.
+def _pass_on(read_end: int, out: int) -> None:
+    """Copies lines from ``read_end`` to ``out``, leaving out the noise."""
+    with os.fdopen(read_end, "rb") as lines:
+        for line in lines:
+            if not NATIVE_NOISE.match(line):
+                os.write(out, line)
+
+
+def run_handler(target: str, options: dict[str, Any], debug: bool) -> int:
+    """Imports a subcommand's handler and runs it, quietly unless ``debug``.
 
     Args:
-        debug: Show TensorFlow's start-up lines as they come.
+        target: ``"module:function"``, as in `tltf.cli.subcommands`.
+        options: The checked options.
+        debug: Show TensorFlow's native lines as they come.
 
     Returns:
-        The `tltf.cli.commands` module.
+        The handler's exit status.
     """
-    if debug or "tensorflow" in sys.modules:
-        from tltf.cli import commands
-
-        return commands
+    if debug:
+        return load_handler(target)(options)
     quiet_environment()
-    with native_stderr_filtered():
-        import tensorflow as tf
+    with native_noise_filtered():
+        return load_handler(target)(options)
 
-        from tltf.cli import commands
 
-        # Device set-up logs too (CUDA on a machine without a GPU).
-        tf.config.list_logical_devices()
-    return commands
+def load_handler(target: str) -> Callable[[dict[str, Any]], int]:
+    """The function ``"module:function"`` names (importing the library)."""
+    module_name, _, function = target.partition(":")
+    return getattr(importlib.import_module(module_name), function)

@@ -351,7 +351,9 @@ def _write(report: EvaluationReport, folder: Path, history: Any) -> dict[str, st
     if logs:
         content["history"] = logs
         content["stages"] = plots.stage_changes(logs)
-    content["files"] = files
+    # Names within the folder, so that the report still holds when the folder
+    # moves (a run is written beside its folder and swapped in, tltf.runs).
+    content["files"] = {kind: Path(path).name for kind, path in files.items()}
     files_io.write_json(folder / REPORT_FILE, content, default=_jsonable)
     return files
 

@@ -94,6 +94,90 @@ def test_save_run_writes_a_model_that_reloads_and_its_record(tmp_path):
     assert runs.read_run(tmp_path / "run")["history"] == {"loss": [0.1]}
 
 
+def test_the_runs_model_holds_no_optimizer_state_and_reloads_quietly(tmp_path):
+    """model.keras is serving-sized: weights, no Adam slots, no warning."""
+    import warnings
+
+    from tests.support.helpers import build_tiny_model
+
+    model = build_tiny_model()
+    x = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    model.fit(x, np.arange(8) % 3, epochs=1, verbose=0)
+    model.save(tmp_path / "full.keras")  # Keras' own: the optimizer too
+    path = runs.save_run(model, tmp_path / "run", {})
+    assert _optimizer_variables(tmp_path / "full.keras") > 0
+    assert _optimizer_variables(path) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Skipping variable loading ..."
+        reloaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(
+        reloaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5
+    )
+    assert not reloaded.compiled
+    # The model saved keeps its optimizer and trains on.
+    steps = int(model.optimizer.iterations)
+    model.fit(x, np.arange(8) % 3, epochs=1, verbose=0)
+    assert int(model.optimizer.iterations) > steps
+    tltf.compile_model(reloaded)  # Reloaded: compiled again to train further.
+    reloaded.fit(x, np.arange(8) % 3, epochs=1, verbose=0)
+
+
+def _optimizer_variables(keras_file: Path) -> int:
+    """How many optimizer variables a ``.keras`` file holds."""
+    import io
+    import zipfile
+
+    import h5py
+
+    with zipfile.ZipFile(keras_file) as archive:
+        weights = h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r")
+        found = []
+        if "optimizer" in weights:
+            weights["optimizer"].visititems(
+                lambda name, obj: (
+                    found.append(name) if isinstance(obj, h5py.Dataset) else None
+                )
+            )
+        return len(found)
+
+
+def test_writing_run_swaps_a_whole_run_in(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "model.keras").write_text("old model")
+    (out / "evaluation-2").mkdir()
+    (out / "evaluation-2" / "report.json").write_text("old report")
+    with runs.writing_run(out) as temp:
+        assert temp.parent.parent == tmp_path and list(temp.iterdir()) == []
+        (temp / "model.keras").write_text("new model")
+        assert (out / "model.keras").read_text() == "old model"
+    assert sorted(p.name for p in out.iterdir()) == ["model.keras"]
+    assert (out / "model.keras").read_text() == "new model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no leftovers
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, RuntimeError])
+def test_an_interrupted_run_leaves_the_previous_one_whole(tmp_path, interrupt):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "model.keras").write_text("old model")
+    (out / "run.json").write_text("{}")
+    with pytest.raises(interrupt), runs.writing_run(out) as temp:
+        (temp / "model.keras").write_text("new model")
+        raise interrupt()
+    assert sorted(p.name for p in out.iterdir()) == ["model.keras", "run.json"]
+    assert (out / "model.keras").read_text() == "old model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_final_path_is_where_a_file_ends_up(tmp_path):
+    with runs.writing_run(tmp_path / "run") as temp:
+        written = temp / "evaluation" / "report.json"
+        assert runs.final_path(written, temp, tmp_path / "run") == (
+            tmp_path / "run" / "evaluation" / "report.json"
+        )
+
+
 def test_model_file_finds_the_model_of_a_run_folder(tmp_path):
     assert runs.model_file(tmp_path) == tmp_path  # No model in it: as given.
     runs.model_path(tmp_path).write_bytes(b"")
@@ -129,6 +213,9 @@ def test_evaluation_folders_are_numbered_and_never_reused(tmp_path):
 
 
 def test_the_layout_names(tmp_path):
+    assert not runs.is_run(tmp_path)
+    runs.write_run(tmp_path, {})
+    assert runs.is_run(tmp_path)
     assert runs.record_path(tmp_path) == tmp_path / "run.json"
     assert runs.evaluation_dir(tmp_path) == tmp_path / "evaluation"
     assert runs.export_dir(tmp_path) == tmp_path / "export"

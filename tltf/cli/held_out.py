@@ -1,4 +1,4 @@
-"""What ``tltf evaluate`` scores and where it writes, decided before any work.
+"""What ``tltf evaluate`` and ``tltf calibrate`` score, and where reports go.
 
 - The split: by default the held-out validation split of the training run
   (same ``validation_split`` and ``seed`` as ``run.json`` records, else the
@@ -9,7 +9,10 @@
   folder) is one clear error.
 - The folder: a report is never replaced silently. Without ``--output`` a
   new folder next to the model is used when the run's ``evaluation/`` holds a
-  report; with ``--output`` an existing report needs ``--overwrite``.
+  report; with ``--output`` an existing report needs ``--overwrite``
+  (checked before TensorFlow loads, `tltf.cli.checks`).
+
+Imported by the handlers (it reads the loaders' defaults from the library).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import tltf
 from tltf import runs
 from tltf.errors import ConfigError
 
@@ -39,7 +43,7 @@ class Plan:
 
     Attributes:
         split: ``"validation"``, ``"train"`` or ``"all"``.
-        data_options: Options for `tltf.cli.options.load_data`.
+        data_options: Options for `tltf.cli.loading.load_data`.
         why: How the split was chosen, for the user.
     """
 
@@ -63,8 +67,6 @@ def split_settings(source: str, options: Mapping[str, Any]) -> dict[str, Any]:
         CSV files (recorded in ``run.json``), ``{}`` for TFDS, whose splits
         are fixed.
     """
-    import tltf
-
     loader = {"data": tltf.data.image_folder, "csv": tltf.data.text_csv}
     if source not in loader:
         return {}
@@ -148,13 +150,6 @@ def data_record(source: str, options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # --- the data kind ---
-
-
-def model_modality(model: Any, run: Mapping[str, Any]) -> str:
-    """``"text"`` for models that take strings, else ``"image"``."""
-    if run.get("modality") in ("image", "text"):
-        return run["modality"]
-    return "text" if model.inputs[0].dtype == "string" else "image"
 
 
 def check_modality(model_kind: str, data_kind: str | None, flag: str) -> None:

@@ -1,0 +1,372 @@
+"""What each subcommand checks before TensorFlow loads.
+
+Flag values are checked while they are parsed (`tltf.cli.flags`); this
+module checks what depends on several flags or on the disk: one data source
+and only the flags that go with it, required flags, paths that must exist
+and be files or folders, and outputs that already hold a result. Any of these
+fails within a second, before any work, with one line that names the flag
+and what to do (`ArgumentsError`, exit status 2).
+
+The overwrite policy, the same for ``train``, ``adapt``, ``demo``,
+``evaluate``, ``calibrate`` and ``export``: a result already at the output
+(a run, a report, a calibration, an export) is replaced only with
+``--overwrite``. Without it the command stops here. A run folder is replaced
+whole (`tltf.runs.writing_run`), so it holds one run, never a mix; a folder
+that holds files but no tltf run is never used as a run folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tltf import runs
+from tltf.errors import ConfigError
+
+Options = Mapping[str, Any]
+
+DATA_SOURCES = ("data", "csv", "tfds")
+#: Flags that only mean something with one kind of data.
+_TEXT_ONLY = ("text_column", "label_column", "sequence_length")
+_IMAGE_ONLY = ("image_size", "weights")
+#: The smallest side keras.applications bases accept (they refuse less).
+KERAS_MIN_IMAGE_SIZE = 32
+#: What ``tltf train`` without data (the demo) takes.
+_DEMO_OPTIONS = {"output", "overwrite", "epochs"}
+
+
+class ArgumentsError(ConfigError):
+    """Arguments that cannot work together or point at the wrong files."""
+
+
+def flag(name: str) -> str:
+    """``"text_column"`` -> ``"--text-column"``."""
+    return "--" + name.replace("_", "-")
+
+
+# --- each subcommand ---
+
+
+def train(options: Options) -> None:
+    source = data_source(options)
+    if source is None:
+        extra = sorted(set(options) - _DEMO_OPTIONS)
+        if extra:
+            raise ArgumentsError(
+                f"{flag(extra[0])} needs data: pass --data <image folder>, --csv "
+                "<text file> or --tfds <name> (without data, tltf train runs the "
+                "offline demo, which takes only --output, --epochs and --overwrite)."
+            )
+        return demo(options)
+    data(options, source)
+    model(options)
+    run_output(options, runs.DEFAULT_OUTPUT)
+
+
+def adapt(options: Options) -> None:
+    missing = [flag(k) for k in ("data", "target_data") if k not in options]
+    if missing:
+        raise ArgumentsError(
+            f"tltf adapt needs {' and '.join(missing)}: --data <labelled image "
+            "folder> (one subfolder per class) and --target-data <folder of "
+            "unlabelled images>."
+        )
+    folder(options, "data", "one subfolder of images per class")
+    folder(options, "target_data", "the unlabelled target images")
+    if "target_validation" in options:
+        folder(options, "target_validation", "the same class subfolders as --data")
+    model(options)
+    run_output(options, runs.ADAPT_OUTPUT)
+
+
+def tune(options: Options) -> None:
+    data(options, require_data(options, "tune"))
+    model(options)
+    if "output" in options and Path(options["output"]).is_file():
+        raise ArgumentsError(
+            f"--output {options['output']!r} is a file; pass a folder for the search."
+        )
+
+
+def evaluate(options: Options) -> None:
+    trained_model(options, "evaluate")
+    data(options, require_data(options, "evaluate"))
+    oos(options)
+    report_output(options)
+
+
+def calibrate(options: Options) -> None:
+    file = trained_model(options, "calibrate")
+    if "target_precision" not in options and "oos" not in options:
+        raise ArgumentsError(
+            "tltf calibrate needs a rule: pass --target-precision (e.g. 0.95) or "
+            "--oos <out-of-scope examples: a text file, one per line, or a folder "
+            "of images>."
+        )
+    if "max_accuracy_drop" in options and "oos" not in options:
+        raise ArgumentsError(
+            "--max-accuracy-drop goes with --oos (it bounds what rejecting the "
+            "out-of-scope examples may cost); pass --oos or leave it out."
+        )
+    data(options, require_data(options, "calibrate"))
+    oos(options)
+    calibration = file.parent / runs.CALIBRATION_FILE
+    if calibration.exists() and not options.get("overwrite"):
+        raise ArgumentsError(
+            f"{str(file)!r} is calibrated already ({calibration} exists). Pass "
+            "--overwrite to calibrate it again."
+        )
+
+
+def export(options: Options) -> None:
+    trained_model(options, "export")
+    if "output" not in options:
+        raise ArgumentsError(
+            "tltf export needs --output: the folder to create for the SavedModel "
+            "(or the .tflite file with --format litert), e.g. --output "
+            "serving/my_model."
+        )
+    out = Path(options["output"])
+    litert = options.get("format") == "litert"
+    if litert and out.suffix != ".tflite":
+        raise ArgumentsError(
+            f"--output {str(out)!r}: with --format litert, pass the .tflite file to "
+            "write, e.g. --output mobile/model.tflite."
+        )
+    taken = [p for p in (out, out.with_suffix(".json")) if litert and p.exists()]
+    taken = taken if litert else [out] if out.exists() else []
+    if taken and not options.get("overwrite"):
+        raise ArgumentsError(
+            f"--output {str(taken[0])!r} already exists. Pass --overwrite to "
+            "replace it, or another --output."
+        )
+    if out.is_file() and not litert:
+        raise ArgumentsError(
+            f"--output {str(out)!r} is a file; a SavedModel is a folder: pass a "
+            "folder path."
+        )
+
+
+def predict(options: Options) -> None:
+    if "model" not in options:
+        raise ArgumentsError(
+            f"tltf predict needs --model: a {runs.MODEL_FILE}, its run folder, or "
+            "an export folder."
+        )
+    path = Path(options["model"])
+    if not ((path / "saved_model.pb").is_file() or runs.model_file(path).is_file()):
+        existing_model(options["model"], "predict")
+    if not options.get("inputs"):
+        raise ArgumentsError(
+            "Nothing to classify: pass image files, or texts in quotes for a text "
+            'model, after the flags, e.g. tltf predict --model m.keras "hello".'
+        )
+
+
+def list_backbones(options: Options) -> None:
+    del options  # --modality's choices are checked by the parser.
+
+
+def demo(options: Options) -> None:
+    run_output(options, runs.DEMO_OUTPUT)
+
+
+# --- data ---
+
+
+def data_source(options: Options) -> str | None:
+    """Which data flag was given (``data``, ``csv``, ``tfds``), or None.
+
+    Raises:
+        ArgumentsError: More than one was given.
+    """
+    given = [s for s in DATA_SOURCES if s in options]
+    if len(given) > 1:
+        flags = " and ".join(flag(s) for s in given)
+        raise ArgumentsError(
+            f"{flags} both give data; pass one data source: --data <image folder>, "
+            "--csv <text file> or --tfds <name>."
+        )
+    return given[0] if given else None
+
+
+def require_data(options: Options, command: str) -> str:
+    """The data source, or one line saying which flags give one."""
+    source = data_source(options)
+    if source is None:
+        raise ArgumentsError(
+            f"tltf {command} needs data: pass --data <image folder>, --csv <text "
+            "file> or --tfds <name>."
+        )
+    return source
+
+
+def data(options: Options, source: str) -> None:
+    """The data flag points at what it should, and only fitting flags are set."""
+    if source == "data":
+        wrong = [k for k in _TEXT_ONLY if k in options]
+        folder(options, "data", "one subfolder of images per class")
+    elif source == "csv":
+        wrong = [k for k in _IMAGE_ONLY if k in options]
+        file(options, "csv", "a CSV or TSV file with a header row")
+    else:
+        wrong = []
+    if wrong:
+        kind = "images" if source == "data" else "text"
+        raise ArgumentsError(
+            f"{flag(wrong[0])} does not apply to {flag(source)} ({kind}); leave it "
+            f"out, or pass the other kind of data."
+        )
+    if source != "csv" and "image_size" in options:
+        small = min(options["image_size"])
+        backbone = str(options.get("backbone", "keras:"))
+        if backbone.startswith("keras:") and small < KERAS_MIN_IMAGE_SIZE:
+            raise ArgumentsError(
+                f"--image-size {small} is too small for {backbone.rstrip(':') or 'the'}"
+                f" base: Keras application bases take at least "
+                f"{KERAS_MIN_IMAGE_SIZE}x{KERAS_MIN_IMAGE_SIZE} pixels; pass "
+                f"--image-size {KERAS_MIN_IMAGE_SIZE} or more."
+            )
+
+
+def oos(options: Options) -> None:
+    if "oos" in options and not Path(options["oos"]).exists():
+        raise ArgumentsError(
+            f"--oos {options['oos']!r} does not exist. Pass a text file (one "
+            "out-of-scope example per line) or a folder of images."
+        )
+
+
+# --- models ---
+
+
+def model(options: Options) -> None:
+    """``--backbone`` files and ``--weights`` exist."""
+    backbone = str(options.get("backbone", ""))
+    if backbone.endswith(".keras") and not Path(backbone).is_file():
+        raise ArgumentsError(
+            f"--backbone {backbone!r} does not exist. Pass a .keras file, or a "
+            "registry name such as keras:mobilenet_v2 (tltf list-backbones)."
+        )
+    weights = options.get("weights")
+    named = weights is None or str(weights).lower() in ("imagenet", "none")
+    if not named and not Path(weights).is_file():
+        raise ArgumentsError(
+            f"--weights {weights!r} is not a file. Pass imagenet, none (random "
+            "weights) or the path of a weights file."
+        )
+
+
+def trained_model(options: Options, command: str) -> Path:
+    """The ``.keras`` file ``--model`` names (a file or its run folder)."""
+    if "model" not in options:
+        raise ArgumentsError(
+            f"tltf {command} needs --model: the {runs.MODEL_FILE} that tltf train "
+            f"wrote, or its run folder (e.g. --model {runs.DEFAULT_OUTPUT})."
+        )
+    return existing_model(options["model"], command)
+
+
+def existing_model(given: Any, command: str) -> Path:
+    path = Path(given)
+    file = runs.model_file(path)
+    if file.is_file() and file.suffix == ".keras":
+        return file
+    if path.is_dir():
+        what = (
+            "is an export folder; tltf predict reads it, other commands need the "
+            f"{runs.MODEL_FILE}"
+            if (path / "saved_model.pb").is_file()
+            else f"is a folder without a {runs.MODEL_FILE}"
+        )
+    elif path.exists():
+        what = "is not a .keras file"
+    else:
+        what = "does not exist"
+    raise ArgumentsError(
+        f"--model {str(given)!r} {what}. Pass the {runs.MODEL_FILE} that tltf "
+        f"train wrote, or its run folder (tltf {command})."
+    )
+
+
+# --- paths ---
+
+
+def folder(options: Options, key: str, holds: str) -> Path:
+    """``options[key]`` is an existing folder."""
+    path = Path(options[key])
+    if path.is_dir():
+        return path
+    what = "is a file, not a folder" if path.exists() else "does not exist"
+    raise ArgumentsError(
+        f"{flag(key)} {str(path)!r} {what}. Pass a folder with {holds}."
+    )
+
+
+def file(options: Options, key: str, holds: str) -> Path:
+    """``options[key]`` is an existing file."""
+    path = Path(options[key])
+    if path.is_file():
+        return path
+    what = "is a folder, not a file" if path.is_dir() else "does not exist"
+    raise ArgumentsError(f"{flag(key)} {str(path)!r} {what}. Pass {holds}.")
+
+
+# --- outputs (the overwrite policy) ---
+
+
+def run_output(options: Options, default: str) -> Path:
+    """The run folder can be written: new, empty, or a run with --overwrite."""
+    out = Path(options.get("output", default))
+    given = "--output" if "output" in options else "the default --output"
+    if out.suffix == ".keras":
+        raise ArgumentsError(
+            f"{given} {str(out)!r} names a file; it takes the run folder, which "
+            f"gets {runs.MODEL_FILE}, {runs.RUN_FILE} and the report: pass e.g. "
+            f"--output {out.with_suffix('')}."
+        )
+    if out.is_file():
+        raise ArgumentsError(
+            f"{given} {str(out)!r} is a file; pass a folder for the run."
+        )
+    if runs.is_run(out):
+        if not options.get("overwrite"):
+            raise ArgumentsError(
+                f"{given} {str(out)!r} holds a run already. Pass --overwrite to "
+                "replace it (the old run stays until the new one is complete), or "
+                "another --output."
+            )
+    elif out.is_dir() and any(out.iterdir()):
+        raise ArgumentsError(
+            f"{given} {str(out)!r} holds files but no tltf run; a run replaces its "
+            "folder whole, so pass a new or empty folder."
+        )
+    return out
+
+
+def report_output(options: Options) -> None:
+    """The report folder is new, empty, or a report with ``--overwrite``.
+
+    A report replaces its folder whole, so a folder that holds other files
+    is refused.
+    """
+    if "output" not in options:
+        return  # A new evaluation-N/ folder, or evaluation/ with --overwrite.
+    out = Path(options["output"])
+    if out.is_file():
+        raise ArgumentsError(
+            f"--output {str(out)!r} is a file; pass a folder for the report and plots."
+        )
+    if (out / runs.REPORT_FILE).exists():
+        if not options.get("overwrite"):
+            raise ArgumentsError(
+                f"--output {str(out)!r} holds a report already "
+                f"({runs.REPORT_FILE}). Pass --overwrite to replace it, or another "
+                "--output."
+            )
+    elif out.is_dir() and any(out.iterdir()):
+        raise ArgumentsError(
+            f"--output {str(out)!r} holds files but no report; a report replaces "
+            "its folder whole, so pass a new or empty folder."
+        )
