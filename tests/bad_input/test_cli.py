@@ -244,6 +244,12 @@ ROWS = [
         "--epoch",
         "tltf train --help",
     ),
+    Row(
+        "predict-top-k-word",
+        "predict --model {ws}/run --top-k all {ws}/file.txt",
+        "--top-k",
+        "whole number",
+    ),
     # --- missing required flags ---
     Row("evaluate-no-model", "evaluate --data {ws}/images", "--model", "run folder"),
     Row("evaluate-no-data", "evaluate --model {ws}/run", "--data", "pass --data"),
@@ -317,6 +323,18 @@ ROWS = [
         "train --data {ws}/images --sequence-length 64",
         "--sequence-length",
         "leave it out",
+    ),
+    Row(
+        "evaluate-text-for-an-image-model",
+        "evaluate --model {ws}/run --csv {ws}/data.csv",
+        "--csv gives texts",
+        "Pass --data",
+    ),
+    Row(
+        "calibrate-images-for-a-text-model",
+        "calibrate --model {ws}/text_run --data {ws}/images --target-precision 0.9",
+        "--data gives images",
+        "Pass --csv",
     ),
     Row(
         "train-flag-without-data",
@@ -420,6 +438,24 @@ ROWS = [
         "does not exist",
     ),
     Row(
+        "evaluate-oos-folder-for-text",
+        "evaluate --model {ws}/text_run --csv {ws}/data.csv --oos {ws}/images",
+        "--oos",
+        "pass a text file",
+    ),
+    Row(
+        "calibrate-oos-file-for-images",
+        "calibrate --model {ws}/run --data {ws}/images --oos {ws}/file.txt",
+        "--oos",
+        "pass a folder",
+    ),
+    Row(
+        "predict-model-folder",
+        "predict --model {ws}/images {ws}/file.txt",
+        "without a model.keras",
+        "Pass the model.keras",
+    ),
+    Row(
         "config-missing",
         "train --config {ws}/nope.yaml",
         "--config",
@@ -490,6 +526,24 @@ ROWS = [
         "train --output {ws}/run",
         "--output",
         "Pass --overwrite",
+    ),
+    Row(
+        "demo-output-file",
+        "demo --output {ws}/file.txt",
+        "--output",
+        "pass a folder",
+    ),
+    Row(
+        "tune-output-file",
+        "tune --data {ws}/images --output {ws}/file.txt",
+        "--output",
+        "pass a folder",
+    ),
+    Row(
+        "export-output-file",
+        "export --model {ws}/run --output {ws}/file.txt",
+        "--output",
+        "pass a folder path",
     ),
     Row(
         "evaluate-output-report",
@@ -570,10 +624,14 @@ def workspace(root: Path) -> Path:
     (root / "images" / "cats" / "0.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     (root / "file.txt").write_text("hello\n")
     (root / "data.csv").write_text("text,label\nhello,a\nbye,b\n")
-    for run in ("run", "calibrated"):
+    for run, modality in (
+        ("run", "image"),
+        ("calibrated", "image"),
+        ("text_run", "text"),
+    ):
         (root / run).mkdir()
         (root / run / "model.keras").write_bytes(b"not a model, never loaded")
-        (root / run / "run.json").write_text("{}")
+        (root / run / "run.json").write_text(json.dumps({"modality": modality}))
     (root / "calibrated" / "calibration.json").write_text("{}")
     (root / "report").mkdir()
     (root / "report" / "report.json").write_text("{}")

@@ -222,14 +222,18 @@ def test_evaluate_an_image_model_on_text_and_the_reverse(workspace, tmp_path, ca
     csv = tmp_path / "texts.csv"
     csv.write_text("text,label\nhello,a\nbye,b\n")
     args = ["evaluate", "--model", str(workspace / "run"), "--csv", str(csv)]
-    one_line_error(capsys, main(args), "takes images, but --csv gives texts", "--data")
+    one_line_error(
+        capsys, main(args), "takes images, but --csv gives texts", "--data", status=2
+    )
     # The same check for a text model (its run record says so) on images.
     text_run = tmp_path / "text_run"
     text_run.mkdir()
     shutil.copy(workspace / "run" / "model.keras", text_run / "model.keras")
     (text_run / "run.json").write_text(json.dumps({"modality": "text"}))
     args = ["evaluate", "--model", str(text_run), "--data", str(workspace / "images")]
-    one_line_error(capsys, main(args), "takes texts, but --data gives images", "--csv")
+    one_line_error(
+        capsys, main(args), "takes texts, but --data gives images", "--csv", status=2
+    )
 
 
 def test_export_then_refuse_existing_path(workspace, tmp_path, capsys):

@@ -19,7 +19,7 @@ from typing import Any
 import tltf
 from tltf import files, runs
 from tltf.cli import held_out
-from tltf.cli.checks import data_source
+from tltf.cli.checks import check_modality, data_source, source_modality
 from tltf.cli.loading import (
     image_size_of,
     load_data,
@@ -70,12 +70,12 @@ def _validation_data(model: Any, options: dict[str, Any], folder: Path):
     source = data_source(options)
     run = runs.read_run(folder)
     kind = model_modality(model, run)
-    held_out.check_modality(kind, held_out.source_modality(source), f"--{source}")
+    check_modality(kind, source_modality(source), f"--{source}")
     plan = held_out.plan(options, source, run)
     data_options = dict(plan.data_options)
     if source != "csv" and "image_size" not in data_options:
         data_options.update(image_size_of(model))
     data, data_kind = load_data(data_options, source)
-    held_out.check_modality(kind, data_kind, f"--{source}")
+    check_modality(kind, data_kind, f"--{source}")
     dataset, count, what = held_out.pick_split(data, plan.split)
     return dataset, f"{what} ({count} examples)"

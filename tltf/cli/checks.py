@@ -32,6 +32,14 @@ _TEXT_ONLY = ("text_column", "label_column", "sequence_length")
 _IMAGE_ONLY = ("image_size", "weights")
 #: The smallest side keras.applications bases accept (they refuse less).
 KERAS_MIN_IMAGE_SIZE = 32
+#: The kind of data each data flag gives (TFDS: known once loaded).
+_SOURCE_MODALITY = {"data": "image", "csv": "text"}
+#: The flags that give each kind of data.
+_MODALITY_FLAGS = {
+    "image": "--data <image folder> (or --tfds <image dataset>)",
+    "text": "--csv <file> with --text-column and --label-column "
+    "(or --tfds <text dataset>)",
+}
 #: What ``tltf train`` without data (the demo) takes.
 _DEMO_OPTIONS = {"output", "overwrite", "epochs"}
 
@@ -90,8 +98,10 @@ def tune(options: Options) -> None:
 
 
 def evaluate(options: Options) -> None:
-    trained_model(options, "evaluate")
-    data(options, require_data(options, "evaluate"))
+    file = trained_model(options, "evaluate")
+    source = require_data(options, "evaluate")
+    data(options, source)
+    run_modality(file, source)
     oos(options)
     report_output(options)
 
@@ -109,7 +119,9 @@ def calibrate(options: Options) -> None:
             "--max-accuracy-drop goes with --oos (it bounds what rejecting the "
             "out-of-scope examples may cost); pass --oos or leave it out."
         )
-    data(options, require_data(options, "calibrate"))
+    source = require_data(options, "calibrate")
+    data(options, source)
+    run_modality(file, source)
     oos(options)
     calibration = file.parent / runs.CALIBRATION_FILE
     if calibration.exists() and not options.get("overwrite"):
@@ -128,23 +140,24 @@ def export(options: Options) -> None:
             "serving/my_model."
         )
     out = Path(options["output"])
-    litert = options.get("format") == "litert"
-    if litert and out.suffix != ".tflite":
+    if options.get("format") == "litert":
+        if out.suffix != ".tflite":
+            raise ArgumentsError(
+                f"--output {str(out)!r}: with --format litert, pass the .tflite "
+                "file to write, e.g. --output mobile/model.tflite."
+            )
+        taken = [p for p in (out, out.with_suffix(".json")) if p.exists()]
+    elif out.is_file():
         raise ArgumentsError(
-            f"--output {str(out)!r}: with --format litert, pass the .tflite file to "
-            "write, e.g. --output mobile/model.tflite."
+            f"--output {str(out)!r} is a file; a SavedModel is a folder: pass a "
+            "folder path."
         )
-    taken = [p for p in (out, out.with_suffix(".json")) if litert and p.exists()]
-    taken = taken if litert else [out] if out.exists() else []
+    else:
+        taken = [out] if out.exists() else []
     if taken and not options.get("overwrite"):
         raise ArgumentsError(
             f"--output {str(taken[0])!r} already exists. Pass --overwrite to "
             "replace it, or another --output."
-        )
-    if out.is_file() and not litert:
-        raise ArgumentsError(
-            f"--output {str(out)!r} is a file; a SavedModel is a folder: pass a "
-            "folder path."
         )
 
 
@@ -230,11 +243,59 @@ def data(options: Options, source: str) -> None:
             )
 
 
+def run_modality(model_file: Path, source: str) -> None:
+    """The data is the kind the run's model takes, when ``run.json`` says."""
+    check_modality(
+        runs.read_run(model_file.parent).get("modality"),
+        source_modality(source),
+        flag(source),
+    )
+
+
+def source_modality(source: str) -> str | None:
+    """The data kind a data flag gives before loading (None for TFDS)."""
+    return _SOURCE_MODALITY.get(source)
+
+
+def check_modality(model_kind: str | None, data_kind: str | None, given: str) -> None:
+    """Raises one clear line when the data is not what the model takes.
+
+    Args:
+        model_kind: ``"image"`` or ``"text"``; None when not known yet.
+        data_kind: The data's kind; None when not known yet (TFDS).
+        given: The data flag given, e.g. ``"--csv"``.
+
+    Raises:
+        ArgumentsError: The kinds differ.
+    """
+    if model_kind is None or data_kind is None or data_kind == model_kind:
+        return
+    raise ArgumentsError(
+        f"This model takes {model_kind}s, but {given} gives {data_kind}s. "
+        f"Pass {_MODALITY_FLAGS[model_kind]}."
+    )
+
+
 def oos(options: Options) -> None:
-    if "oos" in options and not Path(options["oos"]).exists():
+    """``--oos`` exists, and is what the run's model takes when it is known."""
+    if "oos" not in options:
+        return
+    path = Path(options["oos"])
+    if not path.exists():
         raise ArgumentsError(
-            f"--oos {options['oos']!r} does not exist. Pass a text file (one "
+            f"--oos {str(path)!r} does not exist. Pass a text file (one "
             "out-of-scope example per line) or a folder of images."
+        )
+    modality = runs.read_run(runs.model_file(options["model"]).parent).get("modality")
+    if modality == "text" and not path.is_file():
+        raise ArgumentsError(
+            f"--oos {str(path)!r} is a folder, and this model classifies text: "
+            "pass a text file with one out-of-scope example per line."
+        )
+    if modality == "image" and not path.is_dir():
+        raise ArgumentsError(
+            f"--oos {str(path)!r} is a file, and this model classifies images: "
+            "pass a folder of out-of-scope images."
         )
 
 

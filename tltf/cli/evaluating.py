@@ -13,7 +13,7 @@ from typing import Any
 import tltf
 from tltf import files, runs
 from tltf.cli import held_out
-from tltf.cli.checks import data_source
+from tltf.cli.checks import check_modality, data_source, source_modality
 from tltf.cli.loading import (
     image_size_of,
     load_data,
@@ -32,14 +32,14 @@ def evaluate(options: dict[str, Any]) -> int:
     folder = runs.model_file(options["model"]).parent
     run = runs.read_run(folder)
     kind = model_modality(model, run)
-    held_out.check_modality(kind, held_out.source_modality(source), f"--{source}")
+    check_modality(kind, source_modality(source), f"--{source}")
     plan = held_out.plan(options, source, run)
     out, note = held_out.report_folder(options.get("output"), folder, overwrite)
     data_options = dict(plan.data_options)
     if source != "csv" and "image_size" not in data_options:
         data_options.update(image_size_of(model))
     data, data_kind = load_data(data_options, source)
-    held_out.check_modality(kind, data_kind, f"--{source}")
+    check_modality(kind, data_kind, f"--{source}")
     dataset, count, what = held_out.pick_split(data, plan.split)
     print(f"Evaluating {what} ({plan.why}): {count} examples.")
     if note:

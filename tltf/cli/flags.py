@@ -38,7 +38,7 @@ class FlagParser(argparse.ArgumentParser):
         super().__init__(*args, allow_abbrev=False, **kwargs)
 
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
-        action = super().add_argument(*args, **kwargs)
+        action = super().add_argument(*args, **_with_metavar(kwargs))
         self.actions[action.dest] = action
         return action
 
@@ -69,9 +69,17 @@ class FlagGroup:
         self.parser, self.group = parser, group
 
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
-        action = self.group.add_argument(*args, **kwargs)
+        action = self.group.add_argument(*args, **_with_metavar(kwargs))
         self.parser.actions[action.dest] = action
         return action
+
+
+def _with_metavar(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The value's name in the help from its parser (``--epochs N``)."""
+    metavar = getattr(kwargs.get("type"), "metavar", None)
+    if metavar and "metavar" not in kwargs:
+        return {**kwargs, "metavar": metavar}
+    return kwargs
 
 
 Parser = FlagParser
@@ -100,8 +108,14 @@ def data_flags(p: Parser, *, text: bool = True, tfds: bool = True) -> None:
             metavar="FILE",
             help="CSV or TSV file with a text and a label column",
         )
-        g.add_argument("--text-column", help="text column of --csv (default: text)")
-        g.add_argument("--label-column", help="label column of --csv (default: label)")
+        g.add_argument(
+            "--text-column", metavar="NAME", help="text column of --csv (default: text)"
+        )
+        g.add_argument(
+            "--label-column",
+            metavar="NAME",
+            help="label column of --csv (default: label)",
+        )
     if tfds:
         g.add_argument(
             "--tfds", metavar="NAME", help="TensorFlow Datasets name, e.g. tf_flowers"
@@ -119,7 +133,10 @@ def image_data_flags(g: FlagGroup) -> None:
         "(default: 224)",
     )
     g.add_argument(
-        "--batch-size", type=whole(1, 32), help="examples per batch (default 32)"
+        "--batch-size",
+        type=whole(1, 32),
+        metavar="N",
+        help="examples per batch (default 32)",
     )
     g.add_argument(
         "--validation-split",
@@ -134,6 +151,7 @@ def model_flags(p: Parser, *, text: bool = True) -> None:
     g = p.flag_group("model")
     g.add_argument(
         "--backbone",
+        metavar="NAME",
         help="pretrained base, e.g. keras:mobilenet_v2 (images) or "
         "kerashub:all-minilm-l6-v2 (text: the offline MiniLM), or a .keras "
         "file (see `tltf list-backbones`)",
@@ -167,6 +185,7 @@ def training_tail(g: FlagGroup, p: Parser, default_output: str) -> None:
     g.add_argument(
         "--learning-rate",
         type=number(0, 1e-3, low_open=True),
+        metavar="RATE",
         help="the head's learning rate, more than 0 (default: the builder's, 1e-3)",
     )
     output_flags(

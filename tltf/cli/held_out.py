@@ -6,7 +6,7 @@
   the run's is a separate test set and is scored whole. ``--split`` says
   otherwise: ``validation``, ``train`` or ``all``.
 - The data kind: an image model on a CSV (or a text model on an image
-  folder) is one clear error.
+  folder) is one clear error (`tltf.cli.checks.check_modality`).
 - The folder: a report is never replaced silently. Without ``--output`` a
   new folder next to the model is used when the run's ``evaluation/`` holds a
   report; with ``--output`` an existing report needs ``--overwrite``
@@ -29,12 +29,6 @@ from tltf.errors import ConfigError
 
 SPLITS = ("validation", "train", "all")
 _SOURCES = ("data", "csv", "tfds")
-_SOURCE_MODALITY = {"data": "image", "csv": "text"}
-_FLAGS = {
-    "image": "--data <image folder> (or --tfds <image dataset>)",
-    "text": "--csv <file> with --text-column and --label-column "
-    "(or --tfds <text dataset>)",
-}
 
 
 @dataclasses.dataclass
@@ -150,30 +144,6 @@ def data_record(source: str, options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # --- the data kind ---
-
-
-def check_modality(model_kind: str, data_kind: str | None, flag: str) -> None:
-    """Raises one clear line when the data is not what the model takes.
-
-    Args:
-        model_kind: ``"image"`` or ``"text"``.
-        data_kind: The data's kind; None when not known yet (TFDS).
-        flag: The data flag given, e.g. ``"--csv"``.
-
-    Raises:
-        ConfigError: The kinds differ.
-    """
-    if data_kind is None or data_kind == model_kind:
-        return
-    raise ConfigError(
-        f"This model takes {model_kind}s, but {flag} gives {data_kind}s. "
-        f"Pass {_FLAGS[model_kind]}."
-    )
-
-
-def source_modality(source: str) -> str | None:
-    """The data kind a flag gives before loading (None for TFDS)."""
-    return _SOURCE_MODALITY.get(source)
 
 
 # --- the split and the report folder ---

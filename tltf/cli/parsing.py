@@ -36,6 +36,7 @@ def whole(minimum: int, example: int) -> Parser:
         return number
 
     parse.__name__ = f"whole number >= {minimum}"  # argparse's usage errors
+    parse.metavar = "N"  # in the help: --epochs N
     return parse
 
 
@@ -75,6 +76,7 @@ def number(
         return x
 
     parse.__name__ = wanted
+    parse.metavar = "NUMBER"
     return parse
 
 

@@ -42,9 +42,13 @@ class Subcommand:
     check: Callable[[Mapping[str, Any]], None]
     handler: str
 
+    def example_text(self) -> str:
+        """The examples, without the indentation of the source."""
+        return textwrap.dedent(self.example).strip("\n")
+
     def first_example(self) -> str:
         """The first example command line."""
-        lines = textwrap.dedent(self.example).splitlines()
+        lines = self.example_text().splitlines()
         return next(line for line in lines if line.startswith("tltf "))
 
 
@@ -112,9 +116,9 @@ SUBCOMMANDS = (
         "fit a temperature and an 'unknown' threshold on held-out data",
         """
         # The threshold where 95% of the answers on the held-out split are right:
-        tltf calibrate --model runs/tltf/model.keras --csv train.csv \\
-            --target-precision 0.95
-        # Out-of-scope examples (a text file, one per line; or an image folder):
+        tltf calibrate --model runs/tltf --csv train.csv --target-precision 0.95
+        # Out-of-scope examples (a text file, one per line; or an image folder),
+        # replacing the calibration made above:
         tltf calibrate --model runs/tltf --csv val.csv --oos oos.txt --overwrite""",
         flags.calibrate,
         checks.calibrate,
@@ -174,12 +178,12 @@ BY_NAME = {command.name: command for command in SUBCOMMANDS}
 
 _ABOUT = f"""
 The run folder (tltf train, adapt, demo):
-  {runs.MODEL_FILE}   the trained model: architecture and weights, no optimizer
-                state (it loads ready to predict, evaluate, calibrate and
-                export; compile it before training it further)
-  {runs.RUN_FILE}       class names, options, training history, data
-  {runs.EVALUATION_DIR}/     {runs.REPORT_FILE} and plots
-  {runs.EXPORT_DIR}/         the verified SavedModel (with --export)
+  {runs.MODEL_FILE:<14}the trained model: architecture and weights, no optimizer
+  {"":<14}state (it loads ready to predict, evaluate, calibrate and
+  {"":<14}export; compile it before training it further)
+  {runs.RUN_FILE:<14}class names, options, training history, data
+  {runs.EVALUATION_DIR + "/":<14}{runs.REPORT_FILE} and plots
+  {runs.EXPORT_DIR + "/":<14}the verified SavedModel (with --export)
 
 Overwriting: a run, report, calibration or export already at the output is
 replaced only with --overwrite; without it tltf stops before any work. A run
@@ -223,7 +227,7 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, Any]]:
             parents=[common],
             help=command.help,
             description=command.help[0].upper() + command.help[1:] + ".",
-            epilog="examples:" + textwrap.dedent(command.example),
+            epilog="examples:\n" + textwrap.indent(command.example_text(), "  "),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         command.flags(p)
