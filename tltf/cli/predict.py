@@ -29,8 +29,8 @@ from tltf.cli.checks import ArgumentsError
 from tltf.cli.loading import load_model
 from tltf.data.images import IMAGE_EXTENSIONS
 from tltf.errors import ConfigError, DataError
-from tltf.export import read_export_metadata
 from tltf.evaluation.predictions import calibration_of
+from tltf.export import read_export_metadata
 
 IMAGE_FORMATS = "JPEG, PNG, GIF or BMP"
 

@@ -28,7 +28,6 @@ from tltf.cli.loading import (
 )
 from tltf.demo import run_demo
 from tltf.errors import DataError
-from tltf.heads import find_head
 
 #: Epochs after the frozen stage when neither flag nor config says
 #: (`tltf.fine_tune` has no default: it needs to be told).
@@ -239,7 +238,7 @@ def _write_run(
 
 def _backbone_line(model: Any, backbone: str) -> str:
     """``"Backbone: <name> (<pooling> pooling)"``, in the builders' words."""
-    pooling = find_head(model).pooling
+    pooling = model.head.pooling
     if model.inputs[0].dtype == "string":  # build_text_classifier's names
         pooling = "mean" if pooling == "avg" else "cls"
     return f"Backbone: {backbone}" + (f" ({pooling} pooling)" if pooling else "")
