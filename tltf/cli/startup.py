@@ -27,7 +27,9 @@ NATIVE_NOISE = re.compile(
     rb"|WARNING: All log messages before absl::InitializeLog\(\)"
     rb"|WARNING: Logging before InitGoogleLogging\(\)"
     rb"|To enable the following instructions: "  # the CPU-features line's tail
+    # libjpeg's and libpng's warnings (fprintf to stderr, whatever the level)
     rb"|Corrupt JPEG data: |Premature end of JPEG file|Invalid SOS parameters"
+    rb"|Bogus Huffman table definition|Inconsistent progression sequence"
     rb"|Warning: unknown JFIF revision number|libpng warning: "
     rb"|INFO: Created TensorFlow Lite XNNPACK delegate)"
 )
