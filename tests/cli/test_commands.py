@@ -543,15 +543,6 @@ def test_debug_shows_the_traceback(tmp_path):
         main(["train", "--data", str(tmp_path / "nope"), "--debug"])
 
 
-def test_help_teaches_by_example(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--help"])
-    assert exit_info.value.code == 0
-    out = capsys.readouterr().out
-    assert "examples:" in out and "tltf train --data flowers/" in out
-    assert "--config" in out and "--schedule" in out
-
-
 def console_script() -> str:
     return shutil.which("tltf") or pytest.skip(
         "the tltf console script is not installed"

@@ -13,18 +13,13 @@ later ``tltf evaluate``, ``export`` and ``predict`` of that model answers
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import tltf
 from tltf import files, runs
 from tltf.cli import held_out
-from tltf.cli.checks import check_modality, data_source, source_modality
 from tltf.cli.loading import (
-    image_size_of,
-    load_data,
     load_model,
-    model_modality,
     pick,
     read_oos,
 )
@@ -34,12 +29,12 @@ def calibrate(options: dict[str, Any]) -> int:
     """Runs ``tltf calibrate`` with the checked ``options``."""
     model, _ = load_model(options["model"])
     file = runs.model_file(options["model"])
-    validation, what = _validation_data(model, options, file.parent)
-    print(f"Calibrating on {what}.")
+    scored = held_out.load_scored(model, options, file.parent)
+    print(f"Calibrating on {scored.what} ({scored.count} examples).")
     kwargs = pick(options, "target_precision", "max_accuracy_drop")
     if "oos" in options:
         kwargs["oos_data"] = read_oos(options["oos"], model)
-    result = tltf.calibrate_rejection(model, validation, **kwargs)
+    result = tltf.calibrate_rejection(model, scored.dataset, **kwargs)
     runs.save_model(model, file)
     record = files.write_json(file.parent / runs.CALIBRATION_FILE, result.to_dict())
     print(summary(result))
@@ -63,19 +58,3 @@ def summary(result: Any) -> str:
             f"out-of-scope: {result.out_of_scope_recall:.1%} answered 'unknown'"
         )
     return "\n".join(lines)
-
-
-def _validation_data(model: Any, options: dict[str, Any], folder: Path):
-    """The run's held-out split of the given data, as ``tltf evaluate`` picks it."""
-    source = data_source(options)
-    run = runs.read_run(folder)
-    kind = model_modality(model, run)
-    check_modality(kind, source_modality(source), f"--{source}")
-    plan = held_out.plan(options, source, run)
-    data_options = dict(plan.data_options)
-    if source != "csv" and "image_size" not in data_options:
-        data_options.update(image_size_of(model))
-    data, data_kind = load_data(data_options, source)
-    check_modality(kind, data_kind, f"--{source}")
-    dataset, count, what = held_out.pick_split(data, plan.split)
-    return dataset, f"{what} ({count} examples)"

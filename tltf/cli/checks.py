@@ -356,22 +356,23 @@ def existing_model(given: Any, command: str) -> Path:
 
 def folder(options: Options, key: str, holds: str) -> Path:
     """``options[key]`` is an existing folder."""
-    path = Path(options[key])
-    if path.is_dir():
-        return path
-    what = "is a file, not a folder" if path.exists() else "does not exist"
-    raise ArgumentsError(
-        f"{flag(key)} {str(path)!r} {what}. Pass a folder with {holds}."
-    )
+    return _existing(options, key, f"a folder with {holds}", folder=True)
 
 
 def file(options: Options, key: str, holds: str) -> Path:
     """``options[key]`` is an existing file."""
+    return _existing(options, key, holds, folder=False)
+
+
+def _existing(options: Options, key: str, wanted: str, *, folder: bool) -> Path:
     path = Path(options[key])
-    if path.is_file():
+    if path.is_dir() if folder else path.is_file():
         return path
-    what = "is a folder, not a file" if path.is_dir() else "does not exist"
-    raise ArgumentsError(f"{flag(key)} {str(path)!r} {what}. Pass {holds}.")
+    if not path.exists():
+        what = "does not exist"
+    else:
+        what = "is a file, not a folder" if folder else "is a folder, not a file"
+    raise ArgumentsError(f"{flag(key)} {str(path)!r} {what}. Pass {wanted}.")
 
 
 # --- outputs (the overwrite policy) ---

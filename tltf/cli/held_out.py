@@ -25,6 +25,8 @@ from typing import Any
 
 import tltf
 from tltf import runs
+from tltf.cli.checks import check_modality, data_source, source_modality
+from tltf.cli.loading import image_size_of, load_data, model_modality
 from tltf.errors import ConfigError
 
 SPLITS = ("validation", "train", "all")
@@ -147,6 +149,51 @@ def data_record(source: str, options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # --- the split and the report folder ---
+
+
+@dataclasses.dataclass
+class Scored:
+    """The examples ``tltf evaluate`` or ``tltf calibrate`` scores.
+
+    Attributes:
+        dataset: The batched examples.
+        count: How many there are.
+        what: ``"the validation split"``, ``"every example"``, ...
+        why: How the split was chosen.
+        class_names: The data's class names.
+    """
+
+    dataset: Any
+    count: int
+    what: str
+    why: str
+    class_names: list[str]
+
+
+def load_scored(model: Any, options: Mapping[str, Any], folder: Path) -> Scored:
+    """Loads what ``--split`` (or the default) picks of the given data.
+
+    Args:
+        model: The loaded model (its input size and kind).
+        options: The checked options.
+        folder: The model's run folder (its ``run.json``, maybe none).
+
+    Raises:
+        ConfigError: The data is not the kind the model takes, or the split
+            asked for is empty.
+    """
+    source = data_source(options)
+    run = runs.read_run(folder)
+    kind = model_modality(model, run)
+    check_modality(kind, source_modality(source), f"--{source}")
+    chosen = plan(options, source, run)
+    data_options = dict(chosen.data_options)
+    if source != "csv" and "image_size" not in data_options:
+        data_options.update(image_size_of(model))
+    data, data_kind = load_data(data_options, source)
+    check_modality(kind, data_kind, f"--{source}")
+    dataset, count, what = pick_split(data, chosen.split)
+    return Scored(dataset, count, what, chosen.why, list(data.class_names))
 
 
 def pick_split(data: Any, split: str) -> tuple[Any, int, str]:
