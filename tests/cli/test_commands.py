@@ -291,7 +291,7 @@ def test_export_to_a_read_only_folder(workspace, capsys):
 
 
 def test_a_text_model_refuses_paths_for_texts(tmp_path):
-    from tltf.cli.checks import ArgumentsError
+    from tltf.cli.parsing import ArgumentsError
     from tltf.cli.predict import check_texts
 
     check_texts(["a gripping film", "dull, 2 stars", "see www.example.com"])

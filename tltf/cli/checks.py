@@ -7,12 +7,7 @@ and be files or folders, and outputs that already hold a result. Any of these
 fails within a second, before any work, with one line that names the flag
 and what to do (`ArgumentsError`, exit status 2).
 
-The overwrite policy, the same for ``train``, ``adapt``, ``demo``,
-``evaluate``, ``calibrate`` and ``export``: a result already at the output
-(a run, a report, a calibration, an export) is replaced only with
-``--overwrite``. Without it the command stops here. A run folder is replaced
-whole (`tltf.runs.writing_run`), so it holds one run, never a mix; a folder
-that holds files but no tltf run is never used as a run folder.
+Outputs follow one overwrite policy (`tltf.cli.outputs`).
 """
 
 from __future__ import annotations
@@ -22,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from tltf import runs
-from tltf.errors import ConfigError
+from tltf.cli import outputs
+from tltf.cli.parsing import ArgumentsError, flag
 
 Options = Mapping[str, Any]
 
@@ -44,15 +40,6 @@ _MODALITY_FLAGS = {
 _DEMO_OPTIONS = {"output", "overwrite", "epochs"}
 
 
-class ArgumentsError(ConfigError):
-    """Arguments that cannot work together or point at the wrong files."""
-
-
-def flag(name: str) -> str:
-    """``"text_column"`` -> ``"--text-column"``."""
-    return "--" + name.replace("_", "-")
-
-
 # --- each subcommand ---
 
 
@@ -69,7 +56,7 @@ def train(options: Options) -> None:
         return demo(options)
     data(options, source)
     model(options)
-    run_output(options, runs.DEFAULT_OUTPUT)
+    outputs.run_output(options, runs.DEFAULT_OUTPUT)
 
 
 def adapt(options: Options) -> None:
@@ -85,16 +72,13 @@ def adapt(options: Options) -> None:
     if "target_validation" in options:
         folder(options, "target_validation", "the same class subfolders as --data")
     model(options)
-    run_output(options, runs.ADAPT_OUTPUT)
+    outputs.run_output(options, runs.ADAPT_OUTPUT)
 
 
 def tune(options: Options) -> None:
     data(options, require_data(options, "tune"))
     model(options)
-    if "output" in options and Path(options["output"]).is_file():
-        raise ArgumentsError(
-            f"--output {options['output']!r} is a file; pass a folder for the search."
-        )
+    outputs.search_output(options)
 
 
 def evaluate(options: Options) -> None:
@@ -103,7 +87,7 @@ def evaluate(options: Options) -> None:
     data(options, source)
     run_modality(file, source)
     oos(options)
-    report_output(options)
+    outputs.report_output(options)
 
 
 def calibrate(options: Options) -> None:
@@ -123,12 +107,7 @@ def calibrate(options: Options) -> None:
     data(options, source)
     run_modality(file, source)
     oos(options)
-    calibration = file.parent / runs.CALIBRATION_FILE
-    if calibration.exists() and not options.get("overwrite"):
-        raise ArgumentsError(
-            f"{str(file)!r} is calibrated already ({calibration} exists). Pass "
-            "--overwrite to calibrate it again."
-        )
+    outputs.calibration_output(options, file)
 
 
 def export(options: Options) -> None:
@@ -139,26 +118,7 @@ def export(options: Options) -> None:
             "(or the .tflite file with --format litert), e.g. --output "
             "serving/my_model."
         )
-    out = Path(options["output"])
-    if options.get("format") == "litert":
-        if out.suffix != ".tflite":
-            raise ArgumentsError(
-                f"--output {str(out)!r}: with --format litert, pass the .tflite "
-                "file to write, e.g. --output mobile/model.tflite."
-            )
-        taken = [p for p in (out, out.with_suffix(".json")) if p.exists()]
-    elif out.is_file():
-        raise ArgumentsError(
-            f"--output {str(out)!r} is a file; a SavedModel is a folder: pass a "
-            "folder path."
-        )
-    else:
-        taken = [out] if out.exists() else []
-    if taken and not options.get("overwrite"):
-        raise ArgumentsError(
-            f"--output {str(taken[0])!r} already exists. Pass --overwrite to "
-            "replace it, or another --output."
-        )
+    outputs.export_output(options)
 
 
 def predict(options: Options) -> None:
@@ -182,7 +142,7 @@ def list_backbones(options: Options) -> None:
 
 
 def demo(options: Options) -> None:
-    run_output(options, runs.DEMO_OUTPUT)
+    outputs.run_output(options, runs.DEMO_OUTPUT)
 
 
 # --- data ---
@@ -373,62 +333,3 @@ def _existing(options: Options, key: str, wanted: str, *, folder: bool) -> Path:
     else:
         what = "is a file, not a folder" if folder else "is a folder, not a file"
     raise ArgumentsError(f"{flag(key)} {str(path)!r} {what}. Pass {wanted}.")
-
-
-# --- outputs (the overwrite policy) ---
-
-
-def run_output(options: Options, default: str) -> Path:
-    """The run folder can be written: new, empty, or a run with --overwrite."""
-    out = Path(options.get("output", default))
-    given = "--output" if "output" in options else "the default --output"
-    if out.suffix == ".keras":
-        raise ArgumentsError(
-            f"{given} {str(out)!r} names a file; it takes the run folder, which "
-            f"gets {runs.MODEL_FILE}, {runs.RUN_FILE} and the report: pass e.g. "
-            f"--output {out.with_suffix('')}."
-        )
-    if out.is_file():
-        raise ArgumentsError(
-            f"{given} {str(out)!r} is a file; pass a folder for the run."
-        )
-    if runs.is_run(out):
-        if not options.get("overwrite"):
-            raise ArgumentsError(
-                f"{given} {str(out)!r} holds a run already. Pass --overwrite to "
-                "replace it (the old run stays until the new one is complete), or "
-                "another --output."
-            )
-    elif out.is_dir() and any(out.iterdir()):
-        raise ArgumentsError(
-            f"{given} {str(out)!r} holds files but no tltf run; a run replaces its "
-            "folder whole, so pass a new or empty folder."
-        )
-    return out
-
-
-def report_output(options: Options) -> None:
-    """The report folder is new, empty, or a report with ``--overwrite``.
-
-    A report replaces its folder whole, so a folder that holds other files
-    is refused.
-    """
-    if "output" not in options:
-        return  # A new evaluation-N/ folder, or evaluation/ with --overwrite.
-    out = Path(options["output"])
-    if out.is_file():
-        raise ArgumentsError(
-            f"--output {str(out)!r} is a file; pass a folder for the report and plots."
-        )
-    if (out / runs.REPORT_FILE).exists():
-        if not options.get("overwrite"):
-            raise ArgumentsError(
-                f"--output {str(out)!r} holds a report already "
-                f"({runs.REPORT_FILE}). Pass --overwrite to replace it, or another "
-                "--output."
-            )
-    elif out.is_dir() and any(out.iterdir()):
-        raise ArgumentsError(
-            f"--output {str(out)!r} holds files but no report; a report replaces "
-            "its folder whole, so pass a new or empty folder."
-        )

@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tltf.cli.checks import ArgumentsError
 from tltf.cli.flags import FlagParser
+from tltf.cli.parsing import ArgumentsError
 
 _NOT_SETTINGS = {"command", "debug", "config", "help"}
 

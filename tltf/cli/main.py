@@ -16,8 +16,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from tltf.cli.checks import ArgumentsError
 from tltf.cli.config import merge_config
+from tltf.cli.parsing import ArgumentsError
 from tltf.cli.subcommands import BY_NAME, build_parsers
 from tltf.errors import TltfError
 

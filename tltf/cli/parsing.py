@@ -1,5 +1,9 @@
 """Flag and config values from text: numbers, image sizes, schedules.
 
+Also what the command line raises when its arguments are wrong
+(`ArgumentsError`: one line, exit status 2) and how it names a setting's
+flag (`flag`).
+
 Each parser takes what a flag gives (text) or what a config file gives
 (text, a number, a list or a mapping) and returns the value the library
 takes, or raises ``argparse.ArgumentTypeError`` with what is wrong and an
@@ -21,6 +25,15 @@ from typing import Any
 from tltf.errors import ConfigError
 
 Parser = Callable[[Any], Any]
+
+
+class ArgumentsError(ConfigError):
+    """Arguments that cannot work together or point at the wrong files."""
+
+
+def flag(name: str) -> str:
+    """``"text_column"`` -> ``"--text-column"``."""
+    return "--" + name.replace("_", "-")
 
 
 def whole(minimum: int, example: int) -> Parser:

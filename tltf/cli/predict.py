@@ -25,8 +25,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tltf.cli.checks import ArgumentsError
 from tltf.cli.loading import load_model
+from tltf.cli.parsing import ArgumentsError
 from tltf.data.images import IMAGE_EXTENSIONS
 from tltf.errors import ConfigError, DataError
 from tltf.evaluation.predictions import calibration_of
