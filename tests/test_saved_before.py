@@ -36,6 +36,15 @@ def test_old_file_loads_and_predicts_the_same(name):
     )
 
 
+def test_old_text_file_keeps_fixed_length_batches():
+    """Its config has no ``trim`` key: it pads to its length, as when saved."""
+    model = keras.saving.load_model(FIXTURES / "text_v0_1.keras")
+    preprocess = model.get_layer("preprocess")
+    assert preprocess.trim is False
+    tokens = preprocess(np.array(["a"]))["token_ids"]
+    assert tokens.shape == (1, preprocess.sequence_length)
+
+
 def test_old_file_keeps_training():
     """The restored optimizer state (step count included) accepts the variables.
 

@@ -209,7 +209,7 @@ def litert_row(model, path: Path, names, test, quantize, repeats) -> dict:
     runner = Interpreter(model_path=str(path)).get_signature_runner("serving_default")
     preprocess = model.get_layer("preprocess")
     ids = [
-        {k: v.numpy() for k, v in preprocess(tf.constant([text])).items()}
+        {k: v.numpy() for k, v in preprocess.fixed_length(tf.constant([text])).items()}
         for text in test.texts
     ]
     probabilities = np.concatenate([runner(**x)["probabilities"] for x in ids])

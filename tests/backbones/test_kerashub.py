@@ -55,8 +55,27 @@ def test_local_preset_groups_map_to_encoder_layers(tiny_preset):
     assert backbone.layer_groups["pooler"] == ["pooled_dense"]
     assert model.get_layer("head").pooling is None  # "cls": the pooled output.
     encoded = model.get_layer("preprocess")(tf.constant(["a good film"]))
-    assert encoded["token_ids"].shape == (1, 8)
+    assert encoded["token_ids"].shape == (1, 5)  # cut to the longest text
     assert encoded["padding_mask"].numpy().sum() == 5
+    fixed = model.get_layer("preprocess").fixed_length(tf.constant(["a good film"]))
+    assert fixed["token_ids"].shape == (1, 8)
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_batches_cut_to_the_longest_text_give_the_same_outputs(tiny_preset, pooling):
+    model = tltf.build_text_classifier(
+        f"kerashub:{tiny_preset}", 3, sequence_length=16, pooling=pooling
+    )
+    model.get_layer("head").output_layer.kernel.assign(
+        np.random.default_rng(0).normal(size=(8, 3)).astype("float32")
+    )
+    preprocess = model.get_layer("preprocess")
+    x = tf.constant(["a good film", "i loved it", "wonderful and fun and great acting"])
+    trimmed = model(x).numpy()
+    assert preprocess(x)["token_ids"].shape[1] < 16
+    preprocess.trim = False  # as models saved before trimming existed
+    assert preprocess(x)["token_ids"].shape[1] == 16
+    np.testing.assert_allclose(model(x).numpy(), trimmed, atol=1e-6)
 
 
 def test_mean_pooling_leaves_the_unused_pooler_out_of_the_groups(tiny_preset):

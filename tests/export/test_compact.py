@@ -226,10 +226,14 @@ def test_text_litert_takes_token_ids_and_agrees_with_keras(text_model, tmp_path)
     meta = tltf.read_export_metadata(path)
     assert set(meta["inputs"]) == {"token_ids", "padding_mask", "segment_ids"}
     assert "Tokenize in the app" in meta["requires"]
+    # Fixed length, though the Keras model cuts each batch to its longest text.
+    assert meta["inputs"]["token_ids"]["shape"] == [None, 16]
     runner = interpreter(path.read_bytes()).get_signature_runner("serving_default")
     for wrap in (list, np.asarray):  # Strings as a list and as a NumPy array.
         expected = text_model.predict(wrap(TEXTS), verbose=0)
-        tokens = text_model.get_layer("preprocess")(tf.constant(wrap(TEXTS)))
+        tokens = text_model.get_layer("preprocess").fixed_length(
+            tf.constant(wrap(TEXTS))
+        )
         out = runner(**{k: np.asarray(v) for k, v in tokens.items()})
         np.testing.assert_allclose(out["probabilities"], expected, atol=1e-3)
 
@@ -251,7 +255,7 @@ def test_text_int8_saved_model_quantizes_the_encoder(text_model, tmp_path):
     serve = tf.saved_model.load(str(path / "token_ids_model")).signatures[
         "serving_default"
     ]
-    tokens = text_model.get_layer("preprocess")(tf.constant(TEXTS))
+    tokens = text_model.get_layer("preprocess").fixed_length(tf.constant(TEXTS))
     out = serve(**tokens)
     expected = text_model.predict(TEXTS, verbose=0)
     np.testing.assert_allclose(out["probabilities"], expected, atol=INT8_ATOL)

@@ -331,7 +331,7 @@ def test_text_export_round_trip_in_fresh_process(tmp_path):
     assert meta["verification"] is None
 
     expected = np.asarray(model(tf.constant(TEXTS), training=False))
-    tokens = model.get_layer("preprocess")(tf.constant(TEXTS))
+    tokens = model.get_layer("preprocess").fixed_length(tf.constant(TEXTS))
     script, request = tmp_path / "reload.py", tmp_path / "request.json"
     script.write_text(RELOAD_TEXT)
     request.write_text(

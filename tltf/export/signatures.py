@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tltf.backbones.kerashub import TextPreprocess
 from tltf.errors import ConfigError
 from tltf.export.plan import (
     Endpoint,
@@ -241,7 +242,10 @@ def split_at_tokenizer(
         layer = model.get_layer("preprocess")
     except ValueError:
         return None
-    tokens = layer(strings)
+    # A LiteRT file takes token ids of one length: the tokenizer's own, not
+    # the sample's longest text (a trimming `TextPreprocess` cuts to that).
+    trims = isinstance(layer, TextPreprocess)
+    tokens = layer.fixed_length(strings) if trims else layer(strings)
     # Keras flattens a layer's dict output by sorted key.
     names = sorted(tokens) if isinstance(tokens, Mapping) else ["token_ids"]
     values = [tokens[n] for n in names] if isinstance(tokens, Mapping) else [tokens]
