@@ -331,6 +331,29 @@ def test_text_csv_train_evaluate_predict(tmp_path, capsys):
         assert str(csv) in line
 
 
+def test_contrastive_epochs_flag_reaches_fine_tune(tmp_path, monkeypatch, capsys):
+    from tests.support.helpers import tiny_bert_preset
+
+    rows = [("a good film", "pos"), ("a bad film", "neg")] * 4
+    preset = tiny_bert_preset(tmp_path / "tiny_bert", [text for text, _ in rows])
+    csv = tmp_path / "reviews.csv"
+    csv.write_text("text,label\n" + "".join(f"{t},{y}\n" for t, y in rows))
+    seen = {}
+
+    def recorded(model, train, validation, verbose, **kwargs):
+        seen.update(kwargs)
+        return model.fit(train, validation_data=validation, verbose=verbose)
+
+    monkeypatch.setattr(tltf, "fine_tune", recorded)
+    args = ["train", "--csv", str(csv), "--backbone", f"kerashub:{preset}"]
+    args += ["--sequence-length", "8", "--output", str(tmp_path / "run")]
+    assert main([*args, "--contrastive-epochs", "3"]) == 0
+    assert seen["contrastive_epochs"] == 3
+    # Image folders are refused before TensorFlow loads.
+    images = ["train", "--data", str(tmp_path), "--contrastive-epochs", "2"]
+    one_line_error(capsys, main(images), "tunes text encoders", status=2)
+
+
 def test_train_on_a_csv_with_the_default_text_backbone(tmp_path, capsys):
     """`tltf train --csv` without --backbone: the offline MiniLM, mean pooling."""
     from tltf.backbones.kerashub import minilm_folder

@@ -55,6 +55,11 @@ def train(options: Options) -> None:
             )
         return demo(options)
     data(options, source)
+    if options.get("contrastive_epochs") and source == "data":
+        raise ArgumentsError(
+            "--contrastive-epochs tunes text encoders; --data is an image folder. "
+            "Pass --csv <text file>, or drop --contrastive-epochs."
+        )
     model(options)
     outputs.run_output(options, runs.DEFAULT_OUTPUT)
 

@@ -227,6 +227,13 @@ def train(p: Parser) -> None:
         help="train LoRA adapters of this rank instead of the base's weights, "
         f"e.g. 8 (the run folder gets {runs.ADAPTER_FILE})",
     )
+    g.add_argument(
+        "--contrastive-epochs",
+        type=whole(0, 4),
+        help="text data: passes of a supervised contrastive stage that tunes the "
+        "encoder before the head trains (default: 4 with at most 16 examples "
+        "per class, else 0; 0 turns it off)",
+    )
     training_tail(g, p, runs.DEFAULT_OUTPUT)
 
 

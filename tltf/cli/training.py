@@ -64,7 +64,7 @@ def train(options: dict[str, Any]) -> int:
     )
     model = build_model(options, data.num_classes, modality)
     print(_backbone_line(model, options.get("backbone") or default_backbone(modality)))
-    kwargs = pick(options, "epochs", "lora_rank", "schedule")
+    kwargs = pick(options, "epochs", "lora_rank", "schedule", "contrastive_epochs")
     kwargs.setdefault("epochs", DEFAULT_EPOCHS)
     history = tltf.fine_tune(
         model, data.train, data.validation, verbose=progress(), **kwargs

@@ -5,6 +5,8 @@
   (`fit_frozen_head`).
 - `unfreezing/`: the schedule, per-group learning rates, `StagedUnfreezing`.
 - `recipes`: `fine_tune`, the frozen-then-unfrozen recipe in one call.
+- `contrastive`: the supervised contrastive stage `fine_tune` runs first on
+  text classifiers with few examples per class.
 - `lora/`: LoRA adapters on the base (`enable_lora`), adapter files, merging.
 - `lr_finder`: the learning-rate range test (`find_learning_rate`).
 - `tuning/`: learning-rate search with KerasTuner (`tune_learning_rate`).

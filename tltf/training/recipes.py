@@ -28,6 +28,7 @@ from tltf.data.base import LoadedData
 from tltf.data.inputs import as_list
 from tltf.errors import ConfigError
 from tltf.model import backbone_of, check_data
+from tltf.training import contrastive
 from tltf.training.feature_cache import can_cache_features, fit_frozen_head
 from tltf.training.fitting import fit_data, merge_histories
 from tltf.training.freezing import train_groups
@@ -68,6 +69,7 @@ def fine_tune(
     callbacks: Sequence[keras.callbacks.Callback] | None = None,
     cache_features: bool = True,
     lora_rank: int | None = None,
+    contrastive_epochs: int | str = "auto",
     verbose: str | int = "auto",
 ) -> keras.callbacks.History:
     """Trains the head with the base frozen, then unfreezes and fine-tunes.
@@ -115,11 +117,25 @@ def fine_tune(
             they are; the schedule then reaches the adapters group by
             group. A model that already has adapters trains them with no
             need for this.
+        contrastive_epochs: Text classifiers: passes over the training
+            texts of a supervised contrastive stage first
+            (`tltf.training.contrastive`: the encoder, or its LoRA adapters,
+            learns to pull the pooled embeddings of one class together on
+            batches of 16 classes x 2 texts), so the head then trains on
+            tuned features. Cost: ``contrastive_epochs * n / 32`` steps of 32
+            texts, about one unfrozen epoch each. ``"auto"``: 4 for a
+            multiclass text classifier with at most 16 training examples
+            per class on average, unless ``freeze_epochs=0`` (a head
+            already trained on the encoder as it is), else 0. On CLINC150 at
+            10 texts per intent the stage and the head score 92.9 on the
+            validation split against 91.5 for a probe on frozen embeddings
+            and 91.3 without the stage (``benchmarks/clinc150``).
         verbose: As in ``model.fit``.
 
     Returns:
         One ``History`` for all frozen and unfrozen epochs, with ``stage``,
-        ``trainable_params`` and ``lr_<group>`` per epoch.
+        ``trainable_params`` and ``lr_<group>`` per epoch; a contrastive
+        stage's losses (one per pass) are in ``params["contrastive_loss"]``.
 
     Raises:
         ConfigError: Bad epochs, rates or schedule; a learning-rate schedule
@@ -144,6 +160,11 @@ def fine_tune(
     _check_counts(epochs, freeze_epochs, lr_mult)
     if lora_rank is not None:
         add_adapters(model, backbone, lora_rank)
+    if contrastive_epochs == "auto" and freeze_epochs == 0:
+        contrastive_epochs = 0  # the head was trained on the encoder as it is
+    contrastive = _contrastive_stage(
+        model, backbone, train_data, contrastive_epochs, verbose
+    )
     plan = _Plan(
         backbone,
         schedule,
@@ -164,7 +185,7 @@ def fine_tune(
     if auto and not cached:
         freeze_epochs = 1  # The base runs every epoch: fastai's one epoch.
     if freeze_epochs == 0 or not cached:
-        return fit_data(
+        history = fit_data(
             model,
             train_data,
             val_data,
@@ -172,9 +193,35 @@ def fine_tune(
             callbacks=[*plan.callbacks(freeze_epochs), *callbacks],
             verbose=verbose,
         )
-    return _two_stages(
-        model, plan, (train_data, val_data), freeze_epochs, epochs, callbacks, verbose
+    else:
+        history = _two_stages(
+            model,
+            plan,
+            (train_data, val_data),
+            freeze_epochs,
+            epochs,
+            callbacks,
+            verbose,
+        )
+    if contrastive is not None:
+        history.params = {**(history.params or {}), "contrastive_loss": contrastive}
+    return history
+
+
+def _contrastive_stage(model, backbone, train_data, epochs, verbose):
+    """Runs the contrastive stage if asked (or picked); its losses, or None."""
+    if epochs == 0 or (epochs == "auto" and not contrastive.is_text_classifier(model)):
+        return None
+    if epochs != "auto":
+        contrastive.contrastive_epochs_for(model, epochs, None)  # checks first
+    examples = contrastive.examples_of(train_data)
+    passes = contrastive.contrastive_epochs_for(model, epochs, examples[1])
+    if not passes:
+        return None
+    history = contrastive.train_contrastive(
+        model, backbone, examples, passes, verbose=verbose
     )
+    return [float(x) for x in history.history["loss"]]
 
 
 def _two_stages(model, plan, data, freeze_epochs, epochs, callbacks, verbose):

@@ -1,0 +1,215 @@
+"""Turns a record of `few_shot.py` into goals met or missed and its report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import (
+    Goal,
+    goals_table,
+    machine_lines,
+    mean_sd,
+    note_lines,
+    table,
+)
+
+GOAL_10_SHOT = 92.5  # issue 29: the probe of RESULTS.md (90.53) + 2
+FULL_DATA_GOAL = 95.8  # issue 29: the full-data probe (95.27) + 0.5
+FULL_DATA_TODAY = 95.44  # RESULTS.md, (d) on the full data (this change keeps it)
+OOS_RECALL_BEFORE = 55.5  # RESULTS-compact.md: full-data (d) + calibrate_rejection
+MAX_SECONDS = 600
+ANCHORS = [
+    ["USE + ConveRT, frozen + MLP (Casanueva et al. 2020)", "93.26"],
+    ["RoBERTa-base, cross-entropy fine-tuning", "91.55"],
+    ["DNNC (Zhang et al. 2020)", "93.76"],
+    [
+        "CPFT (Zhang et al. 2021: contrastive pre-training + fine-tuning)",
+        "94.18",
+    ],
+    ["tltf before (MiniLM-L6, fine_tune defaults) / frozen probe", "90.44 / 90.53"],
+]
+
+
+FULL_DATA_LINES = [
+    "The full data (100 texts per intent) is above the stage's 16 per class, so "
+    "`fine_tune` there does what it did (RESULTS.md: 95.44 test, probe 95.27); "
+    "the goal of 95.8 is **missed** and was not rerun. Validation evidence "
+    "from 2026-12-07 (one draw, 3000 texts, fine_tune's unfrozen stage from "
+    "the head its frozen stage trains, 5,000 texts = 1/3 epoch, annealed): "
+    "the default rates 95.83, lr_mult=5 95.73, all layers at 1e-4 95.07, "
+    "against 95.73 for the probe and 95.57 for the frozen head: no recipe "
+    "tried reached probe + 0.5 (96.23). The contrastive stage on the full "
+    "data (4 passes = 1,875 steps, about 4 unfrozen epochs) was not tried.",
+    "",
+    "Cost: the issue's 48-minute full-data call (10k texts, length 64, E=3) "
+    "was padding, not tltf: each batch is now cut to its longest text "
+    "(`TextPreprocess(trim=True)`, same probabilities to 1e-8), 2.0x on a "
+    "`fine_tune` call at length 64 and 1.3x at 32 (CPU seconds at 1 thread, "
+    "the call on 640 texts: 95.2 -> 47.1 s). tltf's unfrozen step cost what "
+    "KerasHub's own `fit` did (2.79 vs 3.10 CPU s per batch of 32 at length "
+    "64) before the change.",
+    "",
+    "Annealing at few shots (RESULTS.md: 90.90 -> 90.44 test): on the "
+    "validation split, draw 0, the unfrozen epochs without the stage gave "
+    "91.67 at constant rates and 91.30 annealed (11 texts of 3000, one draw: "
+    "not settled). With the stage, the 2 annealed unfrozen epochs after the "
+    "head move validation accuracy by -0.17 (10-shot) and +0.30 (5-shot): "
+    "within noise, so annealing no longer decides the few-shot result; the "
+    "default stays annealed.",
+]
+
+
+def _values(rows: list[dict], key: str) -> list[float]:
+    return [r[key] for r in rows if key in r]
+
+
+def _spread(values: list[float], digits: int = 2) -> str:
+    return mean_sd(values, digits) if values else "-"
+
+
+def goals(results: dict[str, Any]) -> list[Goal]:
+    """The issue's goals, from this run's test figures."""
+    out: list[Goal] = []
+    for shots in results:
+        if shots == "trials":
+            continue
+        probe = _values(results[shots]["probe"], "accuracy")
+        tuned = _values(results[shots]["defaults"], "accuracy")
+        if not probe or not tuned:
+            continue
+        target = np.mean(probe) + 2
+        if shots == "10":
+            target = max(target, GOAL_10_SHOT)
+        out.append(
+            (
+                f"{shots}-shot mean test accuracy, fine_tune defaults",
+                f">= {target:.2f} (probe {np.mean(probe):.2f} + 2"
+                + (f", and >= {GOAL_10_SHOT}" if shots == "10" else "")
+                + ")",
+                f"{np.mean(tuned):.2f}",
+                bool(np.mean(tuned) >= target),
+            )
+        )
+    seconds = _values(results.get("10", {}).get("defaults", []), "seconds")
+    if seconds:
+        out.append(
+            (
+                "10-shot fine_tune call, wall time",
+                f"<= {MAX_SECONDS / 60:.0f} min",
+                f"{max(seconds) / 60:.1f} min (slowest draw)",
+                max(seconds) <= MAX_SECONDS,
+            )
+        )
+    out.append(
+        (
+            "full data, fine_tune defaults",
+            f">= {FULL_DATA_GOAL}",
+            f"not rerun: {FULL_DATA_TODAY} in RESULTS.md (the stage is off at 100 "
+            "per intent; see below)",
+            False,
+        )
+    )
+    out.append(
+        (
+            "out-of-scope recall with calibrate_rejection, full data",
+            f">= {OOS_RECALL_BEFORE} (RESULTS-compact.md)",
+            "not rerun (the full-data call is unchanged; 10-shot figures below)",
+            None,
+        )
+    )
+    return out
+
+
+def draws_table(results: dict[str, Any]) -> list[str]:
+    """One row per shot count: the probe and the defaults over the draws."""
+    rows = []
+    for shots, arms in results.items():
+        if shots == "trials":
+            continue
+        probe, tuned = arms["probe"], arms["defaults"]
+        errors = [r["error"] for r in probe + tuned if "error" in r]
+        rows.append(
+            [
+                shots,
+                _spread(_values(probe, "accuracy")),
+                _spread(_values(tuned, "accuracy")),
+                _spread(_values(tuned, "macro_f1")),
+                _spread([s / 60 for s in _values(tuned, "seconds")], 1),
+                _spread(_values(tuned, "test_out_of_scope_recall"), 1),
+                _spread(_values(tuned, "test_accuracy_with_rejection"), 1),
+                "; ".join(errors) or "",
+            ]
+        )
+    return table(
+        [
+            "texts per intent",
+            "probe: test accuracy %",
+            "fine_tune defaults: test accuracy %",
+            "macro-F1 %",
+            "call wall time (min)",
+            "oos_test recall % (calibrate_rejection)",
+            "in-scope accuracy with rejection %",
+            "errors",
+        ],
+        rows,
+    )
+
+
+def trials_lines(trials: dict[str, Any]) -> list[str]:
+    """The validation trials behind the defaults, as the record stores them."""
+    lines = [trials.get("about", ""), ""]
+    header = ["trial", "texts per intent", "draw", "validation accuracy %", "notes"]
+    rows = [
+        [t["trial"], t["shots"], t["draw"], t["val"], t.get("notes", "")]
+        for t in trials.get("rows", [])
+    ]
+    return lines + table(header, rows)
+
+
+def render(record: dict[str, Any]) -> str:
+    """The markdown report of a `few_shot.py` record."""
+    results, config = record["results"], record["config"]
+    lines = [
+        "# CLINC150 few-shot: fine_tune's contrastive stage against the probe",
+        "",
+        f"`{record['command']}`: {config['backbone']} at {config['sequence_length']} "
+        f"tokens; draws {list(config['seeds'])} of `data.few_shot`; "
+        f"`fine_tune(model, (texts, labels), epochs={config['epochs']})` at its "
+        "defaults, which with at most 16 texts per intent run the contrastive "
+        "stage (4 passes of supervised contrastive loss on batches of 16 intents "
+        "x 2 texts), train the head on the tuned features, then 2 unfrozen "
+        "epochs. Test split, in-scope accuracy; nothing was chosen on it.",
+        "",
+        *note_lines(record),
+        "## Goals (issue 29)",
+        "",
+        *goals_table(goals(results)),
+        "",
+        "## Results",
+        "",
+        *draws_table(results),
+        "",
+        "## Published anchors (in-scope test accuracy, CLINC150 10-shot)",
+        "",
+        *table(["method", "10-shot"], ANCHORS),
+        "",
+        "The anchors use larger encoders (RoBERTa-base, 125M parameters; "
+        "USE + ConveRT) and, for CPFT, contrastive pre-training on intent "
+        "corpora; MiniLM-L6 has 22.7M parameters.",
+        "",
+        "## The trials that chose the defaults (validation split)",
+        "",
+        *trials_lines(results.get("trials", {})),
+        "",
+        "## Full data, cost and annealing",
+        "",
+        *FULL_DATA_LINES,
+        "",
+        "## Machine",
+        "",
+        *machine_lines(record["machine"]),
+        "",
+    ]
+    return "\n".join(lines)
