@@ -284,6 +284,14 @@ def test_optimizer_knows_the_variables_it_was_built_on():
     optimizer.apply_gradients([(np.ones(3), b)])  # Known variables apply.
 
 
+def test_optimizer_built_count_is_the_length_of_its_build_list():
+    a, b = keras.Variable(np.zeros(2)), keras.Variable(np.zeros(3))
+    optimizer = keras.optimizers.Adam(0.1)
+    assert _compat.optimizer_built_count(optimizer) == 0
+    optimizer.build([a, b])
+    assert _compat.optimizer_built_count(optimizer) == 2
+
+
 # --- Keras: callbacks ---
 
 

@@ -25,8 +25,10 @@ from tltf.errors import (
     ConfigError,
     DataError,
     ExportError,
+    FileError,
     MissingWeightsError,
     TltfError,
+    TrainingError,
 )
 
 if TYPE_CHECKING:  # The names `_load` adds, for type checkers and IDEs.
@@ -45,6 +47,7 @@ __all__ = [
     "EvaluationReport",
     "ExportError",
     "FeatureCache",
+    "FileError",
     "Head",
     "HubLayer",
     "LRFinderResult",
@@ -58,6 +61,7 @@ __all__ = [
     "TransferHyperModel",
     "TransferModel",
     "TransferTuner",
+    "TrainingError",
     "TrialRecord",
     "TuningResult",
     "WorkerBackupAndRestore",

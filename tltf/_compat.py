@@ -322,6 +322,16 @@ def optimizer_knows(optimizer: keras.optimizers.Optimizer, variables: list) -> b
         return False
 
 
+def optimizer_built_count(optimizer: keras.optimizers.Optimizer) -> int:
+    """How many variables a built optimizer was built on.
+
+    Relies on ``Optimizer._trainable_variables`` (the list ``build`` got, empty
+    before). Fallback: -1 (unknown).
+    """
+    built_on = getattr(optimizer, "_trainable_variables", None)
+    return -1 if built_on is None else len(built_on)
+
+
 # --- Keras: callbacks ---
 
 

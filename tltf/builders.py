@@ -20,7 +20,7 @@ from typing import Any
 
 import keras
 
-from tltf import _compat
+from tltf import _compat, arguments
 from tltf.backbones.keras_apps import MOBILENET_V2
 from tltf.backbones.kerashub import (
     MINILM_NAME,
@@ -120,6 +120,7 @@ def build_image_classifier(
         >>> model.predict(np.zeros((1, 32, 32, 3), "uint8")).shape
         (1, 3)
     """
+    _check_arguments(num_classes, compile, learning_rate)
     head = head or Head(
         num_classes,
         task=task,
@@ -193,10 +194,17 @@ def compile_model(
 
     Returns:
         The same model, compiled.
+
+    Raises:
+        ConfigError: ``learning_rate`` is not a finite number > 0.
     """
     args = compile_defaults(head_of(model))
     args.update(overrides)
-    model.compile(optimizer=optimizer or keras.optimizers.Adam(learning_rate), **args)
+    if optimizer is None:
+        optimizer = keras.optimizers.Adam(
+            arguments.rate("learning_rate", learning_rate)
+        )
+    model.compile(optimizer=optimizer, **args)
     return model
 
 
@@ -223,6 +231,13 @@ def fresh_optimizer(
     around one and tltf's per-group-rate optimizers included.
     """
     return keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+
+
+def _check_arguments(num_classes: Any, compile: bool, learning_rate: Any) -> None:
+    """Checks the numbers a builder needs before it loads anything."""
+    arguments.count("num_classes", num_classes)
+    if compile:
+        arguments.rate("learning_rate", learning_rate)
 
 
 def _frozen_backbone(
@@ -338,6 +353,7 @@ def build_text_classifier(
         >>> model.predict(tf.constant(["a fine film"])).shape
         (1, 2)
     """
+    _check_arguments(num_classes, compile, learning_rate)
     if pooling is not None and pooling not in POOLINGS:
         raise ConfigError(
             f"Unknown text pooling {pooling!r}; use one of {POOLINGS} or None. "

@@ -23,6 +23,15 @@ class MissingWeightsError(TltfError, FileNotFoundError):
     """Pretrained weights that are not on disk and cannot be downloaded."""
 
 
+class TrainingError(TltfError, RuntimeError):
+    """Training that cannot go on (e.g. a loss that is no longer a number)."""
+
+
+class FileError(TltfError, OSError):
+    """A file or folder tltf cannot write or read: a file where a folder must
+    be, a folder without write permission, a full disk."""
+
+
 class ExportError(TltfError, RuntimeError):
     """An export that could not be written or did not verify."""
 

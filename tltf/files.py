@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tltf.errors import FileError
+
 
 @contextlib.contextmanager
 def atomic_path(
@@ -45,7 +47,9 @@ def atomic_path(
 
     Raises:
         FileExistsError: ``exists="error"`` and ``path`` appeared meanwhile.
-        OSError: The folder cannot be written.
+        FileError: The folder cannot be created or written to (an
+            ``OSError`` too).
+        OSError: Writing or renaming failed.
 
     Example:
         >>> with atomic_path("out/report.json") as tmp:
@@ -56,6 +60,13 @@ def atomic_path(
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         temp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    except OSError as err:
+        _remove_empty(created)
+        raise FileError(
+            f"Cannot write {str(path)!r}: {err.strerror or err} "
+            f"({err.filename or path.parent}). Choose a path in a folder you can "
+            "write to."
+        ) from err
     except BaseException:
         _remove_empty(created)
         raise

@@ -19,7 +19,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from tltf import _compat
+from tltf import _compat, arguments
 from tltf.data.inputs import as_list
 from tltf.errors import ConfigError
 from tltf.metrics import MacroF1, MacroPrecision, MacroRecall
@@ -77,7 +77,9 @@ class Head(keras.layers.Layer):
         self.task = task
         self.pooling = pooling
         self.dropout = float(dropout)
-        self.hidden_units = tuple(int(u) for u in as_list(hidden_units))
+        self.hidden_units = tuple(
+            arguments.count("hidden_units (each)", u) for u in as_list(hidden_units)
+        )
         self.activation = activation
         self.supports_masking = True
         self.temperature = 1.0
@@ -184,8 +186,8 @@ class Head(keras.layers.Layer):
     ) -> None:
         """Sets the temperature and rejection threshold (see the class doc).
 
-        Models already traced keep the old values: `tltf.calibrate_rejection`
-        also resets the model's predict and test functions.
+        A `tltf.TransferModel` traces its predict and test steps again when
+        the temperature changed (`traced_settings`).
 
         Raises:
             ConfigError: A non-multiclass head, a temperature that is not
@@ -213,6 +215,10 @@ class Head(keras.layers.Layer):
         self.rejection_threshold = (
             None if rejection_threshold is None else float(rejection_threshold)
         )
+
+    def traced_settings(self) -> tuple:
+        """The settings a traced graph of this head holds (`tltf.traced`)."""
+        return (self.temperature,)
 
     def compute_mask(self, inputs, mask=None):
         return None
@@ -273,8 +279,7 @@ def _validate_head(num_outputs, task, pooling, dropout) -> None:
             "always predicts it). For a yes/no task use num_classes=2, or "
             f"task='multilabel' with one output. Received: num_classes={num_outputs}"
         )
-    if not 0.0 <= dropout < 1.0:
-        raise ConfigError(f"dropout must be in [0, 1). Received: {dropout!r}")
+    arguments.fraction("dropout", dropout)
 
 
 def compile_defaults(head: Head) -> dict[str, Any]:

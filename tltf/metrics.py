@@ -21,6 +21,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from tltf import arguments
+
 
 class _ClassCounts(keras.metrics.Metric):
     """Accumulates per-class TP/FP/FN for multi-class or multi-label outputs.
@@ -42,9 +44,9 @@ class _ClassCounts(keras.metrics.Metric):
         **kwargs: Any,
     ) -> None:
         super().__init__(name=name, **kwargs)
-        self.num_classes = int(num_classes)
+        self.num_classes = arguments.count("num_classes", num_classes)
         self.multi_label = bool(multi_label)
-        self.threshold = float(threshold)
+        self.threshold = arguments.fraction("threshold", threshold, one=True)
         # Rows: true positives, false positives, false negatives per class;
         # one variable, so a step updates (and an epoch resets) it once.
         self.counts = self.add_variable(

@@ -25,18 +25,30 @@ import logging
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from tltf import arguments
 from tltf.backbones.layers import Backbone
 from tltf.data.base import LoadedData, class_names_of
-from tltf.data.inputs import as_inputs, as_labels, is_string_input
-from tltf.errors import DataError
+from tltf.data.inputs import (
+    as_batched,
+    as_inputs,
+    as_labels,
+    as_list,
+    check_finite,
+    is_string_input,
+)
+from tltf.errors import ConfigError, DataError
+from tltf.fit_checks import FitChecks
 from tltf.heads import Head
 from tltf.parts import ModelParts, require_backbone, require_head
+from tltf.progress import resolve_verbose
+from tltf.traced import match_optimizer, quiet_retracing, renewed
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +58,12 @@ __all__ = [
     "check_classes",
     "check_data",
     "check_inputs",
+    "describe",
     "head_of",
+    "input_signature",
     "label_errors",
     "parts_of",
+    "same_inputs",
 ]
 
 #: Parts of models from outside tltf, located once per model.
@@ -132,26 +147,79 @@ class TransferModel(keras.Model):
             self._replaced_step = None
             self.train_function = None
 
+    # --- traced functions: renewed when what they hold changed (tltf.traced) ---
+
+    def make_train_function(self, force: bool = False):
+        return renewed(self, "train", super().make_train_function, force)
+
+    def make_test_function(self, force: bool = False):
+        return renewed(self, "test", super().make_test_function, force)
+
+    def make_predict_function(self, force: bool = False):
+        return renewed(self, "predict", super().make_predict_function, force)
+
+    def save(self, filepath: Any, *args: Any, **kwargs: Any) -> None:
+        if str(filepath).lower().endswith((".h5", ".hdf5")):
+            raise ConfigError(
+                f"A tltf model saves as a .keras file: the legacy HDF5 format "
+                "cannot reload its layers (Backbone, Head). Use "
+                f"model.save({str(Path(str(filepath)).with_suffix('.keras'))!r}) "
+                "(or model.save_weights('....weights.h5') for weights only). "
+                f"Received: {str(filepath)!r}"
+            )
+        match_optimizer(self)  # Saved as the reload builds it: no state lost.
+        return super().save(filepath, *args, **kwargs)
+
+    def load_weights(self, filepath: Any, *args: Any, **kwargs: Any) -> None:
+        match_optimizer(self)  # Built as the saved one was: its state loads.
+        return super().load_weights(filepath, *args, **kwargs)
+
     def train_step(self, data: Any) -> dict[str, Any]:
         if self._replaced_step is None:
             return super().train_step(data)
         return self._replaced_step(self, data)
 
     def fit(self, x=None, y=None, *args: Any, validation_data=None, **kwargs: Any):
+        check_counts(kwargs, epochs=1, batch_size=1, steps_per_epoch=1)
+        if isinstance(x, LoadedData):  # Its splits, as fit(data.train, ...).
+            if validation_data is None and "validation_split" not in kwargs:
+                validation_data = x.validation
+            x = x.train
         x, y = self._user_data(x, y, "x")
         validation_data = self._user_validation(validation_data)
-        with label_errors(self), passes_of_unknown_length(kwargs, "steps_per_epoch"):
+        if isinstance(x, tf.data.Dataset) and not args:
+            kwargs.setdefault("shuffle", False)  # A dataset shuffles itself.
+        if len(args) < 4:  # callbacks= is not given by position
+            kwargs["callbacks"] = _with_checks(kwargs.get("callbacks"))
+        if len(args) < 3:  # verbose= is not given by position
+            kwargs["verbose"] = resolve_verbose(kwargs.get("verbose", "auto"))
+        with label_errors(self), quiet_fit(kwargs, "steps_per_epoch"):
             return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
 
     def evaluate(self, x=None, y=None, *args: Any, **kwargs: Any):
+        check_counts(kwargs, batch_size=1, steps=1)
+        if isinstance(x, LoadedData):
+            x = as_batched(x, split="validation", what="x")
         x, y = self._user_data(x, y, "x")
-        with label_errors(self), passes_of_unknown_length(kwargs, "steps"):
+        if len(args) < 2:  # verbose= is not given by position
+            kwargs["verbose"] = resolve_verbose(kwargs.get("verbose", "auto"))
+        with label_errors(self), quiet_fit(kwargs, "steps"):
             return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args: Any, **kwargs: Any):
-        x = as_inputs(x)
+        check_counts(kwargs, batch_size=1, steps=1)
+        if isinstance(x, LoadedData):
+            raise DataError(
+                "predict takes inputs, not a tltf.data.LoadedData: pass one of "
+                "its splits (model.predict(data.validation)), or use "
+                "tltf.evaluate(model, data) for labelled data."
+            )
+        x = numeric_list(as_inputs(x))
         check_inputs(self, x)
-        with passes_of_unknown_length(kwargs, "steps"):
+        check_finite(x, "x")
+        if len(args) < 2:  # verbose= is not given by position
+            kwargs["verbose"] = resolve_verbose(kwargs.get("verbose", "auto"))
+        with quiet_fit(kwargs, "steps"):
             return super().predict(x, *args, **kwargs)
 
     def train_on_batch(self, x, y=None, *args: Any, **kwargs: Any):
@@ -168,8 +236,9 @@ class TransferModel(keras.Model):
         return super().predict_on_batch(as_inputs(x))
 
     def _user_data(self, x: Any, y: Any, what: str) -> tuple[Any, Any]:
-        x, y = as_inputs(x, what), as_labels(y)
+        x, y = numeric_list(as_inputs(x, what)), as_labels(y)
         check_inputs(self, x, what)
+        check_finite(x, what)
         if isinstance(x, tf.data.Dataset):
             check_classes(self, class_names=class_names_of(x), what=what)
         elif isinstance(y, np.ndarray):
@@ -177,10 +246,13 @@ class TransferModel(keras.Model):
         return x, y
 
     def _user_validation(self, data: Any) -> Any:
+        if isinstance(data, LoadedData):
+            data = as_batched(data, split="validation", what="validation_data")
         if isinstance(data, (tuple, list)) and len(data) in (2, 3):
             x, y = self._user_data(data[0], data[1], "validation_data")
             return (x, y, *data[2:])
         if isinstance(data, tf.data.Dataset):
+            check_inputs(self, data, "validation_data")
             check_classes(self, class_names=class_names_of(data), what="validation")
         return data
 
@@ -221,20 +293,54 @@ def head_of(model: keras.Model) -> Head:
     return require_head(parts_of(model))
 
 
+def numeric_list(x: Any) -> Any:
+    """A (nested) list of numbers or of arrays of one shape as one array.
+
+    Keras takes arrays, not lists of them; a tltf model has one input, so a
+    list is its examples. Anything else is returned as it is.
+    """
+    if not isinstance(x, list) or not x:
+        return x
+    try:
+        array = np.asarray(x)
+    except ValueError:  # Examples of different shapes.
+        return x
+    return array if array.dtype.kind in "iufb" else x
+
+
+def check_counts(kwargs: dict[str, Any], **minimums: int) -> None:
+    """Checks the counts among ``kwargs`` (None is Keras' default) clearly."""
+    for name, minimum in minimums.items():
+        if kwargs.get(name) is not None:
+            arguments.count(name, kwargs[name], minimum=minimum)
+
+
+def _with_checks(callbacks: Any) -> Any:
+    """The user's callbacks after a `FitChecks` (first: it fails an epoch
+    before a checkpoint saves it)."""
+    if isinstance(callbacks, keras.callbacks.CallbackList):
+        return callbacks  # Keras' own container: used as it is.
+    return [FitChecks(), *as_list(callbacks)]
+
+
 # --- labels against the head ---
 
 
 @contextlib.contextmanager
-def passes_of_unknown_length(kwargs: dict[str, Any], steps: str) -> Iterator[None]:
-    """Silences Keras' "Your input ran out of data" when no step count is set.
+def quiet_fit(kwargs: dict[str, Any], steps: str) -> Iterator[None]:
+    """Silences what Keras and TensorFlow say about what tltf does on purpose.
 
-    Keras warns whenever a dataset of unknown length ends in its first pass.
-    tltf's image folders have one (files that fail to decode are dropped
-    during the pass, so the length is known only after it); without
-    ``steps_per_epoch`` or ``steps``, that end is the end of the epoch, not
-    a problem. With a step count the warning still shows.
+    - Keras' "Your input ran out of data" when no step count is set: Keras
+      warns whenever a dataset of unknown length ends in its first pass.
+      tltf's image folders have one (files that fail to decode are dropped
+      during the pass, so the length is known only after it); without
+      ``steps_per_epoch`` or ``steps``, that end is the end of the epoch,
+      not a problem. With a step count the warning still shows.
+    - TensorFlow's "triggered tf.function retracing": the model traces its
+      steps again when its variables or trainable groups change
+      (`tltf.traced`), as schedules do stage by stage.
     """
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), quiet_retracing():
         if kwargs.get(steps) is None:
             warnings.filterwarnings("ignore", message="Your input ran out of data")
         yield
@@ -282,7 +388,8 @@ def check_data(model: keras.Model, data: Any, what: str = "data") -> None:
     """Checks user data against the model without reading it all.
 
     Checks that the inputs are text for a text model and not text for an
-    image model (`check_inputs`), the class names of a `tltf.data.LoadedData`
+    image model (`check_inputs`), that arrays hold no NaN or inf, the class
+    names of a `tltf.data.LoadedData`
     (or of one of its splits) and the labels of an ``(x, y[, w])`` tuple;
     other datasets' labels are checked as they are read (`label_errors`).
 
@@ -302,6 +409,7 @@ def check_data(model: keras.Model, data: Any, what: str = "data") -> None:
         check_classes(model, class_names=class_names_of(data), what=what)
     elif isinstance(data, (tuple, list)) and len(data) in (2, 3):
         check_inputs(model, data[0], what)
+        check_finite(data[0], what)
         labels = as_labels(data[1])
         if isinstance(labels, np.ndarray):
             check_classes(model, labels=labels, what=f"{what} labels")
@@ -321,6 +429,8 @@ def check_inputs(model: keras.Model, x: Any, what: str = "x") -> None:
     expects_text = _takes_text(model)
     is_text = _holds_text(x)
     if expects_text is None or is_text is None or expects_text == is_text:
+        if is_text is False:
+            _check_shape(model, x, what)
         return
     if expects_text:
         raise DataError(
@@ -333,6 +443,86 @@ def check_inputs(model: keras.Model, x: Any, what: str = "x") -> None:
         "holds text. Build a text model (tltf.build_text_classifier) for this "
         "data, or pass the images."
     )
+
+
+def _check_shape(model: keras.Model, x: Any, what: str) -> None:
+    """Fails clearly when numeric inputs do not fit the model's input shape."""
+    expected = tuple(tf.nest.flatten(model.inputs)[0].shape[1:])
+    shape = _shape_of(x)
+    if shape is None:
+        return
+    if isinstance(x, tf.data.Dataset) and _fits(shape, expected):
+        raise DataError(
+            f"{what} is a dataset of single examples (shape {shape}); the model "
+            "takes batches. Batch it first: dataset.batch(32)."
+        )
+    if shape[0] == 0:
+        raise DataError(
+            f"{what} is empty (shape {shape}): there is nothing to run the model "
+            "on. Pass at least one example."
+        )
+    if not _fits(shape[1:], expected):
+        raise DataError(_shape_message(model.name, expected, shape[1:], what))
+
+
+def _fits(got: tuple, expected: tuple) -> bool:
+    return len(got) == len(expected) and all(
+        e is None or g is None or e == g for e, g in zip(expected, got)
+    )
+
+
+def _shape_of(x: Any) -> tuple | None:
+    if isinstance(x, tf.data.Dataset):
+        spec = x.element_spec
+        spec = spec[0] if isinstance(spec, tuple) else spec
+        shape = getattr(spec, "shape", None)
+        return tuple(shape) if shape is not None and shape.rank else None
+    if isinstance(x, (np.ndarray, tf.Tensor)) and len(x.shape):
+        return tuple(x.shape)
+    return None
+
+
+def _shape_message(name: str, expected: tuple, got: tuple, what: str) -> str:
+    head = (
+        f"Model '{name}' takes inputs of shape (batch, {', '.join(map(str, expected))})"
+        f" but {what} has examples of shape {got}."
+    )
+    if len(expected) != 3 or expected[-1] != 3:
+        return f"{head} Pass inputs of the shape the model was built for."
+    h, w = expected[:2]
+    if len(got) == 2 or (len(got) == 3 and got[-1] != 3):
+        return (
+            f"{head} The model takes RGB images (3 channels): convert greyscale "
+            "or RGBA images to RGB (e.g. np.repeat(x, 3, axis=-1) for one channel;"
+            " tltf.data.image_folder reads every image as RGB)."
+        )
+    return (
+        f"{head} Load the images at the model's size (tltf.data.image_folder("
+        f"..., image_size=({h}, {w}))), or build the model for yours "
+        f"(input_shape=({got[0]}, {got[1]}, 3))."
+    )
+
+
+def input_signature(model: keras.Model) -> tuple[str, tuple] | None:
+    """``(dtype, shape without the batch axis)`` of a one-input model, else None."""
+    inputs = tf.nest.flatten(getattr(model, "inputs", None) or [])
+    if len(inputs) != 1:
+        return None
+    return str(inputs[0].dtype), tuple(inputs[0].shape[1:])
+
+
+def same_inputs(a: tuple[str, tuple], b: tuple[str, tuple]) -> bool:
+    """Whether two `input_signature`s take the same data (None sides match)."""
+    if (a[0] == "string") != (b[0] == "string"):
+        return False
+    return _fits(a[1], b[1])
+
+
+def describe(signature: tuple[str, tuple]) -> str:
+    """An `input_signature` in words: ``"text"``, ``"inputs of shape (32, 32, 3)"``."""
+    if signature[0] == "string":
+        return "text"
+    return f"inputs of shape {signature[1]}"
 
 
 def _takes_text(model: keras.Model) -> bool | None:

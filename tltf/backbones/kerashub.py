@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from tltf.backbones.loading import can_reach
 from tltf.backbones.registry import get_backbone, register_backbone, register_source
-from tltf.backbones.spec import BackboneSpec
+from tltf.backbones.spec import BackboneSpec, kind_of
 from tltf.errors import ConfigError, MissingWeightsError
 
 POOLINGS = ("cls", "mean")
@@ -93,7 +93,7 @@ def load_text_base(
     spec = get_backbone(backbone)
     if spec.modality != "text" or "load_text" not in spec.extra:
         raise ConfigError(
-            f"Backbone '{spec.name}' is a {spec.modality} backbone; "
+            f"Backbone '{spec.name}' is {kind_of(spec)}; "
             "build_text_classifier needs a text encoder such as "
             f"'{MINILM_NAME}', 'kerashub:bert_base_en_uncased' or "
             f"'hub:<BERT encoder>'. Received: {backbone!r}"
@@ -123,6 +123,7 @@ def _load_kerashub(
 
     _check_available(preset, source)
     backbone = keras_hub.models.Backbone.from_preset(preset)
+    _check_positions(backbone, sequence_length, source)
     inner = keras_hub.models.TextClassifierPreprocessor.from_preset(
         preset, sequence_length=sequence_length
     )
@@ -135,6 +136,17 @@ def _load_kerashub(
         pooled_key="pooled_output" if "pooled_output" in outputs else None,
         default_pooling=_trained_pooling(preset),
     )
+
+
+def _check_positions(backbone: keras.Model, sequence_length: int, source: str) -> None:
+    """Fails when texts would be longer than the encoder's position embeddings."""
+    most = getattr(backbone, "max_sequence_length", None)
+    if isinstance(most, int) and sequence_length > most:
+        raise ConfigError(
+            f"sequence_length={sequence_length} is longer than '{source}' reads: "
+            f"its position embeddings stop at {most} tokens. Pass "
+            f"sequence_length <= {most}. Received: sequence_length={sequence_length}"
+        )
 
 
 def transformer_layer_groups(model: keras.Model) -> dict[str, list[str]]:

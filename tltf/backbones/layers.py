@@ -73,6 +73,21 @@ class Preprocess(keras.layers.Layer):
         return {**super().get_config(), "mode": self.mode}
 
 
+def _check_groups(model: keras.layers.Layer, groups: dict[str, list[str]]) -> None:
+    """Fails clearly when a layer group names a layer the base does not have."""
+    if not isinstance(model, keras.Model):
+        return
+    known = {layer.name for layer in model.layers}
+    for group, names in groups.items():
+        missing = [name for name in names if name not in known]
+        if missing:
+            raise ConfigError(
+                f"Layer group {group!r} names layer {missing[0]!r}, which base "
+                f"'{model.name}' does not have (its layers include "
+                f"{sorted(known)[:8]}). Fix layer_groups= or leave it out."
+            )
+
+
 @keras.saving.register_keras_serializable(package="tltf")
 class Backbone(keras.layers.Layer):
     """A pretrained base inside a tltf model, with its named layer groups.
@@ -101,8 +116,14 @@ class Backbone(keras.layers.Layer):
     ) -> None:
         kwargs.setdefault("name", "backbone")
         super().__init__(**kwargs)
+        if not isinstance(model, keras.layers.Layer):
+            raise ConfigError(
+                "Backbone wraps a keras.Model (or a Keras layer) that maps inputs "
+                f"to features. Received: {type(model).__name__} {model!r:.60}"
+            )
         self.model = model
         self.layer_groups = {k: list(v) for k, v in (layer_groups or {}).items()}
+        _check_groups(model, self.layer_groups)
         self.train_bn = bool(train_bn)
         self.source = source
 
@@ -137,6 +158,10 @@ class Backbone(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         return self.model(inputs, training=bool(training) and self.train_bn)
+
+    def traced_settings(self) -> tuple:
+        """The settings a traced graph of this layer holds (`tltf.traced`)."""
+        return (self.train_bn,)
 
     def compute_output_shape(self, input_shape):
         return self.model.compute_output_shape(input_shape)

@@ -16,7 +16,12 @@ from pathlib import Path
 import keras
 
 from tltf.backbones.registry import get_backbone
-from tltf.backbones.spec import BackboneSpec, match_layer_groups, split_into_groups
+from tltf.backbones.spec import (
+    BackboneSpec,
+    kind_of,
+    match_layer_groups,
+    split_into_groups,
+)
 from tltf.errors import ConfigError, MissingWeightsError, first_line
 
 _PROBE_TIMEOUT_S = 3.0
@@ -72,17 +77,19 @@ def load_image_base(
             downloaded.
     """
     if isinstance(backbone, keras.Model):
+        _check_own_shape(backbone, input_shape)
         return _user_model(backbone, "user model", preprocessing, layer_groups)
     if isinstance(backbone, (str, os.PathLike)) and str(backbone).endswith(".keras"):
         path = Path(backbone)
         if not path.is_file():
             raise ConfigError(f"Backbone file {str(path)!r} does not exist.")
         model = keras.saving.load_model(path, compile=False)
+        _check_own_shape(model, input_shape)
         return _user_model(model, str(path), preprocessing, layer_groups)
     spec = get_backbone(str(backbone))
     if spec.modality != "image":
         raise ConfigError(
-            f"Backbone '{spec.name}' is a {spec.modality} backbone; "
+            f"Backbone '{spec.name}' is {kind_of(spec)}; "
             "build_image_classifier needs an image backbone. Image backbones: "
             "see tltf.list_backbones('image')."
         )
@@ -90,6 +97,18 @@ def load_image_base(
     model = _construct(spec, shape, weights)
     groups = layer_groups or match_layer_groups(model, spec.group_patterns)
     return LoadedBase(model, groups, preprocessing or spec.preprocessing, spec.name)
+
+
+def _check_own_shape(model: keras.Model, input_shape) -> None:
+    """A model passed as the backbone keeps its input shape: a different
+    ``input_shape`` cannot apply, and is refused rather than ignored."""
+    own = tuple(model.input_shape[1:])
+    if input_shape is not None and tuple(input_shape) != own:
+        raise ConfigError(
+            f"input_shape={tuple(input_shape)} cannot apply to the backbone model "
+            f"'{model.name}', which takes inputs of shape {own}. Leave input_shape "
+            "out, or build the backbone model for that shape."
+        )
 
 
 def _user_model(model, source, preprocessing, layer_groups) -> LoadedBase:
@@ -127,13 +146,17 @@ def _construct(spec: BackboneSpec, shape, weights) -> keras.Model:
         weights = str(path)
     try:
         return spec.constructor(input_shape=shape, weights=weights)
-    except ValueError as err:
+    except (ValueError, OSError) as err:  # OSError: not an HDF5 file at all.
         if weights not in (None, "imagenet"):
             raise ConfigError(
                 f"Weights file {weights!r} does not fit '{spec.name}' with "
-                f"input_shape={shape}: {first_line(err)}. Check that the file "
-                "was saved from the same architecture (include_top=False)."
+                f"input_shape={shape}: {first_line(err)}. Pass a weights "
+                "file saved from the same architecture without its top "
+                "(include_top=False; .weights.h5 or Keras' *_notop.h5), "
+                "weights='imagenet' or weights=None."
             ) from err
+        if isinstance(err, OSError):
+            raise
         raise ConfigError(f"Cannot build '{spec.name}': {first_line(err)}") from err
 
 

@@ -12,7 +12,7 @@ import difflib
 import importlib
 from collections.abc import Callable
 
-from tltf.backbones.spec import BackboneSpec
+from tltf.backbones.spec import MODALITIES, BackboneSpec
 from tltf.errors import ConfigError
 
 _SPECS: dict[str, BackboneSpec] = {}
@@ -61,11 +61,19 @@ def list_backbones(modality: str | None = None) -> list[str]:
         Sorted registry names. Open-ended sources (``hub:``, ``kerashub:``)
         accept more names than listed here.
 
+    Raises:
+        ConfigError: ``modality`` is not a kind of backbone tltf has.
+
     Example:
         >>> "keras:resnet50" in tltf.list_backbones("image")
         True
     """
     _load_sources()
+    if modality is not None and modality not in MODALITIES:
+        raise ConfigError(
+            f"Unknown kind of backbone {modality!r}; use one of {list(MODALITIES)} "
+            f"(or None for all). Received: modality={modality!r}"
+        )
     return sorted(
         name
         for name, spec in _SPECS.items()

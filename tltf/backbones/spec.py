@@ -20,6 +20,10 @@ from tltf.errors import ConfigError
 GroupPatterns = Sequence[tuple[str, str]]
 
 
+#: The kinds of backbone tltf builds classifiers on.
+MODALITIES = ("image", "text")
+
+
 @dataclasses.dataclass(frozen=True)
 class BackboneSpec:
     """Declarative description of a pretrained base.
@@ -55,6 +59,19 @@ class BackboneSpec:
     weights_url: str | None = None
     description: str = ""
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.modality not in MODALITIES:
+            raise ConfigError(
+                f"A backbone's modality is one of {MODALITIES}. Received: "
+                f"modality={self.modality!r} for {self.name!r}"
+            )
+
+
+def kind_of(spec: BackboneSpec) -> str:
+    """``"an image backbone"`` or ``"a text backbone"``, for messages."""
+    article = "an" if spec.modality[0] in "aeiou" else "a"
+    return f"{article} {spec.modality} backbone"
 
 
 def match_layer_groups(

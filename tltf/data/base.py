@@ -182,6 +182,26 @@ def index_batches(
     return ds.apply(steps).prefetch(AUTOTUNE)
 
 
+def existing_image_folder(path: str | os.PathLike, wanted: str) -> Path:
+    """``path`` as a ``Path`` when it is a folder; else a clear error.
+
+    Args:
+        path: What the user passed.
+        wanted: What the folder should hold, for the message.
+
+    Raises:
+        DataError: ``path`` does not exist, or is a file.
+    """
+    root = Path(path)
+    if root.is_dir():
+        return root
+    if root.exists():
+        raise DataError(
+            f"Image folder {str(root)!r} is a file, not a folder. Pass {wanted}."
+        )
+    raise DataError(f"Image folder {str(root)!r} does not exist. Pass {wanted}.")
+
+
 def check_class_names(class_names: list[str], source: str) -> None:
     """Raises a clear error for fewer than two classes."""
     if len(class_names) < 2:

@@ -40,6 +40,20 @@ DEFAULT_BUDGET = 0.5  # Of the memory available when a cache is planned.
 DISK_FRACTION = 0.5
 
 _budget: float | int = DEFAULT_BUDGET
+# Words people pass for a cache mode, and what they mean.
+_WORDS = {
+    "memory": "True",
+    "ram": "True",
+    "true": "True",
+    "yes": "True",
+    "on": "True",
+    "off": "False",
+    "none": "False",
+    "false": "False",
+    "no": "False",
+    "disk": "a folder path",
+    "file": "a folder path",
+}
 _spill_root: Path | None = None
 
 
@@ -139,6 +153,12 @@ def plan_cache(
         return CachePlan("memory")
     if cache is False or cache is None:
         return CachePlan("off")
+    if isinstance(cache, str) and cache.lower() in _WORDS:
+        raise ConfigError(
+            'cache must be "auto", True (memory), False (off) or a path (disk); '
+            f"{cache!r} reads as a word, not a path: pass {_WORDS[cache.lower()]}. "
+            f"Received: cache={cache!r}"
+        )
     if isinstance(cache, (str, os.PathLike)):
         return CachePlan("disk", str(cache))
     raise ConfigError(

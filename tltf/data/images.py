@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from tltf.data.base import LoadedData, check_class_names, finish
+from tltf import arguments
+from tltf.data.base import LoadedData, check_class_names, existing_image_folder, finish
 from tltf.data.image_pipeline import (
     Cache,
     DecodeFailures,
@@ -34,7 +35,8 @@ from tltf.data.image_pipeline import (
     decoded_images,
     plan_images,
 )
-from tltf.data.inputs import as_list
+from tltf.data.inputs import check_finite
+from tltf.data.labels import encode_labels
 from tltf.data.scan import IMAGE_EXTENSIONS, image_files, looks_like_image
 from tltf.errors import DataError
 
@@ -68,7 +70,9 @@ def image_folder(
 
     Args:
         directory: ``directory/<class name>/<image files>``.
-        image_size: ``(height, width)`` to resize to.
+        image_size: ``(height, width)`` to resize to (one integer for a
+            square); build the model for the same size (``input_shape=(height,
+            width, 3)``).
         batch_size: Examples per batch.
         validation_split: Fraction held out for validation; 0 for none.
         seed: Seed of the split and of the shuffling.
@@ -83,26 +87,25 @@ def image_folder(
         `LoadedData` with class names in sorted folder order.
 
     Raises:
-        DataError: The folder is missing, has fewer than two class folders,
-            or a class folder has no readable image.
+        DataError: The folder is missing (or a file), has fewer than two class
+            folders, or a class folder has no readable image.
+        ConfigError: A bad ``image_size``, ``batch_size`` or
+            ``validation_split``.
 
     Example:
         >>> data = tltf.data.image_folder("flowers/", image_size=(64, 64))
         >>> data.class_names
         ['daisy', 'roses']
     """
-    root = Path(directory)
-    if not root.is_dir():
-        raise DataError(
-            f"Image folder {str(root)!r} does not exist. Pass a folder with one "
-            "subfolder of images per class (folder/<class>/<image>)."
-        )
+    image_size = arguments.image_size(image_size)
+    batch_size = arguments.count("batch_size", batch_size)
+    validation_split = arguments.fraction("validation_split", validation_split)
+    root = existing_image_folder(
+        directory,
+        "a folder with one subfolder of images per class (folder/<class>/<image>)",
+    )
     class_names = sorted(p.name for p in root.iterdir() if p.is_dir())
     check_class_names(class_names, f"Image folder {str(root)!r}")
-    if not 0.0 <= validation_split < 1.0:
-        raise DataError(
-            f"validation_split must be in [0, 1). Received: {validation_split}"
-        )
     files, labels, skipped = _scan(root, class_names)
     _warn_skipped(root, skipped)
     train_idx, val_idx = _stratified_split(labels, validation_split, seed)
@@ -148,7 +151,8 @@ def unlabelled_images(
 
     Args:
         directory: A folder of images, at any depth.
-        image_size: ``(height, width)`` to resize to.
+        image_size: ``(height, width)`` to resize to (one integer for a
+            square).
         batch_size: Images per batch.
         seed: Seed of the shuffling (reshuffled every pass).
         cache: ``"auto"`` (memory within the cache budget, else a temporary
@@ -166,12 +170,11 @@ def unlabelled_images(
         >>> target = tltf.data.unlabelled_images("street_photos/", image_size=(64, 64))
         >>> tltf.adapt_domain(model, source_data, target)
     """
-    root = Path(directory)
-    if not root.is_dir():
-        raise DataError(
-            f"Image folder {str(root)!r} does not exist. Pass a folder of images "
-            "(flat, or in subfolders whose names are ignored)."
-        )
+    image_size = arguments.image_size(image_size)
+    batch_size = arguments.count("batch_size", batch_size)
+    root = existing_image_folder(
+        directory, "a folder of images (flat, or in subfolders whose names are ignored)"
+    )
     files, skipped = image_files(root)
     _warn_skipped(root, skipped)
     if not files:
@@ -203,28 +206,44 @@ def from_arrays(
     """Wraps in-memory arrays (images, features or token ids) as `LoadedData`.
 
     Args:
-        x: Inputs, first axis the examples.
-        y: Integer labels (or targets), same length as ``x``.
-        class_names: Label names; defaults to ``["0", "1", ...]``.
+        x: Inputs, first axis the examples (finite numbers).
+        y: One class label per example: integers ``0..n-1``, other integers
+            or whole floats (numbered in sorted order: labels ``1, 2, 3``
+            are classes ``0, 1, 2`` named ``"1", "2", "3"``) or names
+            (``"cat"``; classes in sorted order). See `tltf.data.labels`.
+        class_names: Names in class order; None for the labels' own (see
+            above). With names, integer labels are ids into them.
         batch_size: Examples per batch.
         validation_split: Stratified fraction held out for validation.
         seed: Seed of the split and shuffling.
 
     Returns:
-        `LoadedData` over the arrays.
+        `LoadedData` over the arrays; its labels are the class ids.
 
     Raises:
-        DataError: ``x`` and ``y`` differ in length or are empty.
+        DataError: ``x`` and ``y`` differ in length or are empty, ``x`` holds
+            NaN or inf, a label is missing, fractional or not one of
+            ``class_names``, or there are fewer than two classes.
+        ConfigError: A bad ``batch_size`` or ``validation_split``.
+
+    Example:
+        >>> data = tltf.data.from_arrays(x, np.array(["cat", "dog", "cat"]))
+        >>> data.class_names
+        ['cat', 'dog']
     """
-    x, y = np.asarray(x), np.asarray(y)
-    if len(x) == 0 or len(x) != len(y):
+    batch_size = arguments.count("batch_size", batch_size)
+    validation_split = arguments.fraction("validation_split", validation_split)
+    x = np.asarray(x)
+    n_labels = len(y) if hasattr(y, "__len__") else -1
+    if x.ndim == 0 or len(x) == 0 or len(x) != n_labels:
         raise DataError(
             f"x and y must be non-empty and of equal length. Received: "
-            f"len(x)={len(x)}, len(y)={len(y)}"
+            f"len(x)={len(x) if x.ndim else 'a scalar'}, len(y)={n_labels}"
         )
-    if class_names is None:
-        class_names = [str(i) for i in range(int(y.max()) + 1)]
-    train_idx, val_idx = _stratified_split(y.tolist(), validation_split, seed)
+    check_finite(x, "x")
+    names, y = encode_labels(y, class_names, "from_arrays")
+    check_class_names(names, "from_arrays' labels")
+    train_idx, val_idx = _stratified_split(y, validation_split, seed)
 
     def make(idx, training):
         ds = tf.data.Dataset.from_tensor_slices((x[idx], y[idx]))
@@ -235,7 +254,7 @@ def from_arrays(
     return LoadedData(
         train=make(train_idx, True),
         validation=make(val_idx, False) if len(val_idx) else None,
-        class_names=[str(name) for name in as_list(class_names)],
+        class_names=names,
         num_train=len(train_idx),
         num_validation=len(val_idx),
     )

@@ -32,6 +32,7 @@ __all__ = [
     "as_inputs",
     "as_labels",
     "as_list",
+    "check_finite",
     "is_string_input",
 ]
 
@@ -66,8 +67,14 @@ def is_string_input(x: Any) -> bool:
     if isinstance(x, np.ndarray):
         return x.dtype.kind in "USO"
     if isinstance(x, (list, tuple)):
-        return bool(x) and all(isinstance(item, (str, bytes)) for item in x)
+        texts = [isinstance(item, (str, bytes)) for item in x]
+        return any(texts) and all(t or _missing(i) for t, i in zip(texts, x))
     return False
+
+
+def _missing(item: Any) -> bool:
+    """None or NaN: what pandas and lists hold where a text is missing."""
+    return item is None or (isinstance(item, float) and item != item)
 
 
 def as_inputs(x: Any, what: str = "x") -> Any:
@@ -101,6 +108,13 @@ def as_inputs(x: Any, what: str = "x") -> Any:
             f"{what} must be one string per example (a 1-D list or array). "
             f"Received an array of shape {array.shape}."
         )
+    holes = [i for i, item in enumerate(array) if not isinstance(item, (str, bytes))]
+    if holes:
+        raise DataError(
+            f"{what} has {len(holes)} example(s) without a text (the first, example "
+            f"{holes[0]}, is {array[holes[0]]!r}). Give every example a string, or "
+            "leave those out (pandas: series.dropna(), or fillna(''))."
+        )
     if any(isinstance(item, bytes) for item in array[:1]):
         # Keras reads object arrays of str only; bytes are UTF-8 text.
         array = np.array([_text(item) for item in array], dtype=object)
@@ -109,6 +123,29 @@ def as_inputs(x: Any, what: str = "x") -> Any:
 
 def _text(item: Any) -> Any:
     return item.decode("utf-8", errors="replace") if isinstance(item, bytes) else item
+
+
+def check_finite(x: Any, what: str) -> None:
+    """Fails clearly when a numeric array holds NaN or inf.
+
+    Args:
+        x: Anything; only NumPy float arrays (and dicts of them) are checked.
+        what: How the message names the data.
+
+    Raises:
+        DataError: A NaN or an infinity in ``x``.
+    """
+    for array in x.values() if isinstance(x, dict) else [x]:
+        if not isinstance(array, np.ndarray) or array.dtype.kind not in "fc":
+            continue
+        bad = ~np.isfinite(array)
+        if bad.any():
+            row = int(np.argwhere(bad)[0][0])
+            raise DataError(
+                f"{what} holds {int(bad.sum())} NaN or inf value(s) (the first in "
+                f"example {row}). Replace them (e.g. np.nan_to_num) or leave those "
+                "examples out."
+            )
 
 
 def as_labels(y: Any) -> Any:

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import tensorflow as tf
 
+from tltf import arguments
 from tltf.data.base import (
     AUTOTUNE,
     LoadedData,
@@ -27,6 +29,7 @@ from tltf.data.base import (
 )
 from tltf.data.images import _stratified_split
 from tltf.data.inputs import as_list
+from tltf.data.labels import encode_labels
 from tltf.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -42,6 +45,7 @@ def text_csv(
     batch_size: int = 32,
     validation_split: float = 0.2,
     seed: int = 1337,
+    encoding: str = "utf-8",
 ) -> LoadedData:
     """Loads a CSV or TSV file with a header row as ``(string, label)`` batches.
 
@@ -51,18 +55,22 @@ def text_csv(
         label_column: Header of the label column.
         delimiter: Field separator; None picks it from the file extension.
         class_names: Label names in label order; None for the sorted
-            distinct labels of the file (numeric order for integer labels).
+            distinct labels of the file (numeric order for integer labels:
+            labels ``1, 2, 3`` are classes ``0, 1, 2``; `tltf.data.labels`).
         batch_size: Examples per batch.
         validation_split: Stratified fraction held out for validation.
         seed: Seed of the split and shuffling.
+        encoding: The file's text encoding. A UTF-8 byte-order mark (Excel's
+            "CSV UTF-8") is skipped.
 
     Returns:
         `LoadedData` with the rows that were left out in ``skipped``
         (``"line <n>"``).
 
     Raises:
-        DataError: The file is missing or empty, a column is missing, a label
-            is not in ``class_names``, or there are fewer than two classes.
+        DataError: The file is missing (or a folder), empty or not text in
+            ``encoding``, a column is missing, a label is not in
+            ``class_names``, or there are fewer than two classes.
 
     Example:
         >>> data = tltf.data.text_csv("reviews.csv", label_column="sentiment")
@@ -71,13 +79,16 @@ def text_csv(
     """
     file = Path(path)
     if not file.is_file():
+        state = "is a folder, not a file" if file.is_dir() else "does not exist"
         raise DataError(
-            f"Text file {str(file)!r} does not exist. Pass a CSV or TSV file "
+            f"Text file {str(file)!r} {state}. Pass a CSV or TSV file "
             f"with a header row and columns {text_column!r} and {label_column!r}."
         )
     if delimiter is None:
         delimiter = "\t" if file.suffix.lower() in (".tsv", ".tab") else ","
-    texts, labels, skipped = _read_rows(file, text_column, label_column, delimiter)
+    texts, labels, skipped = _read_rows(
+        file, (text_column, label_column), delimiter, encoding
+    )
     if skipped:
         logger.warning(
             "Skipped %d row(s) with an empty text or label in %s: %s",
@@ -117,9 +128,10 @@ def from_texts(
 
     Args:
         texts: The texts.
-        labels: One label per text: names or integers.
-        class_names: Label names in label order. For names, None means the
-            sorted distinct labels; for integers, ``["0", "1", ...]``.
+        labels: One label per text: names or integers (see
+            `tltf.data.labels`).
+        class_names: Label names in label order. None: the sorted distinct
+            labels (integers in numeric order; ``0..n-1`` stay as they are).
         batch_size: Examples per batch.
         validation_split: Stratified fraction held out for validation.
         seed: Seed of the split and shuffling.
@@ -138,22 +150,18 @@ def from_texts(
         >>> data.class_names
         ['neg', 'pos']
     """
-    texts = [str(t) for t in as_list(texts)]
+    batch_size = arguments.count("batch_size", batch_size)
+    validation_split = arguments.fraction("validation_split", validation_split)
+    texts = _texts(texts, source)
     labels = as_list(labels)
     if not texts or len(texts) != len(labels):
         raise DataError(
             f"{source}: texts and labels must be non-empty and of equal length. "
             f"Received: len(texts)={len(texts)}, len(labels)={len(labels)}"
         )
-    if not 0.0 <= validation_split < 1.0:
-        raise DataError(
-            f"validation_split must be in [0, 1). Received: {validation_split}"
-        )
-    names, ids = _encode_labels(labels, class_names, source)
+    names, y = encode_labels(labels, class_names, source)
     check_class_names(names, source)
-    train_idx, val_idx = _stratified_split(ids, validation_split, seed)
-    y = np.asarray(ids, dtype="int64")
-    del ids
+    train_idx, val_idx = _stratified_split(y, validation_split, seed)
 
     def make(idx, training):
         # The texts are held once, as one string tensor; the pipeline moves
@@ -178,62 +186,60 @@ def from_texts(
     )
 
 
-def _read_rows(file: Path, text_column: str, label_column: str, delimiter: str):
-    with open(file, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f, delimiter=delimiter)
-        header = reader.fieldnames
-        if not header:
+def _texts(texts: Any, source: str) -> list[str]:
+    """The texts as ``str``; a missing one (None, NaN) fails clearly."""
+    items = as_list(texts.tolist() if hasattr(texts, "tolist") else texts)
+    for row, text in enumerate(items):
+        if text is None or (isinstance(text, float) and math.isnan(text)):
             raise DataError(
-                f"Text file {str(file)!r} is empty. It needs a header row with "
-                f"columns {text_column!r} and {label_column!r}, then one row per "
-                "example."
+                f"{source}: text {row} is missing ({text!r}). Give every example "
+                "a text, or leave the example out."
             )
-        missing = [c for c in (text_column, label_column) if c not in header]
-        if missing:
-            raise DataError(
-                f"Text file {str(file)!r} has no column {missing[0]!r}. Its "
-                f"columns are {header}; pass text_column= and label_column=. "
-                f"Received: text_column={text_column!r}, "
-                f"label_column={label_column!r}"
-            )
-        texts, labels, skipped = [], [], []
-        distinct: dict[str, str] = {}  # One string object per label value.
-        for row in reader:
-            text = (row.get(text_column) or "").strip()
-            label = (row.get(label_column) or "").strip()
-            if text and label:
-                texts.append(text)
-                labels.append(distinct.setdefault(label, label))
-            else:
-                skipped.append(f"line {reader.line_num}")
-    return texts, labels, skipped
+    return [
+        t.decode("utf-8", "replace") if isinstance(t, bytes) else str(t) for t in items
+    ]
 
 
-def _encode_labels(labels, class_names, source: str) -> tuple[list[str], list[int]]:
-    """Label names and integer ids for ``labels`` (names or integers)."""
-    as_text = [str(label).strip() for label in labels]
-    numeric = all(_is_int(label) for label in as_text)
-    if class_names is not None:
-        names = [str(n) for n in as_list(class_names)]
-    elif numeric:
-        names = [str(i) for i in range(max(int(v) for v in as_text) + 1)]
-    else:
-        names = sorted(set(as_text))
-    index = {name: i for i, name in enumerate(names)}
-    ids = []
-    for label in as_text:
-        if label in index:
-            ids.append(index[label])
-        elif numeric and 0 <= int(label) < len(names):
-            ids.append(int(label))
+def _read_rows(file: Path, columns: tuple[str, str], delimiter: str, encoding: str):
+    """Texts, labels and skipped lines of a CSV file (a BOM is skipped)."""
+    if encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
+        encoding = "utf-8-sig"
+    try:
+        with open(file, newline="", encoding=encoding) as f:
+            return _rows(csv.DictReader(f, delimiter=delimiter), file, *columns)
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"Text file {str(file)!r} is not {encoding.removesuffix('-sig')} text "
+            f"(byte {err.object[err.start : err.start + 1]!r} at position "
+            f"{err.start}). Save it as UTF-8 (Excel: 'CSV UTF-8'), or pass its "
+            "encoding (encoding='latin-1', 'cp1252', ...)."
+        ) from None
+
+
+def _rows(reader: csv.DictReader, file: Path, text_column: str, label_column: str):
+    header = reader.fieldnames
+    if not header:
+        raise DataError(
+            f"Text file {str(file)!r} is empty. It needs a header row with "
+            f"columns {text_column!r} and {label_column!r}, then one row per "
+            "example."
+        )
+    missing = [c for c in (text_column, label_column) if c not in header]
+    if missing:
+        raise DataError(
+            f"Text file {str(file)!r} has no column {missing[0]!r}. Its "
+            f"columns are {header}; pass text_column= and label_column=. "
+            f"Received: text_column={text_column!r}, "
+            f"label_column={label_column!r}"
+        )
+    texts, labels, skipped = [], [], []
+    distinct: dict[str, str] = {}  # One string object per label value.
+    for row in reader:
+        text = (row.get(text_column) or "").strip()
+        label = (row.get(label_column) or "").strip()
+        if text and label:
+            texts.append(text)
+            labels.append(distinct.setdefault(label, label))
         else:
-            raise DataError(
-                f"{source}: label {label!r} is not one of the class names "
-                f"{names}. Fix the label or pass class_names= with every label. "
-                f"Received: {label!r}"
-            )
-    return names, ids
-
-
-def _is_int(text: str) -> bool:
-    return text.lstrip("-").isdigit()
+            skipped.append(f"line {reader.line_num}")
+    return texts, labels, skipped

@@ -6,9 +6,10 @@ import os
 
 import tensorflow as tf
 
+from tltf import arguments
 from tltf.data.base import AUTOTUNE, LoadedData, check_class_names, finish
 from tltf.data.budget import CachePlan, plan_cache
-from tltf.errors import DataError, first_line
+from tltf.errors import DataError, TltfError, first_line
 
 
 def tfds_dataset(
@@ -46,24 +47,17 @@ def tfds_dataset(
         DataError: The dataset is unknown, cannot be downloaded, or is not a
             supervised classification dataset.
     """
-    import tensorflow_datasets as tfds
-
+    image_size = arguments.image_size(image_size)
+    batch_size = arguments.count("batch_size", batch_size)
     splits = [train_split] + ([validation_split] if validation_split else [])
-    try:
-        loaded, info = tfds.load(
-            name,
-            split=splits,
-            as_supervised=True,
-            with_info=True,
-            data_dir=data_dir,
-            download=download,
-        )
-    except Exception as err:  # TFDS raises many types; all mean "not available".
-        raise DataError(
-            f"Could not load TFDS dataset {name!r}: {first_line(err)} "
-            "Check the name (tfds.list_builders()), or prepare it with "
-            "network access and pass data_dir=."
-        ) from err
+    loaded, info = _load(
+        name,
+        split=splits,
+        as_supervised=True,
+        with_info=True,
+        data_dir=data_dir,
+        download=download,
+    )
     label = info.supervised_keys[1] if info.supervised_keys else None
     feature = info.features[label] if label else None
     if feature is None or not hasattr(feature, "names"):
@@ -97,6 +91,33 @@ def tfds_dataset(
         num_train=sizes[0],
         num_validation=sizes[1] if validation_split else 0,
     )
+
+
+def _load(name: str, **kwargs):
+    """``tfds.load(name, **kwargs)``; its failures as one line that says why."""
+    try:
+        import tensorflow_datasets as tfds
+
+        return tfds.load(name, **kwargs)
+    except ModuleNotFoundError as err:
+        raise TltfError(
+            f"Loading TFDS datasets needs the Python package {err.name!r}, which "
+            f"this install lacks (the dataset {name!r} was not looked for yet). "
+            f"Install it (pip install {err.name.replace('_', '-')}), or reinstall "
+            "tltf (pip install -e .), whose requirements include it."
+        ) from err
+    except OSError as err:  # No network (requests' errors are OSErrors too).
+        raise DataError(
+            f"Could not download TFDS dataset {name!r} ({first_line(err)[:160]}). "
+            "Prepare it once with network access and pass data_dir= (the folder "
+            "it was prepared in), or use download=False with a prepared copy."
+        ) from err
+    except Exception as err:  # TFDS raises many types; all mean "not available".
+        raise DataError(
+            f"Could not load TFDS dataset {name!r}: {first_line(err)} "
+            "Check the name (tfds.list_builders()), or prepare it with "
+            "network access and pass data_dir=."
+        ) from err
 
 
 def _resize(image, image_size):

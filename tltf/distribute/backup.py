@@ -23,12 +23,13 @@ import logging
 import os
 import posixpath
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import keras
 import tensorflow as tf
 
-from tltf import _compat
+from tltf import _compat, arguments
 from tltf.distribute.scope import resolve_strategy
 from tltf.distribute.strategy import StrategyLike
 from tltf.errors import ConfigError
@@ -84,6 +85,7 @@ class WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
         is_chief: bool | None = None,
         stateful: Sequence[Stateful] = (),
     ) -> None:
+        _check_backup(backup_dir, save_freq)
         super().__init__(
             str(backup_dir), save_freq=save_freq, delete_checkpoint=delete_checkpoint
         )
@@ -180,6 +182,16 @@ def _read_state(backup_dir: str) -> dict[str, Any] | None:
         return None
     with tf.io.gfile.GFile(path) as f:
         return json.loads(f.read())
+
+
+def _check_backup(backup_dir: str | os.PathLike, save_freq: Any) -> None:
+    if save_freq != "epoch":
+        arguments.count("save_freq (batches between backups, or 'epoch')", save_freq)
+    if Path(backup_dir).is_file():
+        raise ConfigError(
+            f"backup_dir {str(backup_dir)!r} is a file; a backup is a folder. Pass "
+            "a folder path (it is created if needed)."
+        )
 
 
 def fault_tolerance_callbacks(

@@ -1,7 +1,8 @@
 """Confidence calibration and rejection: the arithmetic, on NumPy arrays.
 
 - `expected_calibration_error`: ECE with equal-width confidence bins (15 by
-  default, as in Guo et al. 2017, "On Calibration of Modern Neural Networks").
+  default, as in Guo et al. 2017, "On Calibration of Modern Neural Networks"),
+  over the `reliability_bins` a reliability diagram draws.
 - `fit_temperature`: the one scalar ``T`` that minimises the negative
   log-likelihood of ``softmax(log(p) / T)`` on labelled data. Softmax is
   shift invariant, so the log-probabilities a softmax head outputs are its
@@ -24,14 +25,53 @@ ECE_BINS = 15
 _FLOOR = 1e-37  # The smallest probability kept before log (float32 range).
 
 
+def reliability_bins(
+    probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS
+) -> dict[str, list[float]]:
+    """Accuracy against confidence in equal-width bins (a reliability diagram).
+
+    Rows are binned by their top probability into ``bins`` equal-width bins
+    over [0, 1]: bin ``i`` holds confidences in ``(i / bins, (i + 1) / bins]``
+    (0 goes to bin 0).
+
+    Args:
+        probabilities: ``(n, classes)`` probabilities.
+        labels: ``(n,)`` integer labels.
+        bins: Number of bins.
+
+    Returns:
+        ``{"confidence": [...], "accuracy": [...], "count": [...]}``: per bin
+        the mean top probability, the share of correct answers (both 0 for an
+        empty bin) and the number of rows.
+
+    Example:
+        >>> reliability_bins(np.array([[0.9, 0.1], [0.6, 0.4]]), [0, 1], bins=2)
+        {'confidence': [0.0, 0.75], 'accuracy': [0.0, 0.5], 'count': [0, 2]}
+    """
+    probabilities = np.asarray(probabilities, "float64")
+    labels = np.asarray(labels).reshape(-1)
+    confidence = probabilities.max(axis=-1)
+    correct = probabilities.argmax(axis=-1) == labels
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
+    table: dict[str, list[float]] = {"confidence": [], "accuracy": [], "count": []}
+    for i in range(bins):
+        in_bin = which == i
+        table["count"].append(int(in_bin.sum()))
+        table["confidence"].append(
+            float(confidence[in_bin].mean()) if in_bin.any() else 0.0
+        )
+        table["accuracy"].append(float(correct[in_bin].mean()) if in_bin.any() else 0.0)
+    return table
+
+
 def expected_calibration_error(
     probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS
 ) -> float:
     """Expected calibration error of softmax outputs.
 
-    Rows are binned by their top probability into ``bins`` equal-width bins
-    over [0, 1]; ECE is the example-weighted mean of ``|accuracy - mean
-    confidence|`` over the bins.
+    ECE is the example-weighted mean of ``|accuracy - mean confidence|`` over
+    the `reliability_bins`.
 
     Args:
         probabilities: ``(n, classes)`` probabilities.
@@ -45,20 +85,16 @@ def expected_calibration_error(
         >>> expected_calibration_error(np.array([[0.9, 0.1], [0.6, 0.4]]), [0, 1])
         0.35
     """
-    probabilities = np.asarray(probabilities, "float64")
-    labels = np.asarray(labels).reshape(-1)
-    confidence = probabilities.max(axis=-1)
-    correct = probabilities.argmax(axis=-1) == labels
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    # Bin i holds confidences in (edges[i], edges[i + 1]]; 0 goes to bin 0.
-    which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
-    ece = 0.0
-    for i in range(bins):
-        in_bin = which == i
-        if in_bin.any():
-            gap = abs(correct[in_bin].mean() - confidence[in_bin].mean())
-            ece += in_bin.mean() * gap
-    return float(ece)
+    table = reliability_bins(probabilities, labels, bins)
+    total = max(sum(table["count"]), 1)
+    return float(
+        sum(
+            count / total * abs(accuracy - confidence)
+            for count, accuracy, confidence in zip(
+                table["count"], table["accuracy"], table["confidence"]
+            )
+        )
+    )
 
 
 def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:

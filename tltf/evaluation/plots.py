@@ -1,4 +1,5 @@
-"""PNG plots of an evaluation: confusion matrix and training curves.
+"""PNG plots: confusion matrix, training curves, reliability diagram (calibration),
+learning-rate search trials and a distillation comparison.
 
 Figures are drawn on matplotlib's Agg canvas directly: no display is needed
 and the global pyplot backend is left alone (inline plots in notebooks keep
@@ -156,3 +157,116 @@ def _numeric(values: Sequence[Any]) -> bool:
     except (TypeError, ValueError):
         return False
     return len(values) > 0
+
+
+def reliability_diagram(result: Any, path: str | Path) -> Path:
+    """Draws accuracy against confidence before and after temperature scaling.
+
+    Args:
+        result: A `tltf.CalibrationResult` (its ``reliability_before`` and
+            ``reliability_after`` bins, ECEs, temperature and threshold).
+        path: PNG file to write.
+
+    Returns:
+        The path written.
+    """
+    fig = _figure((5.0, 4.6))
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
+    for table, ece, label, style in (
+        (result.reliability_before, result.ece_before, "before", "--s"),
+        (result.reliability_after, result.ece_after, "after", "-o"),
+    ):
+        filled = [i for i, count in enumerate(table.get("count", [])) if count]
+        ax.plot(
+            [table["confidence"][i] for i in filled],
+            [table["accuracy"][i] for i in filled],
+            style,
+            ms=4,
+            label=f"{label} scaling (ECE {ece:.3f})",
+        )
+    ax.axvline(result.threshold, color="tab:red", alpha=0.6, linestyle=":")
+    ax.text(result.threshold, 0.02, " threshold", color="tab:red", fontsize=8)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence (top probability)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"Reliability (temperature {result.temperature:.2f})")
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return Path(path)
+
+
+def tuning_trials(result: Any, path: str | Path) -> Path:
+    """Draws each trial's score against its learning rate(s).
+
+    Args:
+        result: A `tltf.TuningResult` (its ``trials``, ``objective``,
+            ``direction`` and ``best_hyperparameters``).
+        path: PNG file to write.
+
+    Returns:
+        The path written.
+    """
+    rates = [k for k in result.best_hyperparameters if k.endswith("learning_rate")]
+    rates = rates or list(result.best_hyperparameters)[:1]
+    fig = _figure((4.5 * max(len(rates), 1), 3.8))
+    axes = fig.subplots(1, max(len(rates), 1), squeeze=False)[0]
+    scored = [t for t in result.trials if t.score is not None]
+    for ax, name in zip(axes, rates):
+        points = [
+            (float(t.hyperparameters[name]), float(t.score))
+            for t in scored
+            if isinstance(t.hyperparameters.get(name), (int, float))
+        ]
+        if points:
+            ax.plot(*zip(*points), "o", ms=5, label="trial")
+            best = result.best_hyperparameters.get(name)
+            top = [p for p in points if p[0] == best]
+            if top:
+                ax.plot(*top[0], "*", ms=14, color="tab:red", label="best")
+        if points and min(p[0] for p in points) > 0:
+            ax.set_xscale("log")
+        ax.set_xlabel(name.replace("_", " "))
+        ax.set_ylabel(f"{result.objective} ({result.direction})")
+        ax.set_title(f"{len(scored)} trials")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return Path(path)
+
+
+def distillation_comparison(report: Mapping[str, Any], path: str | Path) -> Path:
+    """Draws teacher against student: accuracy, F1, size, parameters, latency.
+
+    Args:
+        report: What `tltf.distillation_report` returns.
+        path: PNG file to write.
+
+    Returns:
+        The path written.
+    """
+    panels = [
+        ("accuracy", "accuracy", 1.0),
+        ("f1", "macro F1", 1.0),
+        ("params", "parameters (millions)", 1e-6),
+        ("size_bytes", "export size (MB)", 1e-6),
+        ("latency_ms", "latency, batch of 1 (ms)", 1.0),
+    ]
+    panels = [p for p in panels if report["teacher"].get(p[0]) is not None]
+    fig = _figure((2.6 * len(panels), 3.4))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (key, title, scale) in zip(axes, panels):
+        values = [float(report[role][key]) * scale for role in ("teacher", "student")]
+        bars = ax.bar(["teacher", "student"], values, color=["tab:blue", "tab:orange"])
+        ax.bar_label(bars, fmt="%.3g", fontsize=8)
+        ax.set_title(title, fontsize=9)
+    fig.suptitle(
+        f"Distillation: agreement {report['agreement']:.3f} on "
+        f"{report['num_examples']} examples",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return Path(path)

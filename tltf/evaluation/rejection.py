@@ -22,6 +22,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from tltf import arguments
 from tltf.errors import ConfigError, DataError
 from tltf.evaluation import calibration as calib
 from tltf.evaluation.predictions import (
@@ -53,6 +54,10 @@ class CalibrationResult:
         precision: Share of answered in-scope examples answered correctly.
         out_of_scope_recall: Share of ``oos_data`` answered "unknown"; None
             without ``oos_data``.
+        reliability_before: `tltf.calibration.reliability_bins` of the
+            validation data before scaling (what `tltf.plots.reliability_diagram`
+            draws).
+        reliability_after: The same after temperature scaling.
     """
 
     temperature: float
@@ -65,6 +70,8 @@ class CalibrationResult:
     coverage: float
     precision: float
     out_of_scope_recall: float | None = None
+    reliability_before: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    reliability_after: dict[str, list[float]] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The result as JSON-ready data."""
@@ -196,6 +203,8 @@ def predict_classes(
     Raises:
         ConfigError: ``class_names`` does not fit the model's outputs.
     """
+    if batch_size is not None:
+        arguments.count("batch_size", batch_size)
     probabilities = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
     n = probabilities.shape[-1]
     names = [str(c) for c in class_names] if class_names is not None else None
@@ -215,15 +224,10 @@ def set_calibration(
 ) -> None:
     """Stores a temperature and threshold on the model's head.
 
-    A new temperature also drops the model's traced predict and test
-    functions, which apply the old one (the threshold is not in the graph).
+    The model's next predict or evaluate traces its step again with a new
+    temperature (`tltf.traced`; the threshold is not in the graph).
     """
-    head = head_of(model)
-    retrace = float(temperature) != head.temperature
-    head.set_calibration(temperature, threshold)
-    for name in ("predict_function", "test_function"):
-        if retrace and hasattr(model, name):
-            setattr(model, name, None)
+    head_of(model).set_calibration(temperature, threshold)
 
 
 # --- helpers ---
@@ -237,7 +241,9 @@ def _check_arguments(target_precision, oos_data, max_accuracy_drop) -> None:
             f"Received: target_precision={target_precision!r}, oos_data="
             f"{'None' if oos_data is None else type(oos_data).__name__}"
         )
-    if target_precision is not None and not 0.0 < target_precision <= 1.0:
+    if target_precision is not None and not (
+        arguments.is_number(target_precision) and 0.0 < target_precision <= 1.0
+    ):
         raise ConfigError(
             f"target_precision must be in (0, 1]. Received: {target_precision!r}"
         )
@@ -246,10 +252,8 @@ def _check_arguments(target_precision, oos_data, max_accuracy_drop) -> None:
             "max_accuracy_drop applies to the oos_data rule only; with "
             "target_precision leave it out."
         )
-    if max_accuracy_drop is not None and not 0.0 <= max_accuracy_drop < 1.0:
-        raise ConfigError(
-            f"max_accuracy_drop must be in [0, 1). Received: {max_accuracy_drop!r}"
-        )
+    if max_accuracy_drop is not None:
+        arguments.fraction("max_accuracy_drop", max_accuracy_drop)
 
 
 def _multiclass_head(model: keras.Model) -> Head:
@@ -289,4 +293,6 @@ def _result(probabilities, raw, labels, t, threshold, rule, oos_recall):
         coverage=float(np.mean(answered)),
         precision=float(correct.sum() / max(answered.sum(), 1)),
         out_of_scope_recall=oos_recall,
+        reliability_before=calib.reliability_bins(raw, labels),
+        reliability_after=calib.reliability_bins(probabilities, labels),
     )

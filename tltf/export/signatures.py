@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tltf import arguments
 from tltf.backbones.kerashub import TextPreprocess
 from tltf.errors import ConfigError
 from tltf.export.plan import (
@@ -36,6 +37,14 @@ DEFAULT_TEXT_SAMPLES = (
     "ok",
 )
 _SEED = 20240611
+# The first bytes of the image files `tf.io.decode_image` reads (WebP aside).
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF87a", b"GIF89a", b"BM")
+#: What a call of an image export's byte signature with other bytes says.
+NOT_AN_IMAGE = (
+    "image_bytes holds bytes that are not an image file. Send the bytes of each "
+    "image file as they are (JPEG, PNG, GIF, BMP or WebP), not a path, base64 "
+    "text or decoded pixels (the pixels signature takes pixels)."
+)
 
 
 def plan_endpoints(
@@ -119,6 +128,8 @@ def _image_plan(model, task, names, outputs, image_size, samples) -> ServingPlan
 def _served_size(model, image_size) -> tuple[tuple[int, int], int]:
     """The exported image size (the model's unless given) and channel count."""
     height, width, channels = model.inputs[0].shape[1:]
+    if image_size is not None:
+        image_size = arguments.image_size(image_size)
     size = tuple(image_size or (height, width))
     if None in size:
         raise ConfigError(
@@ -133,7 +144,10 @@ def _image_functions(model, outputs, pixel_shape):
     size, channels = pixel_shape[:2], pixel_shape[2]
 
     def decode(data):
-        image = tf.io.decode_image(data, channels=channels, expand_animations=False)
+        with tf.name_scope("image_bytes_must_be_JPEG_PNG_GIF_BMP_or_WebP_files"):
+            check = tf.debugging.Assert(_is_image_file(data), [NOT_AN_IMAGE])
+        with tf.control_dependencies([check]):
+            image = tf.io.decode_image(data, channels=channels, expand_animations=False)
         image = tf.image.resize(image, size)
         image.set_shape(pixel_shape)
         return image
@@ -147,6 +161,16 @@ def _image_functions(model, outputs, pixel_shape):
         return outputs(model(tf.cast(pixels, tf.float32), training=False))
 
     return decode, serve_bytes, serve_pixels
+
+
+def _is_image_file(data: tf.Tensor) -> tf.Tensor:
+    """Whether ``data`` starts as a JPEG, PNG, GIF, BMP or WebP file does."""
+    starts = [tf.strings.substr(data, 0, len(magic)) == magic for magic in _MAGIC]
+    webp = tf.logical_and(
+        tf.strings.substr(data, 0, 4) == b"RIFF",
+        tf.strings.substr(data, 8, 4) == b"WEBP",
+    )
+    return tf.reduce_any(tf.stack([*starts, webp]))
 
 
 def _sample_images(size: tuple[int, int], channels: int) -> list[bytes]:

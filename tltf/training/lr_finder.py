@@ -18,6 +18,7 @@ computed.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 from pathlib import Path
@@ -27,15 +28,20 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tltf import _compat
+from tltf import _compat, arguments
 from tltf.data.base import LoadedData
 from tltf.data.inputs import as_batched
-from tltf.distribute.scope import strategy_scope
 from tltf.errors import ConfigError, DataError
 from tltf.files import atomic_path
 from tltf.model import check_data
+from tltf.traced import match_optimizer
 
 SUGGESTIONS = ("valley", "steep", "minimum")
+#: A smoothed loss that stays within this share of its first value over the
+#: whole sweep did not move: batch-to-batch noise alone moves it ~1-2%.
+FLAT_CHANGE = 0.05
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -321,10 +327,8 @@ class _restored:
         self.model = model
 
     def __enter__(self) -> None:
+        match_optimizer(self.model)  # The one fit will use: built, on these.
         model, optimizer = self.model, self.model.optimizer
-        if not optimizer.built:
-            with strategy_scope(model=model):
-                optimizer.build(model.trainable_variables)
         self.weights = [np.array(v) for v in model.weights]
         self.slots = [np.array(v) for v in optimizer.variables]
         self.history = getattr(model, "history", None)
@@ -354,17 +358,14 @@ def _check_arguments(model, min_lr, max_lr, num_steps, method, diverge) -> None:
             "with e.g. keras.optimizers.Adam(1e-3) for the test. Received: "
             f"learning_rate={learning_rate!r}"
         )
-    if not 0 < min_lr < max_lr:
+    if not arguments.rate("min_lr", min_lr) < arguments.rate("max_lr", max_lr):
         raise ConfigError(
             f"Need 0 < min_lr < max_lr. Received: min_lr={min_lr!r}, max_lr={max_lr!r}"
         )
-    if num_steps < 10:
-        raise ConfigError(
-            f"num_steps must be at least 10 for a usable curve. Received: {num_steps}"
-        )
+    arguments.count("num_steps (at least 10 for a usable curve)", num_steps, minimum=10)
     if method not in SUGGESTIONS:
         raise ConfigError(f"Unknown method {method!r}; use one of {SUGGESTIONS}.")
-    if diverge <= 1:
+    if arguments.positive_number("diverge", diverge) <= 1:
         raise ConfigError(f"diverge must be > 1. Received: {diverge!r}")
 
 
@@ -391,6 +392,27 @@ def _result(sweep: LearningRateSweep, method: str, plot_path) -> LRFinderResult:
         suggestions=suggestions,
         stopped_early=sweep.stopped_early,
     )
+    _warn_if_flat(sweep)
     if plot_path is not None:
         result.plot_path = save_plot(result, plot_path)
     return result
+
+
+def _warn_if_flat(sweep: LearningRateSweep) -> None:
+    """Warns when the loss hardly moved: then no rate is better than another."""
+    smoothed = np.asarray(sweep.smoothed, "float64")
+    smoothed = smoothed[np.isfinite(smoothed)]
+    if smoothed.size < 2:
+        return
+    change = np.max(np.abs(smoothed - smoothed[0])) / max(abs(smoothed[0]), 1e-12)
+    if change < FLAT_CHANGE:
+        logger.warning(
+            "The loss did not move over the range test (within %.2g%% of its "
+            "first value between rates %.2e and %.2e), so the suggested rate "
+            "means nothing. Check that the model "
+            "has trainable weights that reach the loss, that the labels fit the "
+            "data, and try a wider range (max_lr=).",
+            100 * change,
+            sweep.learning_rates[0],
+            sweep.learning_rates[-1],
+        )

@@ -23,13 +23,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tltf import arguments
 from tltf.backbones.layers import Backbone, adapted_layers
 from tltf.data.base import LoadedData
 from tltf.data.inputs import as_list
 from tltf.errors import ConfigError
 from tltf.model import backbone_of, check_data
+from tltf.progress import EpochProgbar, StageLine, resolve_verbose
 from tltf.training import contrastive
 from tltf.training.feature_cache import can_cache_features, fit_frozen_head
+from tltf.training.feature_cache.fit_head import AUTO_MAX_EPOCHS
 from tltf.training.fitting import fit_data, merge_histories
 from tltf.training.freezing import train_groups
 from tltf.training.lora.enable import add_adapters
@@ -157,7 +160,8 @@ def fine_tune(
     if isinstance(train_data, LoadedData):
         val_data = train_data.validation if val_data is None else val_data
         train_data = train_data.train
-    _check_counts(epochs, freeze_epochs, lr_mult)
+    _check_counts(epochs, freeze_epochs, lr_mult, base_lr)
+    verbose = resolve_verbose(verbose)
     if lora_rank is not None:
         add_adapters(model, backbone, lora_rank)
     if contrastive_epochs == "auto" and freeze_epochs == 0:
@@ -190,7 +194,11 @@ def fine_tune(
             train_data,
             val_data,
             epochs=freeze_epochs + epochs,
-            callbacks=[*plan.callbacks(freeze_epochs), *callbacks],
+            callbacks=[
+                *plan.callbacks(freeze_epochs),
+                *callbacks,
+                *_progbar(verbose, freeze_epochs, shown=True),
+            ],
             verbose=verbose,
         )
     else:
@@ -227,13 +235,19 @@ def _contrastive_stage(model, backbone, train_data, epochs, verbose):
 def _two_stages(model, plan, data, freeze_epochs, epochs, callbacks, verbose):
     """The head on cached features, then ``epochs`` unfrozen ones; one History."""
     train_data, val_data = data
+    line = []
+    if verbose:
+        auto = freeze_epochs == "auto"
+        most = AUTO_MAX_EPOCHS if auto else freeze_epochs
+        best = ("val_loss" if val_data is not None else "loss") if auto else None
+        line = [StageLine("Head only (base frozen)", most, best)]
     first = fit_frozen_head(
         model,
         train_data,
         val_data,
         epochs=freeze_epochs,
-        callbacks=callbacks,
-        verbose=verbose,
+        callbacks=[*callbacks, *line],
+        verbose=0,
     )
     _add_frozen_stage_logs(first, model, plan.backbone)
     done = len(first.epoch)  # "auto" stops when the head stops improving.
@@ -243,11 +257,16 @@ def _two_stages(model, plan, data, freeze_epochs, epochs, callbacks, verbose):
         val_data,
         initial_epoch=done,
         epochs=done + epochs,
-        callbacks=[*plan.callbacks(done), *callbacks],
+        callbacks=[*plan.callbacks(done), *callbacks, *_progbar(verbose, done, False)],
         verbose=verbose,
     )
     model.history = merge_histories([first, second], model)
     return model.history
+
+
+def _progbar(verbose: int, frozen: int, shown: bool) -> list:
+    """Keras' progress bar with the unfrozen epochs numbered from 1."""
+    return [EpochProgbar(frozen, shown=shown)] if verbose else []
 
 
 @dataclasses.dataclass
@@ -323,23 +342,19 @@ def default_lr_decay(model: keras.Model) -> float:
     return TEXT_LR_DECAY if text else IMAGE_LR_DECAY
 
 
-def _check_counts(epochs: int, freeze_epochs: int | str, lr_mult: float) -> None:
-    counts = [("epochs", epochs)]
-    if freeze_epochs != "auto":
-        counts.append(("freeze_epochs", freeze_epochs))
-    for name, value in counts:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ConfigError(
-                f"{name} must be an integer >= 0"
-                + (' or "auto"' if name == "freeze_epochs" else "")
-                + f". Received: {name}={value!r}."
-            )
+def _check_counts(
+    epochs: int, freeze_epochs: int | str, lr_mult: float, base_lr: float | None
+) -> None:
+    arguments.count("epochs", epochs, minimum=0)
+    arguments.count("freeze_epochs", freeze_epochs, minimum=0, words=("auto",))
     if freeze_epochs != "auto" and epochs + freeze_epochs == 0:
         raise ConfigError("fine_tune needs epochs + freeze_epochs >= 1. Received: 0.")
-    if not isinstance(lr_mult, (int, float)) or lr_mult < 1:
+    if arguments.positive_number("lr_mult", lr_mult) < 1:
         raise ConfigError(
             f"lr_mult must be a number >= 1. Received: lr_mult={lr_mult!r}."
         )
+    if base_lr is not None:
+        arguments.rate("base_lr", base_lr)
 
 
 def _prepare(model: keras.Model, backbone: Backbone, base_lr: float | None) -> None:

@@ -15,7 +15,7 @@ from keras import ops
 
 from tltf.errors import ConfigError
 from tltf.heads import compile_defaults
-from tltf.model import parts_of
+from tltf.model import describe, input_signature, parts_of, same_inputs
 from tltf.training.distill.loss import (
     DEFAULT_ALPHA,
     DEFAULT_TEMPERATURE,
@@ -198,7 +198,8 @@ def check_compatible(teacher: keras.Model, student: keras.Model) -> int:
 
     Raises:
         ConfigError: Not Keras models, a tltf head that is not multiclass,
-            or different numbers of outputs.
+            inputs of another kind or shape (text and images), or different
+            numbers of outputs.
     """
     for role, model in (("teacher", teacher), ("student", student)):
         if not isinstance(model, keras.Model):
@@ -212,6 +213,14 @@ def check_compatible(teacher: keras.Model, student: keras.Model) -> int:
                 "Distillation needs softmax (multiclass) outputs; the "
                 f"{role}'s head has task={head.task!r}. Received: {model.name}"
             )
+    inputs = [input_signature(model) for model in (teacher, student)]
+    if None not in inputs and not same_inputs(*inputs):
+        raise ConfigError(
+            "Teacher and student must take the same inputs: the same batches "
+            f"feed both. Received: a teacher that takes {describe(inputs[0])}, a "
+            f"student that takes {describe(inputs[1])}. Build the student for "
+            "the teacher's inputs."
+        )
     sizes = [_num_outputs(model) for model in (teacher, student)]
     if None not in sizes and sizes[0] != sizes[1]:
         raise ConfigError(

@@ -25,6 +25,7 @@ from tltf.errors import ConfigError, DataError
 from tltf.export import export_saved_model
 from tltf.files import write_json
 from tltf.metrics import MacroF1
+from tltf.training.distill.distiller import check_compatible
 
 DEFAULT_LATENCY_RUNS = 20
 
@@ -70,7 +71,8 @@ def distillation_report(
         student (``params``, ``size``, ``speedup``).
 
     Raises:
-        ConfigError: ``latency_runs`` is not a positive integer.
+        ConfigError: ``latency_runs`` is not a positive integer, or teacher
+            and student take other inputs or predict other classes.
         DataError: Empty data or data without labelled examples.
         ExportError: A model could not be exported to measure its size
             (pass ``measure_size=False`` to skip it).
@@ -85,6 +87,7 @@ def distillation_report(
         raise ConfigError(
             f"latency_runs must be an integer >= 1. Received: {latency_runs!r}"
         )
+    check_compatible(teacher, student)
     split = "train"
     if isinstance(data, LoadedData) and data.validation is not None:
         split = "validation"

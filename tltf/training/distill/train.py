@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 from typing import Any
 
 import keras
 import tensorflow as tf
 
+from tltf import arguments
 from tltf.builders import DEFAULT_LEARNING_RATE
 from tltf.data.inputs import as_list
 from tltf.distribute.scope import resolve_strategy, strategy_scope
@@ -103,6 +103,8 @@ def distill(
     """
     validate_distillation(temperature, alpha)
     _check_training_args(student, epochs)
+    if optimizer is None:
+        arguments.rate("learning_rate", learning_rate)
     if not isinstance(train_data, (tuple, list)):  # Array labels may be -1.
         check_data(student, train_data, "train_data")
     resolve_strategy(strategy, teacher)
@@ -134,8 +136,7 @@ def distill(
 
 
 def _check_training_args(student: keras.Model, epochs: Any) -> None:
-    if not isinstance(epochs, numbers.Integral) or epochs < 1:
-        raise ConfigError(f"epochs must be an integer >= 1. Received: {epochs!r}")
+    arguments.count("epochs", epochs)
     if not student.trainable_weights:
         raise ConfigError(
             "The student has no trainable weights, so distillation would not "

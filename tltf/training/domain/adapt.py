@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tltf import _compat
+from tltf import _compat, arguments
 from tltf.data.inputs import as_batched, as_list, as_unlabeled, first_batch
 from tltf.distribute.scope import strategy_scope
 from tltf.errors import ConfigError, DataError
@@ -108,7 +108,8 @@ def adapt_domain(
 
     Raises:
         ConfigError: Not a compiled tltf classifier, nothing trainable before
-            the output layer, or an unknown method or schedule.
+            the output layer, an unknown method or schedule, a negative
+            ``weight`` or a bad count.
         DataError: Empty target data, or target inputs of another kind or
             shape than the model takes.
 
@@ -118,6 +119,10 @@ def adapt_domain(
         ...     hidden_units=(64,))
         >>> tltf.adapt_domain(model, (x_source, y_source), x_target, epochs=2)
     """
+    weight = arguments.positive_number("weight", weight, zero=True)
+    epochs = arguments.count("epochs", epochs)
+    if batch_size is not None:
+        batch_size = arguments.count("batch_size", batch_size)
     callbacks = as_list(callbacks)
     parts = parts_of(model)
     align = _check_model(model, parts, callbacks, align)

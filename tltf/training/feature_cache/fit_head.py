@@ -18,11 +18,13 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
-from tltf.data.inputs import as_list
+from tltf import arguments
+from tltf.data.inputs import as_list, check_finite
 from tltf.distribute.scope import strategy_scope
 from tltf.errors import ConfigError
 from tltf.model import check_classes, check_data, parts_of
 from tltf.parts import require_head
+from tltf.progress import StageLine, resolve_verbose
 from tltf.training.feature_cache import head_loop
 from tltf.training.feature_cache.compute import FeatureSet, base_key, feature_set
 from tltf.training.feature_cache.head_compile import (
@@ -108,7 +110,9 @@ def fit_frozen_head(
         The ``History``, with the same keys ``model.fit`` would log.
 
     Raises:
-        ConfigError: The model is not compiled.
+        ConfigError: The model is not compiled, or ``epochs`` is not an
+            integer >= 1 or ``"auto"``.
+        DataError: The data does not fit the model, or holds NaN or inf.
 
     Example:
         >>> model = tltf.build_image_classifier(
@@ -123,10 +127,15 @@ def fit_frozen_head(
     check_data(model, train_data, "train_data")
     if validation_data is not None:
         check_data(model, validation_data, "validation_data")
+    epochs = arguments.count("epochs", epochs, words=("auto",))
     callbacks = as_list(callbacks)
     if epochs == "auto":
         epochs = AUTO_MAX_EPOCHS
+        monitor = "val_loss" if validation_data is not None else "loss"
         callbacks.append(until_converged(validation_data is not None))
+        if resolve_verbose(verbose):  # One line, not up to 50 epoch bars.
+            callbacks.append(StageLine("Head only (base frozen)", epochs, monitor))
+            verbose = 0
     reasons = cache_blockers(model) + [
         f"callback {type(cb).__name__} changes the base during training"
         for cb in callbacks
@@ -146,6 +155,7 @@ def fit_frozen_head(
         val = feature_set(model, validation_data, cache, shuffle=False, base=base)
     for features, what in ((train, "train_data"), (val, "validation_data")):
         if features is not None and features.arrays is not None:
+            check_finite(features.arrays[0], f"{what} (the base's features of it)")
             check_classes(model, labels=features.arrays[1], what=what)
     return fit_head_on_features(
         model, train, val, epochs=epochs, callbacks=callbacks, verbose=verbose

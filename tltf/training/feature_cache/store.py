@@ -21,6 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tltf import arguments
 from tltf.data.budget import cache_budget_bytes, plan_cache
 from tltf.errors import ConfigError
 from tltf.files import atomic_path
@@ -77,7 +78,12 @@ class FeatureCache:
         spill: bool = False,
     ) -> None:
         self.directory = None if directory is None else Path(directory)
-        self.max_entries = int(max_entries)
+        if self.directory is not None and self.directory.is_file():
+            raise ConfigError(
+                f"A FeatureCache keeps its features in a folder; {str(directory)!r} "
+                "is a file. Pass a folder path (it is created if needed)."
+            )
+        self.max_entries = arguments.count("max_entries", max_entries, minimum=0)
         self.spill = bool(spill)
         self._memory: collections.OrderedDict[str, Any] = collections.OrderedDict()
         self._spilled: dict[str, Path] = {}

@@ -11,7 +11,6 @@ import keras
 
 from tltf import _compat
 from tltf.backbones.layers import Backbone, adapted_layers, adapter_variables
-from tltf.builders import fresh_optimizer
 from tltf.data.inputs import as_list
 from tltf.distribute.scope import strategy_scope
 from tltf.errors import ConfigError
@@ -45,9 +44,10 @@ def enable_lora(
     `tltf.StagedUnfreezing` or `tltf.fine_tune` the adapters of a layer group
     train once the schedule reaches that group.
 
-    Call it before training. If the model is compiled, its optimizer is
-    replaced by a fresh one of the same configuration (a built optimizer
-    cannot take new variables), so optimizer state starts again.
+    Call it before training. If the model's optimizer is built, the next
+    ``fit`` (or ``save``) replaces it by a copy built on the adapters and the
+    head (a built optimizer cannot take new variables; `tltf.traced`): its
+    step count and the head's slots carry over.
 
     Args:
         model: A model built by a tltf builder on a Keras base (Keras
@@ -105,7 +105,6 @@ def add_adapters(
         for _, layer in chosen:
             layer.enable_lora(rank, lora_alpha=alpha)
         train_groups(backbone, backbone.group_names)
-        _renew_optimizer(model)
     summary = backbone_summary(model, backbone)
     logger.info(
         "LoRA rank %d on %d layers (%s): %s adapter parameters, %.2f%% of the "
@@ -235,15 +234,3 @@ def _check_rank(rank: int, alpha: float | None) -> None:
             f"LoRA alpha must be a number > 0 (or None for alpha = rank). "
             f"Received: alpha={alpha!r}."
         )
-
-
-def _renew_optimizer(model: keras.Model) -> None:
-    """A fresh optimizer (same config) when the compiled one is built."""
-    optimizer = getattr(model, "optimizer", None)
-    if optimizer is None:
-        return
-    if optimizer.built:
-        optimizer = fresh_optimizer(optimizer)
-        model.optimizer = optimizer
-        _compat.set_compiled_optimizer(model, optimizer)
-    model.make_train_function(force=True)

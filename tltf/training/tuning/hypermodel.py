@@ -24,7 +24,7 @@ import keras_tuner as kt
 import numpy as np
 import tensorflow as tf
 
-from tltf import builders
+from tltf import arguments, builders
 from tltf.backbones.registry import get_backbone
 from tltf.data.inputs import as_list
 from tltf.distribute.scope import strategy_scope
@@ -95,6 +95,14 @@ class TransferHyperModel(kt.HyperModel):
         super().__init__(name="tltf_transfer")
         if head_learning_rate is None:
             raise ConfigError("head_learning_rate cannot be None: give a range.")
+        arguments.count("num_classes", num_classes)
+        _check_space(
+            head_learning_rate=head_learning_rate,
+            fine_tune_learning_rate=fine_tune_learning_rate,
+            weight_decay=weight_decay,
+            dropout=dropout,
+            unfreeze_groups=unfreeze_groups,
+        )
         self.backbone = backbone
         self.num_classes = num_classes
         self.builder = _resolve_builder(builder, backbone)
@@ -276,12 +284,27 @@ class TransferHyperModel(kt.HyperModel):
 # --- helpers ---
 
 
+def _check_space(**spaces: Range) -> None:
+    """Declares every search space once, so a bad one fails when given."""
+    probe = kt.HyperParameters()
+    for name, spec in spaces.items():
+        _pick(probe, name, spec, log=name in _LOG_SPACES)
+
+
+_LOG_SPACES = ("head_learning_rate", "fine_tune_learning_rate", "weight_decay")
+
+
 def _pick(hp, name: str, spec: Range, *, log: bool = False, cap: int | None = None):
     """Declares ``name`` in ``hp`` from a range, choices or fixed value."""
     if spec is None:
         return None
     if isinstance(spec, tuple) and len(spec) == 2:
         low, high = spec
+        if not (arguments.is_number(low) and arguments.is_number(high)):
+            raise ConfigError(
+                f"{name} range must be two numbers (low, high). Received: "
+                f"{name}={spec!r}"
+            )
         if isinstance(low, int) and isinstance(high, int) and not log:
             return hp.Int(name, max(1, low), min(high, cap or high))
         if not (0 < low < high if log else low < high):

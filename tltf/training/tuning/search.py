@@ -22,7 +22,7 @@ import keras_tuner as kt
 import numpy as np
 import tensorflow as tf
 
-from tltf import _compat
+from tltf import _compat, arguments
 from tltf.data.base import LoadedData, class_names_of
 from tltf.data.inputs import as_batched, as_labels, as_list
 from tltf.distribute.scope import strategy_scope
@@ -99,7 +99,8 @@ def tune_learning_rate(
         A `TuningResult`; ``print(result)`` shows the table of trials.
 
     Raises:
-        ConfigError: Bad arguments, or a resumed project whose base differs.
+        ConfigError: Bad arguments (``max_trials`` and ``epochs`` are
+            integers >= 1), or a resumed project whose base differs.
         TltfError: No trial finished (the first failure is shown).
 
     Example:
@@ -108,6 +109,10 @@ def tune_learning_rate(
         ...     input_shape=(32, 32, 3), max_trials=4, epochs=2)
         >>> result.best_learning_rate
     """
+    arguments.count("max_trials", max_trials)
+    arguments.count("epochs", epochs)
+    if fine_tune_epochs is not None:
+        arguments.count("fine_tune_epochs", fine_tune_epochs, minimum=0)
     train, validation, num_classes = _split_data(data, validation, num_classes)
     hypermodel = _hypermodel(model, num_classes, hypermodel_args)
     fine = _fine_tune_epochs(hypermodel, fine_tune_epochs, epochs)

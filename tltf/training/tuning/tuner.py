@@ -11,7 +11,7 @@ from typing import Any
 import keras
 import keras_tuner as kt
 
-from tltf import _compat
+from tltf import _compat, arguments
 from tltf.distribute.scope import strategy_scope
 from tltf.errors import ConfigError
 
@@ -26,6 +26,20 @@ class TransferTuner(kt.Tuner):
     warm starts from earlier brackets), so the Hyperband, random-search,
     Bayesian and grid oracles all work with one tuner class.
     """
+
+    def __init__(self, oracle: kt.Oracle, hypermodel: Any = None, **kwargs: Any):
+        if not isinstance(oracle, kt.Oracle):
+            raise ConfigError(
+                "TransferTuner needs a keras_tuner Oracle (tltf.training.tuning."
+                f"make_oracle('random', ...)). Received: oracle={oracle!r:.80}"
+            )
+        if not (isinstance(hypermodel, kt.HyperModel) or callable(hypermodel)):
+            raise ConfigError(
+                "TransferTuner needs a hypermodel: a tltf.TransferHyperModel (or "
+                "any keras_tuner HyperModel, or a build(hp) function). Received: "
+                f"hypermodel={hypermodel!r:.80}"
+            )
+        super().__init__(oracle, hypermodel, **kwargs)
 
     def run_trial(self, trial: kt.engine.trial.Trial, *args: Any, **kwargs: Any):
         values = trial.hyperparameters.values
@@ -85,6 +99,7 @@ def make_oracle(
     """
     if isinstance(oracle, kt.Oracle):
         return oracle
+    arguments.count("max_trials", max_trials)
     if oracle == "bayesian":
         try:
             return kt.oracles.BayesianOptimizationOracle(

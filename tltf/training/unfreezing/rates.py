@@ -29,6 +29,7 @@ from keras import ops
 from tltf import _compat
 from tltf.backbones.layers import Backbone
 from tltf.errors import ConfigError
+from tltf.traced import copy_by_name
 from tltf.training.freezing import freeze_outside_adapters, train_groups
 
 _CLASSES: dict[type, type] = {}
@@ -56,6 +57,10 @@ class GroupLearningRates:
     ``schedule_state`` (float32, 5 values that `tltf.StagedUnfreezing` uses to
     persist its progress; unused by the optimizer itself).
     """
+
+    #: Built on every variable a schedule may unfreeze, and reloads a saved
+    #: state of another size (`tltf.traced.holds_frozen_slots`).
+    holds_frozen_slots = True
 
     def build(self, variables: list) -> None:
         """Builds the parent's slots, then the multipliers and schedule state."""
@@ -194,7 +199,7 @@ def rebuild_optimizer(
         inner = rebuild_optimizer(optimizer.inner_optimizer, variables)
         wrapper = keras.optimizers.LossScaleOptimizer(inner, **config)
         wrapper.build(variables)
-        _copy_by_name(optimizer.variables, wrapper.variables)
+        copy_by_name(optimizer.variables, wrapper.variables)
         return wrapper
     cls = grouped_optimizer_class(type(optimizer))
     fresh = cls.from_config(optimizer.get_config())
@@ -204,7 +209,7 @@ def rebuild_optimizer(
     fresh.build(variables)
     if getattr(fresh, "_deferred_state", None) is None and deferred is not None:
         return fresh
-    _copy_by_name(optimizer.variables, fresh.variables)
+    copy_by_name(optimizer.variables, fresh.variables)
     return fresh
 
 
@@ -213,15 +218,6 @@ def grouped_part(optimizer: keras.optimizers.Optimizer) -> GroupLearningRates | 
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         optimizer = optimizer.inner_optimizer
     return optimizer if isinstance(optimizer, GroupLearningRates) else None
-
-
-def _copy_by_name(sources: list, targets: list) -> None:
-    """Copies values between optimizer variables of equal name and shape."""
-    old = {v.name: v for v in sources}
-    for variable in targets:
-        source = old.get(variable.name)
-        if source is not None and tuple(source.shape) == tuple(variable.shape):
-            variable.assign(source)
 
 
 def trainable_superset(
