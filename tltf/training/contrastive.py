@@ -30,6 +30,7 @@ from tltf.data.inputs import as_batched
 from tltf.distribute.scope import strategy_scope
 from tltf.errors import ConfigError, DataError
 from tltf.model import head_of, parts_of
+from tltf.progress import StageLine, resolve_verbose
 from tltf.training.freezing import train_groups
 
 logger = logging.getLogger(__name__)
@@ -276,7 +277,8 @@ def train_contrastive(
         backbone: Its backbone.
         examples: ``(texts, labels)`` from `examples_of`.
         epochs: Passes over the texts (> 0).
-        verbose: As in ``fit``.
+        verbose: As in ``fit``; the stage shows as one line of progress
+            (`tltf.progress.StageLine`) unless 0.
         seed: Seed of the batch order.
 
     Returns:
@@ -309,11 +311,15 @@ def train_contrastive(
             encoder.compile(optimizer=optimizer, loss=SupConLoss())
         batches = tf.data.Dataset.from_tensor_slices((texts[order], labels[order]))
         batches = batches.batch(BATCH_SIZE).prefetch(tf.data.AUTOTUNE)
+        line = []
+        if resolve_verbose(verbose):  # One line for the stage, as the frozen one.
+            line, verbose = [StageLine("Contrastive stage (encoder)", epochs)], 0
         return encoder.fit(
             batches,
             epochs=epochs,
             steps_per_epoch=per_pass,
             shuffle=False,  # the order is the grouping
+            callbacks=line,
             verbose=verbose,
         )
     finally:
