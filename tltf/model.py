@@ -83,6 +83,17 @@ class TransferModel(keras.Model):
     Its parts, located once when it is constructed (built, reloaded or
     copied): ``backbone``, ``head`` and ``preprocessing`` (see `ModelParts`).
 
+    Bad input fails before any step with one line (`tltf.DataError`,
+    `tltf.ConfigError`): inputs of another kind, shape or channel count,
+    NaN or inf in arrays, empty inputs, texts that are missing (None, NaN),
+    counts given as strings. ``fit`` takes a `tltf.data.LoadedData` itself
+    (its train split, and its validation split unless other validation data
+    is given), and `tltf.fit_checks.FitChecks` stops it on a negative
+    learning rate, an epoch without a batch or a loss that is not finite.
+    The traced train, test and predict steps follow the model's variables,
+    trainable flags and settings (`tltf.traced`). ``verbose="auto"`` prints
+    plain lines (``2``) when the output is not a terminal.
+
     Example:
         >>> model = tltf.build_text_classifier(
         ...     "kerashub:all-minilm-l6-v2", 2, sequence_length=32)

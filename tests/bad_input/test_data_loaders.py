@@ -163,6 +163,7 @@ ROWS = [
     Row("data.text_csv", "not UTF-8, says the encoding to pass", lambda: tltf.data.text_csv(_latin1_csv()), Raises(DataError, "encoding='latin-1'")),
     Row("data.text_csv", "latin-1 with its encoding", lambda: tltf.data.text_csv(_latin1_csv(), encoding="latin-1", validation_split=0), _texts({f"caf\u00e9 {i}" for i in range(6)})),
     Row("data.text_csv", "Excel's byte-order mark", lambda: tltf.data.text_csv(_excel_csv(), text_column="review", validation_split=0), _texts({f"review {i}" for i in range(6)})),
+    Row("data.text_csv", "an unknown encoding", lambda: tltf.data.text_csv(_latin1_csv(), encoding="latin-9000"), Raises(ConfigError, "Unknown text encoding 'latin-9000'")),
     Row("data.text_csv", "a folder", lambda: tltf.data.text_csv(_root()), Raises(DataError, "is a folder, not a file")),
     Row("data.text_csv", "missing file", lambda: tltf.data.text_csv(_root() / "none.csv"), Raises(DataError, "does not exist")),
     Row("data.text_csv", "missing column", lambda: tltf.data.text_csv(_integer_labels_csv(), text_column="review"), Raises(DataError, "has no column 'review'")),

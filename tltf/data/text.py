@@ -30,7 +30,7 @@ from tltf.data.base import (
 from tltf.data.images import _stratified_split
 from tltf.data.inputs import as_list
 from tltf.data.labels import encode_labels
-from tltf.errors import DataError
+from tltf.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
@@ -189,15 +189,20 @@ def from_texts(
 def _texts(texts: Any, source: str) -> list[str]:
     """The texts as ``str``; a missing one (None, NaN) fails clearly."""
     items = as_list(texts.tolist() if hasattr(texts, "tolist") else texts)
+    out = []
     for row, text in enumerate(items):
-        if text is None or (isinstance(text, float) and math.isnan(text)):
+        if isinstance(text, str):
+            out.append(text)
+        elif isinstance(text, bytes):
+            out.append(text.decode("utf-8", "replace"))
+        elif text is None or (isinstance(text, float) and math.isnan(text)):
             raise DataError(
                 f"{source}: text {row} is missing ({text!r}). Give every example "
                 "a text, or leave the example out."
             )
-    return [
-        t.decode("utf-8", "replace") if isinstance(t, bytes) else str(t) for t in items
-    ]
+        else:
+            out.append(str(text))
+    return out
 
 
 def _read_rows(file: Path, columns: tuple[str, str], delimiter: str, encoding: str):
@@ -210,9 +215,14 @@ def _read_rows(file: Path, columns: tuple[str, str], delimiter: str, encoding: s
     except UnicodeDecodeError as err:
         raise DataError(
             f"Text file {str(file)!r} is not {encoding.removesuffix('-sig')} text "
-            f"(byte {err.object[err.start : err.start + 1]!r} at position "
-            f"{err.start}). Save it as UTF-8 (Excel: 'CSV UTF-8'), or pass its "
-            "encoding (encoding='latin-1', 'cp1252', ...)."
+            f"(it holds byte {err.object[err.start : err.start + 1]!r}). Save it "
+            "as UTF-8 (Excel: 'CSV UTF-8'), or pass its encoding "
+            "(encoding='latin-1', 'cp1252', ...)."
+        ) from None
+    except LookupError:
+        raise ConfigError(
+            f"Unknown text encoding {encoding!r}; pass a name Python knows, such "
+            f"as 'utf-8', 'latin-1' or 'cp1252'. Received: encoding={encoding!r}"
         ) from None
 
 
