@@ -18,6 +18,11 @@
       export/          the verified SavedModel
       adapter.safetensors   LoRA adapters and head (runs with --lora-rank)
       calibration.json the temperature and threshold of `tltf calibrate`
+      reliability.png  its reliability diagram: accuracy against confidence,
+                       before and after temperature scaling
+
+`tltf tune` keeps its search in a folder of its own, with ``trials.png``
+(each trial's score against its learning rates) beside KerasTuner's files.
 
 A run is written whole into a temporary folder beside its own and swapped in
 when complete (`writing_run`): the folder holds one run or the previous one,
@@ -56,6 +61,10 @@ REPORT_FILE = "report.json"
 ADAPTER_FILE = "adapter.safetensors"
 #: What `tltf calibrate` chose, beside the model it calibrated.
 CALIBRATION_FILE = "calibration.json"
+#: Its reliability diagram (`tltf.evaluation.plots.reliability_diagram`).
+RELIABILITY_FILE = "reliability.png"
+#: The trials of a `tltf tune` search (`tltf.evaluation.plots.tuning_trials`).
+TRIALS_FILE = "trials.png"
 
 PathLike = str | os.PathLike
 

@@ -11,7 +11,10 @@ that every name of ``tltf.__all__`` has rows.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -67,3 +70,18 @@ def equals(expected: Any) -> Callable[[Any], None]:
         assert result == expected, result
 
     return outcome
+
+
+@functools.cache
+def scratch(table: str) -> Path:
+    """A temporary folder for the files of one table's rows (made once)."""
+    return Path(tempfile.mkdtemp(prefix=f"tltf-bad-input-{table}-"))
+
+
+def trained_tiny_model(x: Any, y: Any, epochs: int) -> Any:
+    """`tests.support.helpers.build_tiny_model` fitted on ``(x, y)``."""
+    from tests.support.helpers import build_tiny_model
+
+    model = build_tiny_model()
+    model.fit(x, y, epochs=epochs, verbose=0)
+    return model

@@ -10,7 +10,6 @@ preset written once (16 positions).
 from __future__ import annotations
 
 import functools
-import tempfile
 from pathlib import Path
 
 import keras
@@ -18,7 +17,7 @@ import numpy as np
 import pytest
 
 import tltf
-from tests.bad_input.rows import Raises, Row, check, params
+from tests.bad_input.rows import Raises, Row, check, params, scratch
 from tests.support.helpers import (
     TINY_GROUPS,
     build_tiny_model,
@@ -30,9 +29,8 @@ from tltf.errors import ConfigError, MissingWeightsError
 TEXTS = ["a good film", "a bad film", "the cup final"]
 
 
-@functools.cache
 def _root() -> Path:
-    return Path(tempfile.mkdtemp(prefix="tltf-bad-input-builders-"))
+    return scratch("builders")
 
 
 @functools.cache

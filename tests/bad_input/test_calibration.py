@@ -6,15 +6,13 @@ a clear error or a correct result. One tiny model, trained once."""
 from __future__ import annotations
 
 import functools
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import tltf
-from tests.bad_input.rows import Raises, Row, check, params
-from tests.support.helpers import build_tiny_model
+from tests.bad_input.rows import Raises, Row, check, params, scratch, trained_tiny_model
 from tltf.errors import ConfigError, DataError
 from tltf.evaluation import plots
 
@@ -26,14 +24,11 @@ X[np.arange(30), ..., Y] += 150.0  # The class is the brightest channel.
 
 @functools.cache
 def _model():
-    model = build_tiny_model()
-    model.fit(X, Y, epochs=8, verbose=0)
-    return model
+    return trained_tiny_model(X, Y, epochs=8)
 
 
-@functools.cache
 def _root() -> Path:
-    return Path(tempfile.mkdtemp(prefix="tltf-bad-input-calibration-"))
+    return scratch("calibration")
 
 
 def _calibrated():

@@ -1,4 +1,7 @@
-"""Every public entry point of tltf has rows in the bad-input tables."""
+"""Every public entry point of tltf has rows in the bad-input tables.
+
+(The command line's table, `test_cli.py`, has rows of its own kind and checks
+that every flag taking a number has a row itself.)"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import inspect
 from pathlib import Path
 
 import tltf
+from tests.bad_input.rows import Row
 
 #: Exception classes: raised, not called with input.
 _ERRORS = {name for name in tltf.__all__ if name.endswith("Error")}
@@ -19,7 +23,9 @@ def _entries() -> set[str]:
     entries: set[str] = set()
     for path in sorted(Path(__file__).parent.glob("test_*.py")):
         module = importlib.import_module(f"tests.bad_input.{path.stem}")
-        entries |= {row.entry for row in getattr(module, "ROWS", [])}
+        entries |= {
+            row.entry for row in getattr(module, "ROWS", []) if isinstance(row, Row)
+        }
     return entries
 
 

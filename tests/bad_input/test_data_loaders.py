@@ -8,7 +8,6 @@ model is built here.
 from __future__ import annotations
 
 import functools
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,16 +15,15 @@ import pandas as pd
 import pytest
 
 import tltf
-from tests.bad_input.rows import Raises, Row, check, equals, params
+from tests.bad_input.rows import Raises, Row, check, equals, params, scratch
 from tests.support.helpers import write_image_folder
 from tltf.errors import ConfigError, DataError, TltfError
 
 # --- inputs, written once ---
 
 
-@functools.cache
 def _root() -> Path:
-    return Path(tempfile.mkdtemp(prefix="tltf-bad-input-data-"))
+    return scratch("data")
 
 
 @functools.cache

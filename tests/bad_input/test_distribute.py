@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import functools
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 import tltf
-from tests.bad_input.rows import Raises, Row, check, equals, params
+from tests.bad_input.rows import Raises, Row, check, equals, params, scratch
 from tests.support.helpers import build_tiny_model
 from tltf.errors import ConfigError, DataError
 
@@ -22,9 +21,8 @@ X = np.zeros((8, 32, 32, 3), "float32")
 Y = np.arange(8) % 3
 
 
-@functools.cache
 def _root() -> Path:
-    return Path(tempfile.mkdtemp(prefix="tltf-bad-input-distribute-"))
+    return scratch("distribute")
 
 
 def _batches(ds) -> list[int]:

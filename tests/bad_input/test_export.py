@@ -7,7 +7,6 @@ fresh-process check (other tests run it)."""
 from __future__ import annotations
 
 import functools
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,20 +14,18 @@ import pytest
 import tensorflow as tf
 
 import tltf
-from tests.bad_input.rows import Raises, Row, check, params
+from tests.bad_input.rows import Raises, Row, check, params, scratch
 from tests.support.helpers import build_tiny_model
 from tltf.errors import ConfigError, ExportError
 from tltf.export.signatures import NOT_AN_IMAGE
 
 
-@functools.cache
 def _root() -> Path:
-    return Path(tempfile.mkdtemp(prefix="tltf-bad-input-export-"))
+    return scratch("export")
 
 
-@functools.cache
-def _model():
-    return build_tiny_model()
+#: One tiny image model that the rows share (they do not train it).
+_model = functools.cache(build_tiny_model)
 
 
 @functools.cache

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import functools
-import tempfile
 from pathlib import Path
 
 import keras
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 
 import tltf
-from tests.bad_input.rows import Raises, Row, check, params
+from tests.bad_input.rows import Raises, Row, check, params, scratch
 from tests.support.helpers import build_tiny_model
 from tltf.errors import ConfigError
 
@@ -21,9 +20,8 @@ X = np.random.default_rng(0).uniform(0, 255, (6, 32, 32, 3)).astype("float32")
 Y = np.arange(6) % 3
 
 
-@functools.cache
 def _root() -> Path:
-    return Path(tempfile.mkdtemp(prefix="tltf-bad-input-lora-"))
+    return scratch("lora")
 
 
 def _file(name: str, data: bytes) -> Path:

@@ -7,7 +7,6 @@ it is installed, the offline MiniLM (``"mean"`` pooling)."""
 from __future__ import annotations
 
 import functools
-import tempfile
 from pathlib import Path
 
 import keras
@@ -16,7 +15,7 @@ import pandas as pd
 import pytest
 
 import tltf
-from tests.bad_input.rows import Raises, Row, check, params
+from tests.bad_input.rows import Raises, Row, check, params, scratch
 from tests.support.helpers import build_tiny_model, text_backbone
 from tltf.errors import ConfigError, DataError
 
@@ -26,14 +25,12 @@ Y = np.arange(6) % 3
 TEXTS = ["a good film", "a bad film", "the cup final", "a late goal"]
 
 
-@functools.cache
 def _root() -> Path:
-    return Path(tempfile.mkdtemp(prefix="tltf-bad-input-predict-"))
+    return scratch("predict")
 
 
-@functools.cache
-def _model():
-    return build_tiny_model()
+#: One tiny image model that the rows share (they do not train it).
+_model = functools.cache(build_tiny_model)
 
 
 @functools.cache

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import tempfile
 from pathlib import Path
 
 import keras
@@ -21,7 +20,7 @@ import pytest
 import tensorflow as tf
 
 import tltf
-from tests.bad_input.rows import Raises, Row, check, params
+from tests.bad_input.rows import Raises, Row, check, params, scratch
 from tests.support.helpers import build_tiny_model, write_image_folder
 from tltf.errors import ConfigError, DataError, TrainingError
 
@@ -38,9 +37,8 @@ def _model():
     return build_tiny_model()
 
 
-@functools.cache
 def _root() -> Path:
-    return Path(tempfile.mkdtemp(prefix="tltf-bad-input-recipes-"))
+    return scratch("recipes")
 
 
 @functools.cache

@@ -7,7 +7,6 @@ plots: a clear error or a correct result. Tiny conv models, 32x32."""
 from __future__ import annotations
 
 import functools
-import tempfile
 from pathlib import Path
 
 import keras_tuner as kt
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 
 import tltf
-from tests.bad_input.rows import Raises, Row, check, params
+from tests.bad_input.rows import Raises, Row, check, params, scratch, trained_tiny_model
 from tests.support.helpers import TINY_GROUPS, build_tiny_model, tiny_base
 from tltf.errors import ConfigError, DataError
 from tltf.evaluation import plots
@@ -26,9 +25,8 @@ X = rng.uniform(0, 60, (12, 32, 32, 3)).astype("float32")
 X[np.arange(12), ..., Y] += 150.0
 
 
-@functools.cache
 def _root() -> Path:
-    return Path(tempfile.mkdtemp(prefix="tltf-bad-input-reports-"))
+    return scratch("reports")
 
 
 def _hypermodel(**kwargs):
@@ -79,9 +77,7 @@ def _model_of(base):
 
 @functools.cache
 def _teacher():
-    model = build_tiny_model()
-    model.fit(X, Y, epochs=3, verbose=0)
-    return model
+    return trained_tiny_model(X, Y, epochs=3)
 
 
 @functools.cache

@@ -504,6 +504,8 @@ def test_tune_runs_a_small_search(workspace, tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert "Learning-rate search" in out and str(tmp_path / "search") in out
+    trials = tmp_path / "search" / "trials.png"
+    assert trials.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_train_without_data_runs_the_demo(monkeypatch, tmp_path):

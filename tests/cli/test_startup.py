@@ -21,6 +21,7 @@ NOISE = [
     "rebuild TensorFlow with the appropriate compiler flags.",
     "Corrupt JPEG data: 695 extraneous bytes before marker 0xd9",
     "Premature end of JPEG file",
+    "Input file read error",
     "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",
 ]
 

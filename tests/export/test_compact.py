@@ -295,6 +295,8 @@ def test_cli_calibrate_evaluate_and_export_show_the_threshold(run_folder, capsys
     record = json.loads((model_file.parent / "calibration.json").read_text())
     loaded = keras.saving.load_model(model_file)
     assert loaded.head.rejection_threshold == record["threshold"]
+    reliability = model_file.parent / "reliability.png"
+    assert reliability.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     code = main(
         ["evaluate", "--model", str(model_file), *data, "--split", "all"]

@@ -393,6 +393,7 @@ def test_report_compares_teacher_and_student(task_and_teacher, tmp_path):
     )
     assert (report["num_examples"], report["num_labelled"]) == (50, 45)
     assert json.loads(path.read_text()) == report
+    assert path.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(path.parent.glob("*.partial"))
 
 

@@ -4,11 +4,11 @@ Fits the temperature and rejection threshold of `tltf.calibrate_rejection`
 on the run's held-out validation split, or all of a separate file (the split
 is picked as ``tltf evaluate`` picks it; ``--split`` overrides), saves
 the calibrated model over the ``.keras`` file (written atomically; the
-weights do not change) and writes ``calibration.json`` next to it. A model
-calibrated already (its ``calibration.json`` exists) is calibrated again
-only with ``--overwrite``, checked before TensorFlow loads. Every
-later ``tltf evaluate``, ``export`` and ``predict`` of that model answers
-``unknown`` below the threshold.
+weights do not change) and writes ``calibration.json`` and the reliability
+diagram ``reliability.png`` next to it. A model calibrated already (its
+``calibration.json`` exists) is calibrated again only with ``--overwrite``,
+checked before TensorFlow loads. Every later ``tltf evaluate``, ``export``
+and ``predict`` of that model answers ``unknown`` below the threshold.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from tltf.cli.loading import (
     pick,
     read_oos,
 )
+from tltf.evaluation import plots
 
 
 def calibrate(options: dict[str, Any]) -> int:
@@ -37,9 +38,12 @@ def calibrate(options: dict[str, Any]) -> int:
     result = tltf.calibrate_rejection(model, scored.dataset, **kwargs)
     runs.save_model(model, file)
     record = files.write_json(file.parent / runs.CALIBRATION_FILE, result.to_dict())
+    with files.atomic_path(file.parent / runs.RELIABILITY_FILE) as temp:
+        plots.reliability_diagram(result, temp)
     print(summary(result))
     print(f"Calibrated model: {file}")
     print(f"Calibration: {record}")
+    print(f"Reliability diagram: {file.parent / runs.RELIABILITY_FILE}")
     return 0
 
 

@@ -30,6 +30,7 @@ NATIVE_NOISE = re.compile(
     # libjpeg's and libpng's warnings (fprintf to stderr, whatever the level)
     rb"|Corrupt JPEG data: |Premature end of JPEG file|Invalid SOS parameters"
     rb"|Bogus Huffman table definition|Inconsistent progression sequence"
+    rb"|Input file read error"  # a JPEG whose body is garbage
     rb"|Warning: unknown JFIF revision number|libpng warning: "
     rb"|INFO: Created TensorFlow Lite XNNPACK delegate)"
 )

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import tltf
-from tltf import runs
+from tltf import files, runs
 from tltf.cli import held_out
 from tltf.cli.checks import data_source
 from tltf.cli.loading import (
@@ -28,6 +28,7 @@ from tltf.cli.loading import (
 )
 from tltf.demo import run_demo
 from tltf.errors import DataError
+from tltf.evaluation import plots
 
 #: Epochs after the frozen stage when neither flag nor config says
 #: (`tltf.fine_tune` has no default: it needs to be told).
@@ -156,6 +157,9 @@ def tune(options: dict[str, Any]) -> int:
     earlier = len(result.trials) - result.new_trials
     if earlier:
         print(f"Resumed: {earlier} trial(s) of an earlier run in {directory}.")
+    with files.atomic_path(directory / runs.TRIALS_FILE) as temp:
+        plots.tuning_trials(result, temp)
+    print(f"Trials: {directory / runs.TRIALS_FILE}")
     print(f"Search folder (run again to resume): {directory}")
     return 0
 

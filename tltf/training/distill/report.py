@@ -22,8 +22,9 @@ import tensorflow as tf
 from tltf.data.base import LoadedData
 from tltf.data.inputs import as_batched
 from tltf.errors import ConfigError, DataError
+from tltf.evaluation import plots
 from tltf.export import export_saved_model
-from tltf.files import write_json
+from tltf.files import atomic_path, write_json
 from tltf.metrics import MacroF1
 from tltf.training.distill.distiller import check_compatible
 
@@ -60,8 +61,10 @@ def distillation_report(
         latency_runs: Timed calls per model; at least 1.
         measure_size: Export both models to measure their size; False skips
             it (``size_bytes`` is then None).
-        path: Where to write the report as JSON; the file is written whole
-            or not at all.
+        path: Where to write the report as JSON, with its plot beside it
+            (the same name ending in ``.png``: teacher against student,
+            `tltf.evaluation.plots.distillation_comparison`); each file is
+            written whole or not at all.
 
     Returns:
         ``{"teacher": {...}, "student": {...}, "agreement", "num_examples",
@@ -113,6 +116,8 @@ def distillation_report(
     }
     if path is not None:
         write_json(path, report, sort_keys=True)
+        with atomic_path(Path(path).with_suffix(".png")) as temp:
+            plots.distillation_comparison(report, temp)
     return report
 
 

@@ -329,8 +329,10 @@ class StagedUnfreezing(keras.callbacks.Callback):
             rates = ", ".join(
                 f"{k[3:]}={v:.3g}" for k, v in logs.items() if k.startswith("lr_") and v
             )
+            # No epoch number: the progress line that follows gives it, counted
+            # as the user counts (fine_tune's frozen epochs not included).
             print(
-                f"\nStagedUnfreezing: epoch {epoch + 1}: stage {stage} "
+                f"\nStagedUnfreezing: stage {stage} "
                 f"({', '.join(groups)}), {int(logs['trainable_params']):,} "
                 f"trainable parameters; rates {rates}"
             )
