@@ -171,6 +171,16 @@ def test_set_compiled_optimizer_is_what_keras_files_save(tmp_path):
     _compat.set_compiled_optimizer(_dense_model(compiled=False), replacement)
 
 
+def test_start_progbar_gives_a_new_bar_for_the_epoch():
+    logger = keras.callbacks.ProgbarLogger()
+    logger.set_params({"verbose": 2, "epochs": 1, "steps": 3})
+    _compat.start_progbar(logger)
+    first = logger.progbar
+    assert first is not None and first.target == 3
+    _compat.start_progbar(logger)
+    assert logger.progbar is not first and logger.seen == 0
+
+
 def test_saving_for_inference_writes_no_optimizer_and_no_compile(tmp_path):
     model = _dense_model()
     x = np.ones((4, 3), "float32")

@@ -335,6 +335,17 @@ def optimizer_built_count(optimizer: keras.optimizers.Optimizer) -> int:
 # --- Keras: callbacks ---
 
 
+def start_progbar(logger: keras.callbacks.ProgbarLogger) -> None:
+    """Starts a new progress bar in ``logger``, as its ``on_epoch_begin`` does.
+
+    For a subclass that prints its own epoch line. Relies on
+    ``ProgbarLogger._reset_progbar`` and ``_maybe_init_progbar``. Fallback:
+    none (an ``AttributeError`` names the missing method).
+    """
+    logger._reset_progbar()
+    logger._maybe_init_progbar()
+
+
 def backup_hooks(cls: T) -> T:
     """Class decorator for a ``keras.callbacks.BackupAndRestore`` subclass.
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import keras
 
+from tltf import _compat
+
 __all__ = ["EpochProgbar", "StageLine", "resolve_verbose"]
 
 
@@ -57,8 +59,7 @@ class EpochProgbar(keras.callbacks.ProgbarLogger):
         self.total = self.epochs
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._reset_progbar()
-        self._maybe_init_progbar()
+        _compat.start_progbar(self)  # A new bar, as Keras' on_epoch_begin.
         if not self.verbose:
             return
         if epoch < self.frozen and self.shown:

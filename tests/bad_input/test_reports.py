@@ -37,7 +37,9 @@ def _hypermodel(**kwargs):
 
 
 @functools.cache
+@functools.cache
 def _search():
+    """One small search that the tuning rows share (it takes most of a minute)."""
     return tltf.tune_learning_rate(
         _hypermodel(),
         (X, Y),

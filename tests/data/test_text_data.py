@@ -102,7 +102,7 @@ def test_from_texts_keeps_given_class_names():
 def test_from_texts_errors():
     with pytest.raises(DataError, match="equal length"):
         tltf.data.from_texts(["a", "b"], [0])
-    with pytest.raises(DataError, match="not one of the class names"):
+    with pytest.raises(DataError, match="not one of the 2 class names"):
         tltf.data.from_texts(["a", "b"], ["x", "y"], class_names=["x", "z"])
 
 

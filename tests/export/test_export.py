@@ -272,7 +272,7 @@ def test_a_check_that_disagrees_fails_and_writes_nothing(tmp_path, monkeypatch):
 
 
 def test_class_names_must_fit_the_model(tmp_path):
-    with pytest.raises(tltf.ConfigError, match="3 outputs but 2 class names"):
+    with pytest.raises(tltf.ConfigError, match="3 outputs but 1 class names"):
         tltf.export_saved_model(build_tiny_model(), tmp_path / "e", class_names="ab")
     assert list(tmp_path.iterdir()) == []
 

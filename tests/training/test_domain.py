@@ -461,7 +461,7 @@ def test_errors_name_the_problem(small_data):
         tltf.adapt_domain(model, source, xt[:0])
     with pytest.raises(tltf.DataError, match="takes numeric inputs.*target holds text"):
         tltf.adapt_domain(model, source, ["a photo of a cat"])
-    with pytest.raises(tltf.DataError, match=r"target inputs have shape \[16, 16, 3\]"):
+    with pytest.raises(tltf.DataError, match=r"target has examples of shape \(16, 16"):
         tltf.adapt_domain(model, source, np.zeros((4, 16, 16, 3), "float32"))
     with pytest.raises(tltf.ConfigError, match="kernel= is MMD's"):
         tltf.adapt_domain(model, source, xt, method="coral", kernel=lambda a, b: a)

@@ -149,7 +149,7 @@ def test_bad_input_gets_clear_errors():
     model.compile(keras.optimizers.Adam(schedule), "sparse_categorical_crossentropy")
     with pytest.raises(tltf.ConfigError, match="schedule"):
         find_learning_rate(model, train, plot_path=None)
-    with pytest.raises(tltf.DataError, match="no batches"):
+    with pytest.raises(tltf.DataError, match="got no training batch"):
         find_learning_rate(dense_model(), train.take(0), plot_path=None)
 
 
