@@ -69,6 +69,18 @@ ROWS = [
         "at least 1",
     ),
     Row(
+        "train-contrastive-epochs-negative",
+        "train --csv {ws}/data.csv --contrastive-epochs -1",
+        "--contrastive-epochs",
+        "at least 0",
+    ),
+    Row(
+        "train-contrastive-epochs-word",
+        "train --csv {ws}/data.csv --contrastive-epochs auto",
+        "--contrastive-epochs",
+        "whole number",
+    ),
+    Row(
         "train-rate-negative",
         "train --data {ws}/images --learning-rate -1",
         "--learning-rate",
