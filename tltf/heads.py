@@ -164,6 +164,13 @@ class Head(keras.layers.Layer):
         """The last dropout and the output layer, on `represent`'s features."""
         return self.output_layer(self.dropouts[-1](features, training=training))
 
+    def logits_from(self, features, training=None):
+        """`predict_from` before the output activation (what MCC reads)."""
+        x = self.dropouts[-1](features, training=training)
+        layer = self.output_layer
+        logits = ops.matmul(ops.cast(x, layer.kernel.dtype), layer.kernel)
+        return logits + layer.bias if layer.use_bias else logits
+
     def call(self, inputs, training=None, mask=None):
         outputs = self.classify(self.pool(inputs, mask=mask), training=training)
         # Training (and `classify`, which the feature cache trains) sees the

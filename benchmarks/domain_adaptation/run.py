@@ -1,35 +1,32 @@
-"""Domain adaptation: `tltf.adapt_domain` against source-only training and the oracle.
+"""Domain adaptation on real shifts: `tltf.adapt_domain` at its defaults.
 
 Usage (from the repository root)::
 
-    python -m benchmarks.domain_adaptation.run --threads 1   # the full run (~25 min)
-    python -m benchmarks.domain_adaptation.run --quick       # smoke run, about a minute
+    python -m benchmarks.domain_adaptation.run --threads 1   # the full run
+    python -m benchmarks.domain_adaptation.run --quick       # smoke run, ~2 min
 
-One process, one small convolutional base trained from scratch (as the DANN
-paper trains MNIST -> MNIST-M), built with `tltf.build_image_classifier`.
-The shift: scikit-learn's digits, grey (source) -> blended over colour
-textures MNIST-M style (target); see `data.py`. The arms,
-the same model, epochs, batch size and seed for each:
+Four shifts (`shifts.py`, `text.py`): MNIST -> USPS, USPS -> MNIST,
+textured digits, and the 12 Amazon review pairs. For each shift and seed:
 
-- source only: ``model.fit`` on labelled source data;
-- `tltf.adapt_domain` with ``"dann"``, ``"coral"`` and ``"mmd"`` (labelled
-  source, unlabelled target training images), at their defaults;
-- the same at other weights (`TUNED`: what the trials on target validation
-  pointed to), to show what choosing the weight on a labelled target
-  validation set can reach;
-- the target oracle: ``model.fit`` on labelled target training data.
+- source only: ``adapt_domain(..., weight=0)``: the default method's recipe
+  on the labelled source alone (what the do-no-harm check compares with);
+- default: ``adapt_domain(model, source, target_inputs)`` with every
+  default (MCC, weight 1, its SGD recipe, the check), given the source-only
+  model above as ``baseline=`` so the run does not train it twice;
+- auto (text): the same with ``weight="auto"``;
+- oracle: the source-only recipe on the labelled target train part.
 
-Each reports target and source test accuracy and wall time; the run is
-repeated over several seeds (means reported). Then the cost of one
-adaptation step against one plain training step, alternating calls on the
-same model and batch. The record (``RESULTS.json``) and the report
-(``RESULTS.md``, `report.py`) are written once, at the end.
+No target label is used by any arm but the oracle; nothing is chosen on
+target test. Images: TLlib's LeNet (conv 20, conv 50, dense 500, a 256-unit
+bottleneck with BatchNorm) built with `tltf.build_image_classifier`, all of
+it trained from scratch. Text: a head (hidden 256, dropout 0.1) on frozen
+MiniLM features. Then the cost of a step: ``fit`` on the images one MCC step
+reads (a source and a target batch) against an MCC step, alternating.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import os
 import tempfile
@@ -46,189 +43,180 @@ import tensorflow as tf  # noqa: E402
 
 import tltf  # noqa: E402
 from benchmarks import common  # noqa: E402
-from benchmarks.domain_adaptation.data import Shift, digits_shift  # noqa: E402
+from benchmarks.domain_adaptation.shifts import Task, image_tasks  # noqa: E402
+from benchmarks.domain_adaptation.text import text_tasks  # noqa: E402
 from tltf.files import write_text  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-METHODS = ("dann", "coral", "mmd")
-#: Adaptation arms at another weight than the default: "method:weight".
-TUNED = ("dann:0.3", "mmd:3", "mmd:10")
-ARMS = ("source_only", *METHODS, *TUNED, "oracle")
-
-
-def method_of(arm: str) -> tuple[str, float | None]:
-    """``"mmd:10"`` -> ``("mmd", 10.0)``; ``"mmd"`` -> ``("mmd", None)``."""
-    method, _, weight = arm.partition(":")
-    return method, float(weight) if weight else None
 
 
 @dataclasses.dataclass
 class Settings:
     """What one run measures; `for_quick` shrinks everything for a smoke run."""
 
-    # DANN's paper trains for thousands of steps; 40 epochs of ~19 steps
-    # (~760) is what fits 5 arms x 3 seeds in ~15 min on 2 cores, and longer
-    # runs moved no arm by more than a point or two in the trials.
-    epochs: int = 40
-    batch_size: int = 64
-    seeds: tuple[int, ...] = (0, 1, 2)
-    # adapt_domain's largest adaptation weight per method: tltf's default.
-    weights: dict[str, float] = dataclasses.field(
-        default_factory=lambda: dict.fromkeys(METHODS, default_weight())
+    # Epochs per shift: about 1,200 steps of batch 32 for each image shift,
+    # as the trials behind the defaults ran (TLlib runs 50,000 at batch 128:
+    # too long for a shared CPU), 20 for the text pairs (880 steps).
+    epochs: dict[str, int] = dataclasses.field(
+        default_factory=lambda: {"M->U": 6, "U->M": 6, "textured": 32, "text": 20}
     )
-    hidden_units: tuple[int, ...] = ()  # align the flattened conv features
-    limit: int | None = None  # None: all 1797 digits
-    val: int = 200
-    test: int = 400
-    timing_rounds: int = 4  # alternating fit / adapt_domain calls, each
-    timing_steps: int = 30  # ... of this many steps
+    batch_size: int = 32
+    seeds: tuple[int, ...] = (0, 1, 2)
+    oracle_seeds: tuple[int, ...] = (0,)  # images; text runs every seed
+    auto_text: bool = True
+    limit: int | None = None
+    timing_rounds: int = 3
+    timing_steps: int = 25
     quick: bool = False
 
     @classmethod
     def for_quick(cls) -> Settings:
-        """200 digits, 2 epochs, one seed, one short timing round."""
         return cls(
-            epochs=2,
+            epochs={"M->U": 1, "U->M": 1, "textured": 1, "text": 1},
             seeds=(0,),
-            limit=200,
-            val=40,
-            test=40,
+            limit=256,
             timing_rounds=1,
-            timing_steps=6,
+            timing_steps=5,
             quick=True,
         )
 
 
-def default_weight() -> float:
-    """`tltf.adapt_domain`'s default ``weight``."""
-    return float(inspect.signature(tltf.adapt_domain).parameters["weight"].default)
+# --- the models ---
+
+GROUPS = {"lenet": ["conv1", "conv2", "drop2", "dense", "drop", "bottleneck", "bn"]}
 
 
-# --- the model ---
+def _torch_init() -> keras.initializers.Initializer:
+    """PyTorch's default kernel init, U(+-1/sqrt(fan_in)), as TLlib's LeNet has."""
+    return keras.initializers.VarianceScaling(1 / 3, "fan_in", "uniform")
 
 
-def digits_base(input_shape: tuple[int, int, int] = (32, 32, 3)) -> keras.Model:
-    """DANN's MNIST feature extractor: conv 5x5x32, pool, conv 5x5x48, pool."""
+def lenet(input_shape: tuple[int, ...]) -> keras.Model:
+    """TLlib's LeNet (``--no-pool``) with its 256-unit BatchNorm bottleneck."""
+    init = _torch_init()
     inputs = keras.Input(input_shape)
-    x = inputs
-    for i, filters in enumerate((32, 48), start=1):
-        x = keras.layers.Conv2D(
-            filters, 5, padding="same", activation="relu", name=f"block{i}_conv"
-        )(x)
-        x = keras.layers.MaxPooling2D(name=f"block{i}_pool")(x)
-    return keras.Model(inputs, x, name="digits_base")
+    x = keras.layers.Conv2D(20, 5, kernel_initializer=init, name="conv1")(inputs)
+    x = keras.layers.ReLU()(keras.layers.MaxPooling2D()(x))
+    x = keras.layers.Conv2D(50, 5, kernel_initializer=init, name="conv2")(x)
+    x = keras.layers.SpatialDropout2D(0.5, name="drop2")(x)
+    x = keras.layers.ReLU()(keras.layers.MaxPooling2D()(x))
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(500, "relu", kernel_initializer=init, name="dense")(x)
+    x = keras.layers.Dropout(0.5, name="drop")(x)
+    x = keras.layers.Dense(256, kernel_initializer=init, name="bottleneck")(x)
+    x = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name="bn")(x)
+    return keras.Model(inputs, keras.layers.ReLU()(x), name="lenet")
 
 
-GROUPS = {f"block{i}": [f"block{i}_conv", f"block{i}_pool"] for i in (1, 2)}
-
-
-def build_model(settings: Settings) -> keras.Model:
-    """The classifier every arm trains: all groups trainable, from scratch."""
+def image_model(input_shape: tuple[int, ...]) -> keras.Model:
+    """The LeNet classifier, every layer trainable, BatchNorm in training mode."""
     model = tltf.build_image_classifier(
-        digits_base(),
-        10,
-        weights=None,
-        pooling="flatten",
-        hidden_units=settings.hidden_units,
-        dropout=0.0,
-        preprocessing="unit",
-        layer_groups=GROUPS,
-    )
+        lenet(input_shape), 10, weights=None, pooling=None, dropout=0.0,
+        preprocessing="tf", layer_groups=GROUPS, train_bn=True,
+    )  # fmt: skip
     tltf.set_trainable_groups(model, list(GROUPS))
     tltf.compile_model(model)  # Recompile: the trainable set changed.
     return model
 
 
-def labelled(
-    x: np.ndarray, y: np.ndarray, batch_size: int, seed: int
-) -> tf.data.Dataset:
+def text_model(dim: int = 384) -> keras.Model:
+    """A head (hidden 256, dropout 0.1) on precomputed frozen MiniLM features."""
+    inputs = keras.Input((dim,))
+    base = keras.Model(inputs, keras.layers.Identity()(inputs), name="minilm_features")
+    return tltf.build_image_classifier(
+        base, 2, weights=None, input_shape=(dim,), pooling=None, dropout=0.1,
+        hidden_units=(256,), preprocessing="none",
+    )  # fmt: skip
+
+
+def labelled(x: np.ndarray, y: np.ndarray, batch: int, seed: int) -> tf.data.Dataset:
     """Shuffled (reshuffled each epoch) batches of ``(x, y)``."""
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return ds.batch(batch).prefetch(tf.data.AUTOTUNE)
+
+
+def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
+    predicted = np.argmax(model.predict(x, batch_size=256, verbose=0), axis=-1)
+    return float(np.mean(predicted == y)) * 100
 
 
 # --- the arms ---
 
 
-@dataclasses.dataclass
-class Outcome:
-    """One arm, one seed: test accuracies (%), wall seconds, last-epoch logs."""
+def measure_seed(task: Task, kind: str, s: Settings, seed: int) -> dict[str, Any]:
+    """Every arm of one shift and seed (models share their starting weights)."""
+    epochs = s.epochs["text" if kind == "text" else task.name]
+    src, tgt = task.source, task.target
 
-    target: float | None = None
-    source: float | None = None
-    target_val: float | None = None
-    seconds: float | None = None
-    logs: dict[str, float] = dataclasses.field(default_factory=dict)
-    error: str | None = None
-    warning: str | None = None  # `adapt_domain`'s, e.g. a collapse it stopped
+    def build() -> keras.Model:
+        keras.utils.set_random_seed(seed)
+        return text_model() if kind == "text" else image_model(src.train.x.shape[1:])
 
+    def score(model, seconds, said=None) -> dict[str, Any]:
+        history = model.history
+        return {
+            "target": accuracy(model, tgt.test.x, tgt.test.y),
+            "source": accuracy(model, src.test.x, src.test.y),
+            "seconds": seconds,
+            "check": getattr(history, "adaptation", None),
+            "warning": said,
+        }
 
-def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
-    """Top-1 accuracy in percent."""
-    predicted = np.argmax(model.predict(x, batch_size=256, verbose=0), axis=-1)
-    return float(np.mean(predicted == y)) * 100
+    def train(model, domain, **options) -> tuple[float, str | None]:
+        start = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            tltf.adapt_domain(
+                model, labelled(domain.train.x, domain.train.y, s.batch_size, seed),
+                tgt.train.x, epochs=epochs, verbose=0, **options,
+            )  # fmt: skip
+        said = [str(w.message) for w in caught if "adapt_domain" in str(w.message)]
+        return time.perf_counter() - start, " ".join(said) or None
 
-
-def train_arm(arm: str, shift: Shift, s: Settings, seed: int, **options) -> keras.Model:
-    """Builds and trains one arm's model; ``options`` go to `tltf.adapt_domain`."""
-    model = build_model(s)
-    src, tgt, y = shift.source, shift.target, shift.labels
-    method, weight = method_of(arm)
-    if method in METHODS:
-        options = {"weight": s.weights[method] if weight is None else weight, **options}
-        train = labelled(src.train, y.train, s.batch_size, seed)
-        tltf.adapt_domain(
-            model, train, tgt.train, method=method, epochs=s.epochs, verbose=0,
-            **options,
-        )  # fmt: skip
-    else:
-        x = src.train if arm == "source_only" else tgt.train
-        train = labelled(x, y.train, s.batch_size, seed)  # shuffles itself
-        model.fit(train, epochs=s.epochs, shuffle=False, verbose=0)
-    return model
-
-
-def run_arm(arm: str, shift: Shift, s: Settings, seed: int, **options) -> Outcome:
-    """One arm from a fixed seed; a failure becomes a reported `Outcome`."""
-    outcome = common.run_isolated(
-        seed,
-        lambda: measure_arm(arm, shift, s, seed, **options),
-        lambda error: Outcome(error=error),
-    )
-    _log(arm, seed, outcome)
-    return outcome
-
-
-def measure_arm(arm: str, shift: Shift, s: Settings, seed: int, **options) -> Outcome:
-    """Trains one arm and scores it; what `adapt_domain` warned of is kept."""
-    start = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        model = train_arm(arm, shift, s, seed, **options)
-    seconds = time.perf_counter() - start
-    said = [str(w.message) for w in caught if "adapt_domain" in str(w.message)]
-    y = shift.labels
-    history = model.history.history if model.history else {}
-    return Outcome(
-        target=accuracy(model, shift.target.test, y.test),
-        source=accuracy(model, shift.source.test, y.test),
-        target_val=accuracy(model, shift.target.val, y.val),
-        seconds=seconds,
-        logs={k: float(v[-1]) for k, v in history.items()},
-        warning=" ".join(said) or None,
-    )
+    out: dict[str, Any] = {}
+    source_only = build()
+    seconds, said = train(source_only, src, weight=0)
+    out["source_only"] = score(source_only, seconds, said)
+    model = build()
+    seconds, said = train(model, src, baseline=source_only)
+    out["default"] = score(model, seconds, said)
+    if kind == "text" and s.auto_text:
+        model = build()
+        seconds, said = train(model, src, weight="auto", baseline=source_only)
+        out["auto"] = score(model, seconds, said)
+    if kind == "text" or seed in s.oracle_seeds:
+        model = build()
+        seconds, said = train(model, tgt, weight=0)
+        out["oracle"] = score(model, seconds, said)
+    return out
 
 
-def _log(arm: str, seed: int, o: Outcome) -> None:
+def run_task(task: Task, kind: str, s: Settings, results: dict, progress: Path) -> None:
+    for seed in s.seeds:
+        out = common.run_isolated(
+            seed,
+            lambda seed=seed: measure_seed(task, kind, s, seed),
+            lambda e: {"error": e},
+        )
+        results["tasks"].setdefault(task.name, {"kind": kind, "seeds": []})
+        results["tasks"][task.name]["seeds"].append(out)
+        write_text(progress, json.dumps(results))
+        _log(task.name, seed, out)
+
+
+def _log(name: str, seed: int, out: dict) -> None:
     stamp = time.strftime("%H:%M:%S")
-    if o.error:
-        print(f"[{stamp}] {arm} seed {seed} FAILED: {o.error}", flush=True)
+    if "error" in out:
+        print(f"[{stamp}] {name} seed {seed} FAILED: {out['error']}", flush=True)
         return
+    parts = [
+        f"{arm} {o['target']:.2f} (src {o['source']:.2f}, {o['seconds']:.0f}s)"
+        for arm, o in out.items()
+    ]
+    kept = (out["default"].get("check") or {}).get("kept")
     print(
-        f"[{stamp}] {arm} seed {seed}: target {o.target:.2f}, source {o.source:.2f}, "
-        f"target val {o.target_val:.2f}, {o.seconds:.0f}s"
-        + (f"; warned: {o.warning}" if o.warning else ""),
+        f"[{stamp}] {name} seed {seed}: " + "; ".join(parts) + f"; kept {kept}",
         flush=True,
     )
 
@@ -251,88 +239,79 @@ class StepTimer(keras.callbacks.Callback):
         self._last = now
 
 
-def step_costs(shift: Shift, s: Settings) -> dict[str, Any]:
-    """Seconds per step of ``fit`` and of each method, alternating calls.
+def step_costs(task: Task, s: Settings) -> dict[str, Any]:
+    """Median seconds per step: ``fit`` on B and 2B images, an MCC step on B + B.
 
-    The same model, batch size and source batches; every call's first steps
-    (tracing, warm-up) are dropped, then the median of the rest is kept.
-    ``fit_2x`` is ``fit`` on batches twice as large: the images an
-    adaptation step reads (a source and a target batch).
+    The same model and source images, alternating calls; every call's first
+    steps (tracing, warm-up) are dropped.
     """
     keras.utils.set_random_seed(0)
-    model = build_model(s)
-    n = s.timing_steps * s.batch_size * 2
-    x, y = shift.source.train, shift.labels.train
-    reps = -(-n // len(x))
-    x, y = np.concatenate([x] * reps)[:n], np.concatenate([y] * reps)[:n]
-    keys = ("fit", "fit_2x", *METHODS)
-    times: dict[str, list[float]] = {key: [] for key in keys}
+    model = image_model(task.source.train.x.shape[1:])
+    x, y = task.source.train.x, task.source.train.y
+    b = s.batch_size
+    times: dict[str, list[float]] = {"fit": [], "fit_2x": [], "mcc": []}
     for _ in range(s.timing_rounds):
         for key in times:
             timer = StepTimer()
             if key.startswith("fit"):
-                size = s.batch_size * (2 if key == "fit_2x" else 1)
+                size = b * (2 if key == "fit_2x" else 1)
                 train = labelled(x, y, size, 0).take(s.timing_steps)
-                model.fit(train, epochs=1, shuffle=False, verbose=0, callbacks=[timer])
+                model.fit(train, epochs=1, verbose=0, callbacks=[timer])
             else:
-                train = labelled(x, y, s.batch_size, 0).take(s.timing_steps)
+                train = labelled(x, y, b, 0).take(s.timing_steps)
                 tltf.adapt_domain(
-                    model, train, shift.target.train, method=key, epochs=1,
-                    weight=s.weights[key], callbacks=[timer], verbose=0,
+                    model, train, task.target.train.x, epochs=1, check=False,
+                    callbacks=[timer], verbose=0,
                 )  # fmt: skip
             times[key].extend(timer.seconds[2:])
     keras.backend.clear_session()
-    medians = {key: float(np.median(v)) for key, v in times.items()}
-    return {"median_seconds": medians, "steps_measured": len(times["fit"])}
+    return {
+        "shift": task.name,
+        "median_seconds": {k: float(np.median(v)) for k, v in times.items()},
+        "steps_measured": len(times["fit"]),
+    }
 
 
 # --- the run ---
 
 
-def run_all(shift: Shift, s: Settings, progress: Path) -> dict[str, Any]:
-    """Every arm for every seed, then the step costs; figures so far to ``progress``."""
-    results: dict[str, Any] = {"arms": {arm: [] for arm in ARMS}}
-    for seed in s.seeds:
-        for arm in ARMS:
-            outcome = run_arm(arm, shift, s, seed)
-            results["arms"][arm].append(dataclasses.asdict(outcome))
-            write_text(progress, json.dumps(results))
-    print(f"[{time.strftime('%H:%M:%S')}] timing steps", flush=True)
-    results["steps"] = step_costs(shift, s)
-    return results
-
-
-def config(settings: Settings, shift: Shift) -> dict[str, Any]:
-    """The settings and data sizes the report quotes."""
-    return {
-        **dataclasses.asdict(settings),
-        "tuned": list(TUNED),
-        "description": shift.description,
-        "num_train": len(shift.labels.train),
-        "num_val": len(shift.labels.val),
-        "num_test": len(shift.labels.test),
-    }
-
-
 def main(argv: list[str] | None = None) -> None:
-    """Runs every arm and the step timing, then writes the record and the report."""
-    args = common.parser(__doc__, quick="smoke run, about a minute").parse_args(argv)
-    threads = common.set_threads(args.threads)  # Before TensorFlow runs anything.
+    args = common.parser(__doc__, quick="smoke run, ~2 min").parse_args(argv)
+    threads = common.set_threads(args.threads)
     s = Settings.for_quick() if args.quick else Settings()
     output = common.output_path(args.output, HERE, "RESULTS.md", args.quick)
     started = time.time()
-    info = common.machine(started, libraries={"scikit-learn": "sklearn"})
+    info = common.machine(started)
     info["TensorFlow threads"] = threads
-    shift = digits_shift(s.limit, s.val, s.test)
     print(f"Domain adaptation benchmark, started {info['date (UTC)']}", flush=True)
     progress = Path(tempfile.gettempdir()) / "domain-adaptation-progress.json"
-    results = run_all(shift, s, progress)
+    results: dict[str, Any] = {"tasks": {}}
+    images = image_tasks(s.limit)
+    for task in text_tasks(s.limit):
+        run_task(task, "text", s, results, progress)
+    for task in images:
+        run_task(task, "image", s, results, progress)
+    print(f"[{time.strftime('%H:%M:%S')}] timing steps", flush=True)
+    results["steps"] = common.run_isolated(
+        0, lambda: step_costs(images[1], s), lambda e: {"error": e}
+    )
     common.finish(info, started)
     flags = " --quick" if args.quick else ""
     flags += f" --threads {args.threads}" if args.threads else ""
     command = f"python -m benchmarks.domain_adaptation.run{flags}"
-    cfg = config(s, shift)
-    record = common.new_record(__package__ + ".report", command, cfg, results, info)
+    config = {
+        **dataclasses.asdict(s),
+        "descriptions": {t.name: t.description for t in images},
+        "sizes": {
+            t.name: {
+                "source_train": len(t.source.train.y),
+                "target_train": len(t.target.train.y),
+                "target_test": len(t.target.test.y),
+            }
+            for t in images
+        },
+    }
+    record = common.new_record(__package__ + ".report", command, config, results, info)
     common.save_run(output, record)
 
 

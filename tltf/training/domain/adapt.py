@@ -1,16 +1,22 @@
 """`adapt_domain`: train on a labelled source domain, adapt to an unlabelled target.
 
 The model trains on source batches as in ``fit`` while each step also draws
-a batch of target inputs and makes the features the output layer reads
-look alike across the domains: adversarially (``"dann"``) or by aligning
-their statistics (``"coral"``, ``"mmd"``). It runs ``model.fit`` itself, so
-callbacks (`tltf.StagedUnfreezing`, ``BackupAndRestore``, early stopping),
-per-group rates, strategies and mixed precision work as in training, and
-a `CollapseGuard` stops an adaptation that overpowered the task.
+a batch of target inputs: MCC (the default) makes the target predictions
+confident without confusing classes; DANN, CORAL and MMD make the features
+the output layer reads look alike across the domains. It runs ``model.fit``
+itself, so callbacks, strategies and mixed precision work as in training,
+and a `CollapseGuard` stops an adaptation that overpowered the task.
+
+Do no harm: unless told not to, it also trains the same model on the source
+alone (the same recipe and epochs) and keeps whichever of the two the
+label-free criterion of `tltf.training.domain.check` prefers, with a warning
+when that is the source-only one. ``weight="auto"`` adapts at each weight of
+a small grid and keeps the one the criterion prefers.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,15 +30,19 @@ from tltf.distribute.scope import strategy_scope
 from tltf.errors import ConfigError, DataError
 from tltf.model import TransferModel, check_data, check_inputs, parts_of
 from tltf.parts import ModelParts, require_head
+from tltf.training.domain.check import Verdict, judge, target_balance
 from tltf.training.domain.guard import CollapseGuard, chance_loss
 from tltf.training.domain.losses import Kernel
 from tltf.training.domain.methods import make_method
+from tltf.training.domain.recipes import recipe_for
 from tltf.training.domain.step import AdaptationStep
 from tltf.training.fitting import fit_data
 from tltf.training.unfreezing.callback import StagedUnfreezing
 
 #: Which features `adapt_domain` can align.
 ALIGN = ("auto", "pooled", "hidden")
+#: The weights ``weight="auto"`` tries (each one adaptation run).
+AUTO_WEIGHTS = (0.3, 1.0)
 
 
 def adapt_domain(
@@ -40,11 +50,14 @@ def adapt_domain(
     source: Any,
     target: Any,
     *,
-    method: str = "dann",
+    method: str = "mcc",
     epochs: int = 10,
     validation_data: Any = None,
-    weight: float = 1.0,
-    schedule: str = "ramp",
+    weight: float | str = 1.0,
+    optimizer: keras.optimizers.Optimizer | None = None,
+    schedule: str | None = None,
+    check: bool = True,
+    baseline: keras.Model | None = None,
     discriminator: keras.layers.Layer | None = None,
     kernel: Kernel | None = None,
     align: str = "auto",
@@ -55,14 +68,35 @@ def adapt_domain(
     """Trains ``model`` on labelled ``source`` data so that it also fits ``target``.
 
     Each step trains on a source batch (the compiled loss) and draws a batch
-    of the unlabelled target inputs; the pooled base features (or, with a
-    frozen base, the head's last hidden layer) are pushed to look alike in
-    both domains. ``"dann"`` trains a domain discriminator through a
-    gradient-reversal layer (Ganin et al., JMLR 2016); ``"coral"`` aligns the
-    feature covariances (Sun & Saenko 2016); ``"mmd"`` the kernel mean
-    embeddings (Long et al. 2015). The weight of that term ramps up from 0 as
-    in the DANN paper. Nothing is added to the model: it saves, exports and
-    serves as before.
+    of the unlabelled target inputs, both through one forward pass.
+    ``"mcc"`` (the default) adds Minimum Class Confusion on the target
+    predictions (Jin et al., ECCV 2020: temperature 2.5, weight 1): it needs
+    no discriminator, costs no more than ``fit`` on the same images, and
+    closed 72% and 86% of the gap on MNIST -> USPS and USPS -> MNIST in
+    ``benchmarks/domain_adaptation``. ``"dann"`` trains a domain
+    discriminator through a gradient-reversal layer (Ganin et al., JMLR
+    2016); ``"coral"`` aligns the feature covariances (Sun & Saenko 2016);
+    ``"mmd"`` the kernel mean embeddings (Long et al. 2015). Nothing is added
+    to the model: it saves, exports and serves as before.
+
+    Each method brings its optimizer unless ``optimizer`` is given. MCC's is
+    Transfer-Learning-Library's digits recipe, the one its published
+    numbers were reproduced with here: SGD, Nesterov momentum 0.9, weight
+    decay 1e-3, rate ``0.01 * (1 + 0.001 i)^-0.75`` at step ``i``, constant
+    weight; DANN, CORAL and MMD train with the model's compiled optimizer
+    and ramp their weight up as in the DANN paper.
+
+    Do no harm (``check=True``): the same model is also trained on the
+    source alone, from the same starting weights, with the same recipe and
+    epochs (or ``baseline`` is used), and the adapted model is kept only if
+    its target predictions are at least as balanced over the classes
+    (`tltf.training.domain.check.target_balance`, no label used); otherwise
+    the source-only weights come back and a warning says so. A collapsed
+    adaptation (`CollapseGuard`) also brings back the source-only weights.
+    This costs one source-only run (about 0.6 of an MCC run: it reads half
+    the images). ``weight="auto"`` adapts once per weight in `AUTO_WEIGHTS`
+    and keeps the best by the same criterion: two adaptation runs and the
+    source-only run.
 
     Args:
         model: A compiled tltf classifier. What can adapt is what is
@@ -72,44 +106,51 @@ def adapt_domain(
         target: Unlabelled target inputs: an array, a list of strings, a
             batched dataset of inputs (labels, if any, are ignored) or a
             `tltf.data.LoadedData` (its training split, labels ignored).
-        method: ``"dann"``, ``"coral"`` or ``"mmd"``.
+        method: ``"mcc"``, ``"dann"``, ``"coral"`` or ``"mmd"``.
         epochs: Passes over the source data (target batches are drawn
             alongside, reshuffled and repeated as needed).
         validation_data: Labelled *target* data to report on each epoch
-            (``val_*`` logs), or None.
-        weight: The largest weight of the adaptation term.
+            (``val_*`` logs), or None. Never used for any choice.
+        weight: The (largest) weight of the adaptation term; 0 trains on the
+            source alone with the method's recipe; ``"auto"`` picks one of
+            `AUTO_WEIGHTS` by the label-free criterion.
+        optimizer: The optimizer to train with (a fresh copy); None for the
+            method's own (above).
         schedule: ``"ramp"`` (``weight * (2 / (1 + exp(-10 p)) - 1)`` at
-            training progress ``p``) or ``"constant"``.
+            training progress ``p``), ``"constant"``, or None for the
+            method's (constant for MCC, ramp for the others).
+        check: Compare with source-only training and keep the better by the
+            criterion (multiclass models; others skip the check).
+        baseline: A model of the same architecture already trained on the
+            source alone from the same starting weights, to compare with
+            instead of training one (saves that run).
         discriminator: DANN's domain classifier, features -> one logit;
             None for the reference one: two ReLU layers of 1024, each with
             dropout 0.5 (`tltf.training.domain.default_discriminator`).
         kernel: MMD's ``kernel(a, b)``; None for the sum of five Gaussian
             kernels (as the reference DAN code sums them).
-        align: Which features to align: ``"pooled"`` (the base's pooled
-            output, as DANN aligns its feature extractor's), ``"hidden"``
-            (what the output layer reads: the head's last hidden layer), or
-            ``"auto"``: pooled when the base trains (trainable groups or a
-            `tltf.StagedUnfreezing` callback), else hidden.
+        align: Which features DANN, CORAL and MMD align: ``"pooled"`` (the
+            base's pooled output), ``"hidden"`` (the head's last hidden
+            layer), or ``"auto"``: pooled when the base trains, else hidden.
         batch_size: Batch size for arrays and lists (source and target);
             None for 32, or the source dataset's own batches.
-        callbacks: Keras callbacks.
+        callbacks: Keras callbacks (they see every run).
         verbose: As in ``fit``.
 
     Returns:
-        ``model`` itself, adapted. ``model.history`` logs ``task_loss``,
-        ``adaptation_loss``, ``adaptation_weight``, ``domain_accuracy``
-        (a domain classifier's accuracy on the batches: near 0.5 when the
-        domains look alike) and ``feature_spread`` (how far apart the
-        examples' aligned features are, 0 to 1: 0 when all alike) besides
-        the compiled metrics. If aligning overpowers the task (the features
-        all alike, or the task loss back at a guess's after it had learnt),
-        training stops, the weights of the epoch with the lowest task loss
-        come back and a warning says so (`CollapseGuard`).
+        ``model`` itself, adapted (or, if the check preferred it, trained on
+        the source alone). ``model.history`` is the kept run's: it logs
+        ``task_loss``, ``adaptation_loss``, ``adaptation_weight``,
+        ``feature_spread`` (how far apart the examples' features are, 0 to
+        1), ``domain_accuracy`` (DANN, CORAL, MMD: near 0.5 when the domains
+        look alike) and the compiled metrics; ``model.history.adaptation``
+        is the check's verdict as a dict (criterion, its values, which model
+        was kept and why), or None without a check.
 
     Raises:
         ConfigError: Not a compiled tltf classifier, nothing trainable before
-            the output layer, an unknown method or schedule, a negative
-            ``weight`` or a bad count.
+            the output layer, an unknown method or schedule, MCC on a head
+            that is not multiclass, a bad count, or a bad weight or baseline.
         DataError: Empty target data, or target inputs of another kind or
             shape than the model takes.
 
@@ -119,44 +160,113 @@ def adapt_domain(
         ...     hidden_units=(64,))
         >>> tltf.adapt_domain(model, (x_source, y_source), x_target, epochs=2)
     """
-    weight = arguments.positive_number("weight", weight, zero=True)
+    weights = _check_weight(weight)
     epochs = arguments.count("epochs", epochs)
     if batch_size is not None:
         batch_size = arguments.count("batch_size", batch_size)
     callbacks = as_list(callbacks)
     parts = parts_of(model)
-    align = _check_model(model, parts, callbacks, align)
-    if schedule not in ("ramp", "constant"):
-        raise ConfigError(
-            "schedule must be 'ramp' (DANN's) or 'constant'. "
-            f"Received: schedule={schedule!r}"
-        )
-    chosen = make_method(method, discriminator, kernel)
+    align = _check_model(model, parts, callbacks, align, method)
+    schedule = _check_schedule(schedule, method)
+    make_method(method, discriminator, kernel)  # Unknown names fail here.
     check_data(model, source, "source")
     train = as_batched(source, batch_size, what="source", shuffle=True)
     first = first_batch(train, "source", "Pass at least one labelled example.")
     batch_size = int(tf.shape(tf.nest.flatten(first)[0])[0])
     targets = target_batches(model, target, batch_size)
-    steps = _steps(train)
-    with strategy_scope(model=model):
-        step = AdaptationStep(
-            model,
-            chosen,
-            weight=weight,
-            ramped=schedule == "ramp",
-            total_steps=steps * int(epochs),
-            learning_rate=_learning_rate(model),
-            align=align,
+    run = _Runner(
+        model, method, train, targets, first, schedule, align, optimizer,
+        dict(
+            epochs=int(epochs), validation_data=validation_data,
+            callbacks=callbacks, verbose=verbose,
+        ),
+        (discriminator, kernel),
+    )  # fmt: skip
+    if weights == [0.0]:
+        model.history = run(0.0).history
+        model.history.adaptation = None
+        return model
+    checking = check and require_head(parts).task == "multiclass"
+    entry = model.get_weights()
+    reference = None
+    if checking:
+        reference = _baseline_weights(model, baseline) or run(0.0).weights
+        model.set_weights(reference)
+        source_only = target_balance(model, target, batch_size)
+    outcomes = {}
+    for w in weights:
+        model.set_weights(entry)
+        outcomes[w] = run(w)
+        outcomes[w].criterion = (
+            target_balance(model, target, batch_size) if checking else 0.0
         )
-        chosen.domain_classifier.build((None, _feature_dim(step.parts, align)))
-        step.optimizer.build(chosen.variables)
-        if not model.optimizer.built and _compat.can_symbolic_build(model):
-            _compat.symbolic_build(model, first)
-    paired = tf.data.Dataset.zip((train, targets))
-    return _run(model, step, paired, validation_data, epochs, callbacks, verbose)
+    return _keep(model, outcomes, reference, source_only if checking else None)
 
 
-def _run(model, step, paired, validation_data, epochs, callbacks, verbose):
+class _Outcome:
+    """One run: its history, final weights, and whether it collapsed."""
+
+    def __init__(self, history, weights, collapsed: bool) -> None:
+        self.history, self.weights, self.collapsed = history, weights, collapsed
+        self.criterion: float | None = None
+
+
+class _Runner:
+    """Runs one training of ``model`` at an adaptation weight (0: source only)."""
+
+    def __init__(
+        self, model, method, train, targets, first, schedule, align, optimizer,
+        fit_args, extras,
+    ) -> None:  # fmt: skip
+        self.model, self.method, self.train, self.targets = (
+            model,
+            method,
+            train,
+            targets,
+        )
+        self.first, self.schedule, self.align = first, schedule, align
+        self.optimizer, self.fit_args, self.extras = optimizer, fit_args, extras
+        self.steps = _steps(train)
+
+    def __call__(self, weight: float) -> _Outcome:
+        model = self.model
+        recipe = recipe_for(self.method, model, self.optimizer)
+        chosen = make_method(self.method, *self.extras) if weight else None
+        compiled = model.optimizer
+        with strategy_scope(model=model):
+            step = AdaptationStep(
+                model,
+                chosen,
+                weight=weight,
+                ramped=self.schedule == "ramp",
+                total_steps=self.steps * self.fit_args["epochs"],
+                learning_rate=_learning_rate(compiled),
+                align=self.align,
+                weight_decay=recipe.weight_decay,
+            )
+            if chosen is not None and chosen.domain_classifier is not None:
+                chosen.domain_classifier.build(
+                    (None, _feature_dim(step.parts, self.align))
+                )
+                step.optimizer.build(chosen.variables)
+            if not compiled.built and _compat.can_symbolic_build(model):
+                _compat.symbolic_build(model, self.first)  # metrics, loss
+            model.optimizer = recipe.optimizer
+            model.optimizer.build(model.trainable_variables)
+        data = (
+            self.train
+            if chosen is None
+            else tf.data.Dataset.zip((self.train, self.targets))
+        )
+        try:
+            guard = _run(model, step, data, **self.fit_args)
+        finally:
+            model.optimizer = compiled
+        collapsed = guard.collapsed_epoch is not None
+        return _Outcome(model.history, model.get_weights(), collapsed)
+
+
+def _run(model, step, data, *, epochs, validation_data, callbacks, verbose):
     """``fit`` with the adaptation step attached, detached whatever happens."""
     resets = keras.callbacks.LambdaCallback(on_epoch_begin=lambda *_: step.reset())
     guard = CollapseGuard(
@@ -165,13 +275,72 @@ def _run(model, step, paired, validation_data, epochs, callbacks, verbose):
     with model.train_step_replaced(step):
         fit_data(
             model,
-            paired,
+            data,
             validation_data,
-            epochs=int(epochs),
+            epochs=epochs,
             callbacks=[resets, guard, *callbacks],
             verbose=verbose,
         )
+    return guard
+
+
+def _keep(model, outcomes, reference, source_only) -> keras.Model:
+    """Puts back the weights the check keeps; records and warns."""
+    criteria = {w: (None if o.collapsed else o.criterion) for w, o in outcomes.items()}
+    if reference is None:  # No check: the (only) run as it ended.
+        ((weight, outcome),) = outcomes.items()
+        model.history = outcome.history
+        model.history.adaptation = None
+        return model
+    verdict: Verdict = judge(source_only, criteria)
+    if verdict.kept == "source_only":
+        model.set_weights(reference)
+        model.history = next(iter(outcomes.values())).history
+        warnings.warn(
+            "adapt_domain kept the model trained on the source alone: "
+            f"{verdict.reason}. Adapting would likely have cost target accuracy; "
+            "check on labelled target data, or try another method or a smaller "
+            "weight.",
+            stacklevel=2,
+        )
+    else:
+        outcome = outcomes[verdict.weight]
+        model.set_weights(outcome.weights)
+        model.history = outcome.history
+    model.history.adaptation = verdict.as_dict()
     return model
+
+
+def _baseline_weights(model: keras.Model, baseline: keras.Model | None) -> list | None:
+    if baseline is None:
+        return None
+    ours, theirs = model.get_weights(), baseline.get_weights()
+    if len(ours) != len(theirs) or any(
+        a.shape != b.shape for a, b in zip(ours, theirs)
+    ):
+        raise ConfigError(
+            f"baseline '{baseline.name}' is not the same architecture as model "
+            f"'{model.name}' (its weights differ in number or shape). Pass a copy "
+            "of the model trained on the source alone, or baseline=None."
+        )
+    return theirs
+
+
+def _check_weight(weight: float | str) -> list[float]:
+    if isinstance(weight, str) and weight == "auto":
+        return list(AUTO_WEIGHTS)
+    return [arguments.positive_number("weight", weight, zero=True)]
+
+
+def _check_schedule(schedule: str | None, method: str) -> str:
+    if schedule is None:
+        return "constant" if method == "mcc" else "ramp"
+    if schedule not in ("ramp", "constant"):
+        raise ConfigError(
+            "schedule must be 'ramp' (DANN's), 'constant' or None (the method's). "
+            f"Received: schedule={schedule!r}"
+        )
+    return schedule
 
 
 def target_batches(model: keras.Model, target: Any, batch_size: int) -> tf.data.Dataset:
@@ -214,7 +383,7 @@ def _check_target_shape(model: keras.Model, ds: tf.data.Dataset) -> None:
 
 
 def _check_model(
-    model: keras.Model, parts: ModelParts, callbacks: list, align: str
+    model: keras.Model, parts: ModelParts, callbacks: list, align: str, method: str
 ) -> str:
     """Checks the model can adapt; returns the features to align."""
     try:
@@ -230,6 +399,11 @@ def _check_model(
         raise ConfigError(
             f"Model '{model.name}' is not compiled. Call tltf.compile_model(model) "
             "or model.compile(...) before adapt_domain."
+        )
+    if method == "mcc" and head.task != "multiclass":
+        raise ConfigError(
+            f"method='mcc' needs a multiclass head (softmax); model '{model.name}' "
+            f"is {head.task}. Pass method='dann', 'coral' or 'mmd'."
         )
     if align not in ALIGN:
         raise ConfigError(
@@ -257,9 +431,9 @@ def _check_model(
     return align
 
 
-def _learning_rate(model: keras.Model) -> float:
-    """The model's current rate: the discriminator learns as fast (as in DANN)."""
-    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+def _learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
+    """The compiled optimizer's rate: the discriminator learns as fast (as in DANN)."""
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 
 
 def _feature_dim(parts: ModelParts, align: str) -> int:

@@ -6,6 +6,8 @@
   feature covariances (Deep CORAL, Sun & Saenko 2016), scale-free by default.
 - `mmd_distance`: the squared maximum mean discrepancy under a sum of
   Gaussian kernels (multi-kernel MMD, Long et al., ICML 2015).
+- `mcc_loss`: minimum class confusion on target logits (MCC, Jin et al.,
+  ECCV 2020), as Transfer-Learning-Library computes it.
 - `ramp`: DANN's adaptation weight ``2 / (1 + exp(-10 p)) - 1`` at progress
   ``p`` in [0, 1].
 
@@ -159,6 +161,41 @@ def mmd_distance(
         + tf.reduce_mean(matrix[n:, n:])
         - 2.0 * tf.reduce_mean(matrix[:n, n:])
     )
+
+
+#: MCC's softmax temperature (the paper's and Transfer-Learning-Library's).
+MCC_TEMPERATURE = 2.5
+
+
+def mcc_loss(logits: tf.Tensor, temperature: float = MCC_TEMPERATURE) -> tf.Tensor:
+    """Minimum class confusion of a batch of target logits ``(n, k)``.
+
+    Transfer-Learning-Library's formula (``tllib/self_training/mcc.py``):
+    ``p = softmax(logits / temperature)``; each example weighs
+    ``1 + exp(-H(p))`` (confident ones more), the weights rescaled to sum to
+    ``n``; the class confusion ``C = (p * w)^T p``; each entry divided by the
+    sum of its column's row (``C[i, j] / sum_l C[j, l]``, TLlib's
+    broadcasting); the loss is the off-diagonal mass over ``k``. It is low
+    when the batch's predictions are confident and spread over classes
+    without mixing them up.
+
+    Args:
+        logits: Target logits (before softmax), ``(n, k)``.
+        temperature: Softmax temperature (2.5 in the paper).
+
+    Returns:
+        A scalar in [0, k - 1].
+    """
+    logits = tf.cast(logits, tf.float32)
+    n = tf.cast(tf.shape(logits)[0], tf.float32)
+    k = tf.cast(tf.shape(logits)[1], tf.float32)
+    p = tf.nn.softmax(logits / temperature, axis=-1)
+    entropy = -tf.reduce_sum(p * tf.math.log(p + 1e-5), axis=-1)
+    weights = 1.0 + tf.exp(-entropy)
+    weights = n * weights / tf.reduce_sum(weights)
+    confusion = tf.matmul(p * weights[:, None], p, transpose_a=True)
+    confusion = confusion / tf.reduce_sum(confusion, axis=1)[None, :]
+    return (tf.reduce_sum(confusion) - tf.linalg.trace(confusion)) / k
 
 
 def ramp(progress: tf.Tensor | float) -> tf.Tensor:

@@ -1,11 +1,13 @@
-"""The three ways to adapt: DANN, CORAL and MMD, behind one small interface.
+"""The ways to adapt: MCC, DANN, CORAL and MMD, behind one small interface.
 
-A method takes the source and target features of a batch and returns what
-to add to the task loss, plus a domain classifier's logits on both batches
-(for the ``domain_accuracy`` log). DANN's discriminator is the adversary
-itself, trained through a gradient-reversal layer; CORAL and MMD minimize a
-distance, and the same kind of discriminator, on detached features, only
-watches how far apart the domains still look.
+A method takes the source and target features of a batch (MCC: the target
+logits) and returns what to add to the task loss, plus a domain
+classifier's logits on both batches (for the ``domain_accuracy`` log; MCC
+has none). DANN's discriminator is the adversary itself, trained through a
+gradient-reversal layer; CORAL and MMD minimize a distance, and the same
+kind of discriminator, on detached features, only watches how far apart the
+domains still look. MCC needs no discriminator: it makes the target
+predictions confident without confusing classes.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from tltf.errors import ConfigError
 from tltf.training.domain.losses import (
     Kernel,
     coral_distance,
+    mcc_loss,
     mmd_distance,
     reverse_gradient,
 )
 
-METHODS = ("dann", "coral", "mmd")
+METHODS = ("mcc", "dann", "coral", "mmd")
 PROBE_UNITS = 256  # width of the discriminator that watches CORAL and MMD
 
 
@@ -40,26 +43,31 @@ class Terms:
             logged ``loss`` is the task loss plus this).
         distance: The logged ``adaptation_loss``: the discriminator's loss
             (DANN) or the feature distance (CORAL, MMD), unweighted.
-        logits: Domain logits of the source then the target batch.
+        logits: Domain logits of the source then the target batch, or None
+            (a method without a domain classifier).
     """
 
     total: tf.Tensor
     objective: tf.Tensor
     distance: tf.Tensor
-    logits: tf.Tensor
+    logits: tf.Tensor | None = None
 
 
 class Method:
     """What `adapt_domain` asks of a method."""
 
     name = ""
+    #: True when `terms` reads the target logits rather than features.
+    reads_logits = False
 
-    def __init__(self, domain_classifier: keras.layers.Layer) -> None:
+    def __init__(self, domain_classifier: keras.layers.Layer | None) -> None:
         self.domain_classifier = domain_classifier
 
     @property
     def variables(self) -> list:
         """Variables the method trains besides the model's (its own optimizer)."""
+        if self.domain_classifier is None:
+            return []
         return list(self.domain_classifier.trainable_variables)
 
     def terms(self, source: tf.Tensor, target: tf.Tensor, weight: tf.Tensor) -> Terms:
@@ -72,6 +80,22 @@ class Method:
         return tf.reduce_mean(
             tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
         )
+
+
+class MCC(Method):
+    """Minimum class confusion on the target predictions (Jin et al., ECCV 2020)."""
+
+    name = "mcc"
+    reads_logits = True
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+    def terms(self, source, target, weight):
+        """``source`` is unused; ``target`` holds the target logits."""
+        confusion = mcc_loss(target)
+        objective = tf.cast(weight, tf.float32) * confusion
+        return Terms(total=objective, objective=objective, distance=confusion)
 
 
 class DANN(Method):
@@ -134,7 +158,7 @@ def make_method(
     """The method named ``method``, with its domain classifier.
 
     Args:
-        method: ``"dann"``, ``"coral"`` or ``"mmd"``.
+        method: ``"mcc"``, ``"dann"``, ``"coral"`` or ``"mmd"``.
         discriminator: DANN's discriminator (features -> one logit); None
             for `default_discriminator`.
         kernel: MMD's kernel; None for the default Gaussian kernels.
@@ -160,6 +184,8 @@ def make_method(
             f"kernel= is MMD's. Pass method='mmd', or drop kernel=. "
             f"Received: method={method!r}"
         )
+    if method == "mcc":
+        return MCC()
     if method == "dann":
         return DANN(discriminator or default_discriminator())
     # A discriminator on detached features: it only watches (domain_accuracy),

@@ -21,7 +21,7 @@ import tensorflow as tf
 from tltf.model import parts_of
 from tltf.parts import require_head
 from tltf.training.domain.losses import ramp
-from tltf.training.domain.methods import Method, domain_labels
+from tltf.training.domain.methods import Method, Terms, domain_labels
 
 #: What the step logs besides the compiled metrics.
 LOG_KEYS = (
@@ -39,25 +39,30 @@ class AdaptationStep:
 
     Args:
         model: The compiled tltf classifier being adapted.
-        method: DANN, CORAL or MMD (`tltf.training.domain.methods`).
+        method: MCC, DANN, CORAL or MMD (`tltf.training.domain.methods`),
+            or None to train on the source alone with the same recipe (the
+            run `adapt_domain` compares an adaptation with).
         weight: The largest adaptation weight.
         ramped: Whether the weight follows DANN's ramp over ``total_steps``.
         total_steps: Steps of the whole adaptation (for the ramp).
         learning_rate: Rate of the method's own optimizer (discriminator or
             probe).
         align: ``"pooled"`` or ``"hidden"``: which features are aligned.
+        weight_decay: ``weight_decay / 2 * sum(v^2)`` over the model's
+            trainable variables joins the loss (PyTorch's coupled decay).
     """
 
     def __init__(
         self,
         model: keras.Model,
-        method: Method,
+        method: Method | None,
         *,
         weight: float,
         ramped: bool,
         total_steps: int,
         learning_rate: float,
         align: str = "pooled",
+        weight_decay: float = 0.0,
     ) -> None:
         self.method = method
         self.align = align
@@ -65,10 +70,13 @@ class AdaptationStep:
         self.head = require_head(self.parts)
         self.weight = float(weight)
         self.ramped = ramped
+        self.weight_decay = float(weight_decay)
         self.total_steps = max(int(total_steps), 1)
         self.step = keras.Variable(0, dtype="int64", trainable=False, name="step")
         self.optimizer = keras.optimizers.Adam(learning_rate)
-        self.means = {key: keras.metrics.Mean(name=key) for key in LOG_KEYS}
+        watched = method is not None and method.domain_classifier is not None
+        keys = [k for k in LOG_KEYS if watched or k != "domain_accuracy"]
+        self.means = {key: keras.metrics.Mean(name=key) for key in keys}
 
     def reset(self) -> None:
         """Starts the logged means afresh (at every epoch)."""
@@ -94,10 +102,11 @@ class AdaptationStep:
     ) -> tuple[tuple[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
         """``((source aligned, source hidden), (target aligned, target hidden))``.
 
-        One forward pass over the source and target batches joined, as DANN
-        and its reference implementations run it (cheaper than two passes;
-        BatchNorm layers that train see both domains' statistics), or two
-        passes when the batches cannot be joined (inputs of other shapes).
+        One forward pass over the source and target batches joined, as DANN,
+        MCC and their reference implementations run it (cheaper than two
+        passes; BatchNorm layers that train see both domains' statistics),
+        or two passes when the batches cannot be joined (inputs of other
+        shapes).
         """
         joined = join_batches(x_source, x_target)
         if joined is None:
@@ -107,50 +116,80 @@ class AdaptationStep:
         source = (aligned[:n_source], hidden[:n_source])
         return source, (aligned[n_source:], hidden[n_source:])
 
+    def terms(self, source: tf.Tensor, target: Any, weight: tf.Tensor) -> Terms:
+        """The method's terms; zeros when training on the source alone."""
+        if self.method is None:
+            zero = tf.zeros([], tf.float32)
+            return Terms(total=zero, objective=zero, distance=zero)
+        target_aligned, target_hidden = target
+        if self.method.reads_logits:
+            logits = self.head.logits_from(target_hidden, training=True)
+            return self.method.terms(source, logits, weight)
+        return self.method.terms(source, target_aligned, weight)
+
+    def decay(self, model: keras.Model) -> tf.Tensor:
+        """The weight-decay term of the loss (0 without decay)."""
+        if not self.weight_decay:
+            return tf.zeros([], tf.float32)
+        squares = [
+            tf.reduce_sum(tf.square(tf.cast(v, tf.float32)))
+            for v in model.trainable_variables
+        ]
+        return 0.5 * self.weight_decay * tf.add_n(squares)
+
     def __call__(self, model: keras.Model, data: Any) -> dict[str, tf.Tensor]:
-        source, x_target = data
+        source, x_target = (data, None) if self.method is None else data
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(source)
         weight = self.current_weight()
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape(persistent=True) as tape:
-            (aligned, hidden), (target, _) = self.both_domains(x, x_target)
+            if x_target is None:
+                (aligned, hidden), target = self.features(x), None
+            else:
+                (aligned, hidden), target = self.both_domains(x, x_target)
             y_pred = self.head.predict_from(hidden, training=True)
             task = model.compute_loss(
                 x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
             )
-            terms = self.method.terms(aligned, target, weight)
+            terms = self.terms(aligned, target, weight)
             extra = terms.total / replicas  # compute_loss is already per replica
-            total = tf.cast(task, tf.float32) + extra
+            decay = self.decay(model) / replicas
+            total = tf.cast(task, tf.float32) + extra + decay
             scaled = model.optimizer.scale_loss(total)
         variables = model.trainable_variables
         model.optimizer.apply_gradients(
             zip(tape.gradient(scaled, variables), variables)
         )
-        own = self.method.variables
-        self.optimizer.apply_gradients(zip(tape.gradient(extra, own), own))
+        own = self.method.variables if self.method is not None else []
+        if own:
+            self.optimizer.apply_gradients(zip(tape.gradient(extra, own), own))
         del tape
         self.step.assign_add(1)
-        spread = feature_spread(tf.concat([aligned, target], axis=0))
+        both = aligned if target is None else tf.concat([aligned, target[0]], axis=0)
         batch = (x, y, sample_weight, y_pred)
-        return self._logs(model, batch, task, terms, weight, spread)
+        return self._logs(model, batch, task, terms, weight, feature_spread(both))
 
     def _logs(self, model, batch, task, terms, weight, spread) -> dict[str, tf.Tensor]:
         x, y, sample_weight, y_pred = batch
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        n_source = tf.shape(y_pred)[0]
-        labels = domain_labels(n_source, tf.shape(terms.logits)[0] - n_source)
-        guessed = tf.cast(tf.cast(terms.logits, tf.float32) > 0.0, tf.float32)
         task = tf.cast(task, tf.float32) * replicas
         values = {
             "loss": task + tf.cast(terms.objective, tf.float32),
             "task_loss": task,
             "adaptation_loss": terms.distance,
             "adaptation_weight": weight,
-            "domain_accuracy": tf.reduce_mean(tf.cast(guessed == labels, tf.float32)),
             "feature_spread": spread,
         }
+        if terms.logits is not None:
+            n_source = tf.shape(y_pred)[0]
+            labels = domain_labels(n_source, tf.shape(terms.logits)[0] - n_source)
+            guessed = tf.cast(tf.cast(terms.logits, tf.float32) > 0.0, tf.float32)
+            values["domain_accuracy"] = tf.reduce_mean(
+                tf.cast(guessed == labels, tf.float32)
+            )
         for key, value in values.items():
-            self.means[key].update_state(value)
+            if key in self.means:
+                self.means[key].update_state(value)
         logs = model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
         logs.update({key: mean.result() for key, mean in self.means.items()})
         return logs
