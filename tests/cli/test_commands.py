@@ -427,6 +427,8 @@ def test_adapt_writes_a_run_scored_on_the_target(domains, tmp_path, capsys):
     history = record["history"]
     assert len(history["val_accuracy"]) == 2  # scored on the labelled target
     assert {"task_loss", "adaptation_loss", "domain_accuracy"} <= set(history)
+    assert record["adaptation"]["criterion"] == "target_balance"
+    assert "Do-no-harm check (target_balance): kept" in out
     report = json.loads((run / "evaluation" / "report.json").read_text())
     assert report["num_examples"] == 6  # every labelled target image
     model, names = load_model(run)

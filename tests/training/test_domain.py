@@ -349,6 +349,7 @@ def test_adaptation_beats_source_only_on_rotated_moons(rotated_moons, method):
         # 2-D features: 0.70 against 0.66 source only; at 0.2 (the kernels'
         # mean) it gains more than 0.1.
         weight=(weight := {"coral": 10.0, "mmd": 0.2}.get(method, 1.0)),
+        check=False,  # The method itself, without the do-no-harm check.
         verbose=0,
     )
 
@@ -406,6 +407,7 @@ def test_staged_unfreezing_unfreezes_the_base_while_adapting(small_data):
         epochs=2,
         validation_data=shifted_images(8, seed=2, offset=100.0),
         callbacks=[callback],
+        check=False,  # One run, so the callback's stages are this run's.
         verbose=0,
     )
     assert same(weights_of(base.get_layer("block1_conv")), block1)
@@ -437,14 +439,16 @@ def text_model(backbone: str, tmp_path) -> keras.Model:
     "backbone", ["tiny_bert", pytest.param("minilm", marks=pytest.mark.slow)]
 )
 def test_text_models_adapt_from_a_list_to_an_array(backbone, tmp_path):
+    """MCC (the default: it reads the head's logits), "cls" and "mean" pooling."""
     model = text_model(backbone, tmp_path)
+    hidden = weights_of(model.get_layer("head").hidden)
     target = np.array(REVIEWS)
-    tltf.adapt_domain(
-        model, (TEXTS, np.array([1, 0, 1, 0])), target, method="mmd", epochs=1
-    )
+    tltf.adapt_domain(model, (TEXTS, np.array([1, 0, 1, 0])), target, epochs=1)
     history = model.history.history
     assert np.isfinite(history["loss"][0])
     assert np.isfinite(history["adaptation_loss"][0])
+    assert model.history.adaptation["criterion"] == "target_balance"
+    assert not same(weights_of(model.get_layer("head").hidden), hidden)
     assert model.predict(target, verbose=0).shape == (4, 2)
 
 
@@ -467,6 +471,9 @@ def test_errors_name_the_problem(small_data):
         tltf.adapt_domain(model, source, xt, method="coral", kernel=lambda a, b: a)
     with pytest.raises(tltf.ConfigError, match="schedule must be"):
         tltf.adapt_domain(model, source, xt, schedule="linear")
+    regression = tiny_classifier(hidden_units=(4,), task="regression")
+    with pytest.raises(tltf.ConfigError, match="'mcc' needs a multiclass head"):
+        tltf.adapt_domain(regression, (xs, ys.astype("float32")), xt)
 
 
 def test_models_that_cannot_adapt_are_refused(small_data):
@@ -499,7 +506,9 @@ def test_a_frozen_base_aligns_the_hidden_layer_and_leaves_the_base_alone(small_d
     base = weights_of(model.get_layer("backbone").model.layers)
     hidden = weights_of(model.get_layer("head").hidden)
 
-    tltf.adapt_domain(model, (xs, ys), xt, epochs=2, batch_size=8, verbose=0)
+    tltf.adapt_domain(
+        model, (xs, ys), xt, method="mmd", epochs=2, batch_size=8, verbose=0
+    )
 
     assert same(weights_of(model.get_layer("backbone").model.layers), base)
     assert not same(weights_of(model.get_layer("head").hidden), hidden)

@@ -264,9 +264,11 @@ def adapt(p: Parser) -> None:
     )
     g.add_argument(
         "--method",
-        choices=["dann", "coral", "mmd"],
-        help="dann (adversarial, the default), coral (covariances) or mmd "
-        "(kernel mean embeddings)",
+        choices=["mcc", "dann", "coral", "mmd"],
+        help="mcc (minimum class confusion on the target predictions, the "
+        "default), dann (adversarial), coral (covariances) or mmd (kernel mean "
+        "embeddings); the run also trains on the source alone and keeps that "
+        "model if the adapted one's target predictions are less balanced",
     )
     g.add_argument(
         "--epochs", type=whole(1, 10), help="passes over --data (default 10)"
@@ -275,8 +277,8 @@ def adapt(p: Parser) -> None:
         "--adaptation-weight",
         type=number(0, 1.0),
         metavar="WEIGHT",
-        help="largest weight of the adaptation loss, at least 0 (default 1.0), "
-        "ramped up from 0 as in the DANN paper",
+        help="weight of the adaptation loss, at least 0 (default 1.0; 0 trains "
+        "on the source alone); dann, coral and mmd ramp it up from 0",
     )
     training_tail(g, p, runs.ADAPT_OUTPUT)
 

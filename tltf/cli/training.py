@@ -105,6 +105,8 @@ def adapt(options: dict[str, Any]) -> int:
     )
     history = model.history
     record = _run_record(options, "data", data, "image", history)
+    record["adaptation"] = getattr(history, "adaptation", None)
+    print(_check_line(record["adaptation"]))
     record["target"] = {
         key: str(Path(options[key]).resolve())
         for key in ("target_data", "target_validation")
@@ -115,6 +117,20 @@ def adapt(options: dict[str, Any]) -> int:
     scored = scored if scored is not None else data
     _write_run(model, record, scored, data.class_names, history, out, options)
     return 0
+
+
+def _check_line(verdict: Mapping[str, Any] | None) -> str:
+    """What the do-no-harm check decided, in one line."""
+    if not verdict:
+        return "Do-no-harm check: not run."
+    kept = (
+        "the adapted model"
+        if verdict["kept"] == "adapted"
+        else ("the model trained on the source alone")
+    )
+    return (
+        f"Do-no-harm check ({verdict['criterion']}): kept {kept}: {verdict['reason']}."
+    )
 
 
 def _target_validation(

@@ -79,12 +79,15 @@ def adapt_domain(
     ``"mmd"`` the kernel mean embeddings (Long et al. 2015). Nothing is added
     to the model: it saves, exports and serves as before.
 
-    Each method brings its optimizer unless ``optimizer`` is given. MCC's is
-    Transfer-Learning-Library's digits recipe, the one its published
-    numbers were reproduced with here: SGD, Nesterov momentum 0.9, weight
-    decay 1e-3, rate ``0.01 * (1 + 0.001 i)^-0.75`` at step ``i``, constant
-    weight; DANN, CORAL and MMD train with the model's compiled optimizer
-    and ramp their weight up as in the DANN paper.
+    Each method brings its optimizer unless ``optimizer`` is given. MCC's,
+    when the base trains, is Transfer-Learning-Library's digits recipe, the
+    one its published numbers were reproduced with here: SGD, Nesterov
+    momentum 0.9, weight decay 1e-3, rate ``0.01 * (1 + 0.001 i)^-0.75`` at
+    step ``i``, constant weight. With a frozen base (only the head adapts)
+    it keeps the model's compiled optimizer: SGD's steps follow the scale of
+    the frozen features and can diverge
+    (`tltf.training.domain.recipes`). DANN, CORAL and MMD train with the
+    compiled optimizer and ramp their weight up as in the DANN paper.
 
     Do no harm (``check=True``): the same model is also trained on the
     source alone, from the same starting weights, with the same recipe and
@@ -166,7 +169,7 @@ def adapt_domain(
         batch_size = arguments.count("batch_size", batch_size)
     callbacks = as_list(callbacks)
     parts = parts_of(model)
-    align = _check_model(model, parts, callbacks, align, method)
+    align, base_trains = _check_model(model, parts, callbacks, align, method)
     schedule = _check_schedule(schedule, method)
     make_method(method, discriminator, kernel)  # Unknown names fail here.
     check_data(model, source, "source")
@@ -175,7 +178,8 @@ def adapt_domain(
     batch_size = int(tf.shape(tf.nest.flatten(first)[0])[0])
     targets = target_batches(model, target, batch_size)
     run = _Runner(
-        model, method, train, targets, first, schedule, align, optimizer,
+        model, method, train, targets, first, schedule, align,
+        optimizer, base_trains,
         dict(
             epochs=int(epochs), validation_data=validation_data,
             callbacks=callbacks, verbose=verbose,
@@ -215,8 +219,8 @@ class _Runner:
     """Runs one training of ``model`` at an adaptation weight (0: source only)."""
 
     def __init__(
-        self, model, method, train, targets, first, schedule, align, optimizer,
-        fit_args, extras,
+        self, model, method, train, targets, first, schedule, align,
+        optimizer, base_trains, fit_args, extras,
     ) -> None:  # fmt: skip
         self.model, self.method, self.train, self.targets = (
             model,
@@ -226,11 +230,12 @@ class _Runner:
         )
         self.first, self.schedule, self.align = first, schedule, align
         self.optimizer, self.fit_args, self.extras = optimizer, fit_args, extras
+        self.base_trains = base_trains
         self.steps = _steps(train)
 
     def __call__(self, weight: float) -> _Outcome:
         model = self.model
-        recipe = recipe_for(self.method, model, self.optimizer)
+        recipe = recipe_for(self.method, model, self.optimizer, self.base_trains)
         chosen = make_method(self.method, *self.extras) if weight else None
         compiled = model.optimizer
         with strategy_scope(model=model):
@@ -384,8 +389,9 @@ def _check_target_shape(model: keras.Model, ds: tf.data.Dataset) -> None:
 
 def _check_model(
     model: keras.Model, parts: ModelParts, callbacks: list, align: str, method: str
-) -> str:
-    """Checks the model can adapt; returns the features to align."""
+) -> tuple[str, bool]:
+    """Checks the model can adapt; returns the features to align, and whether
+    the base trains."""
     try:
         head = require_head(parts)
     except ConfigError as err:
@@ -428,7 +434,7 @@ def _check_model(
             "adapt. Unfreeze base groups, or pass align='hidden' with a head "
             "built with hidden_units."
         )
-    return align
+    return align, base_trains
 
 
 def _learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
