@@ -213,3 +213,22 @@ def test_weight_zero_trains_on_the_source_alone_and_bad_weights_are_refused(
             tltf.adapt_domain(model, (xs, ys), xt, weight=bad)
     with pytest.raises(tltf.ConfigError, match="not the same architecture"):
         tltf.adapt_domain(model, (xs, ys), xt, baseline=fixed_classifier([0, 0]))
+
+
+def test_mcc_composes_with_staged_unfreezing():
+    from tests.support.helpers import weights_of
+    from tests.training.test_domain import shifted_images, tiny_classifier
+
+    xs, ys = shifted_images(16, seed=0)
+    xt, _ = shifted_images(16, seed=1, offset=100.0)
+    model = tiny_classifier()  # Frozen base, no hidden units.
+    base = model.get_layer("backbone").model
+    block1, block3 = (
+        weights_of(base.get_layer(f"{b}_conv")) for b in ("block1", "block3")
+    )
+    callback = tltf.StagedUnfreezing({0: "head", 1: "block3"}, verbose=0)
+    tltf.adapt_domain(model, (xs, ys), xt, epochs=2, callbacks=[callback], verbose=0)
+    assert same(weights_of(base.get_layer("block1_conv")), block1)
+    assert not same(weights_of(base.get_layer("block3_conv")), block3)
+    assert model.history.history["stage"] == [0, 1]
+    assert model.history.adaptation["criterion"] == "target_balance"

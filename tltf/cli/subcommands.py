@@ -79,7 +79,7 @@ SUBCOMMANDS = (
         """
         # Labelled studio photos (one subfolder per class), unlabelled street
         # photos (flat, or in subfolders whose names are ignored):
-        tltf adapt --data studio/ --target-data street/ --method dann
+        tltf adapt --data studio/ --target-data street/
         # Scored on a few labelled street photos (same class subfolders):
         tltf adapt --data studio/ --target-data street/ --target-validation \\
             street_labelled/ --method coral --output runs/street""",

@@ -85,8 +85,9 @@ def adapt_domain(
     momentum 0.9, weight decay 1e-3, rate ``0.01 * (1 + 0.001 i)^-0.75`` at
     step ``i``, constant weight. With a frozen base (only the head adapts)
     it keeps the model's compiled optimizer: SGD's steps follow the scale of
-    the frozen features and can diverge
-    (`tltf.training.domain.recipes`). DANN, CORAL and MMD train with the
+    the frozen features and can diverge (`tltf.training.domain.recipes`);
+    so it does with a `tltf.StagedUnfreezing` callback, whose per-group
+    rates are built on the compiled optimizer. DANN, CORAL and MMD train with the
     compiled optimizer and ramp their weight up as in the DANN paper.
 
     Do no harm (``check=True``): the same model is also trained on the
@@ -142,7 +143,8 @@ def adapt_domain(
 
     Returns:
         ``model`` itself, adapted (or, if the check preferred it, trained on
-        the source alone). ``model.history`` is the kept run's: it logs
+        the source alone). ``model.history`` is the adaptation run's (with
+        ``weight="auto"``, the kept weight's): it logs
         ``task_loss``, ``adaptation_loss``, ``adaptation_weight``,
         ``feature_spread`` (how far apart the examples' features are, 0 to
         1), ``domain_accuracy`` (DANN, CORAL, MMD: near 0.5 when the domains
@@ -177,9 +179,12 @@ def adapt_domain(
     first = first_batch(train, "source", "Pass at least one labelled example.")
     batch_size = int(tf.shape(tf.nest.flatten(first)[0])[0])
     targets = target_batches(model, target, batch_size)
+    # StagedUnfreezing rebuilds the compiled optimizer with its per-group
+    # rates: it keeps that optimizer rather than MCC's SGD schedule.
+    staged = any(isinstance(cb, StagedUnfreezing) for cb in callbacks)
     run = _Runner(
         model, method, train, targets, first, schedule, align,
-        optimizer, base_trains,
+        optimizer, base_trains and not staged,
         dict(
             epochs=int(epochs), validation_data=validation_data,
             callbacks=callbacks, verbose=verbose,
