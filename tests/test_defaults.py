@@ -395,7 +395,12 @@ def test_fine_tune(matrix, row):
     history = tltf.fine_tune(model, data, epochs=1, callbacks=[record])
     frozen = frozen_epochs(history.history["stage"])
     assert len(record.seen) == frozen + 1
-    assert all(seen == base for seen in record.seen[:frozen])  # Base left alone.
+    # A text model with a few examples per class first tunes its encoder
+    # (the contrastive stage); the frozen epochs then leave the base alone.
+    tuned = "contrastive_loss" in history.params
+    assert tuned == (source.modality == "text")
+    assert (record.seen[0] != base) == tuned
+    assert all(seen == record.seen[0] for seen in record.seen[:frozen])
     assert record.seen[-1] != base  # Unfrozen, it trains.
     assert tltf.trainable_groups(model) == backbone.group_names  # schedule "all"
     assert moving_statistics(model) == stats  # BatchNorm stays in inference mode.

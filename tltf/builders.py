@@ -316,7 +316,9 @@ def build_text_classifier(
             folders), ``"kerashub:all-minilm-l6-v2"`` (offline package), or
             ``"hub:<BERT encoder URL or folder>"`` with ``preprocess=``.
         num_classes: Number of classes (or regression targets).
-        sequence_length: Tokens per text after truncation and padding.
+        sequence_length: Tokens per text at most (longer texts are
+            truncated); KerasHub encoders cut each batch to its longest
+            text, exports take this many tokens.
         preprocess: URL or folder of the TF Hub preprocess model matching a
             ``hub:`` encoder; None for KerasHub encoders.
         pooling: ``"cls"`` (the pooled [CLS] output) or ``"mean"`` (mean over

@@ -2,7 +2,7 @@
 
 Usage (from the repository root)::
 
-    python -m benchmarks.clinc150.few_shot --threads 1   # about 45 min
+    python -m benchmarks.clinc150.few_shot --threads 1   # about an hour
     python -m benchmarks.clinc150.few_shot --quick       # smoke run: 10 intents
 
 At 10 and 5 texts per intent (three draws each, `data.few_shot`), on the
