@@ -98,24 +98,18 @@ def judge(source_only: float | None, adapted: dict[float, float | None]) -> Verd
     Returns:
         The `Verdict`; ties go to the adapted model.
     """
+
+    def verdict(weight: float | None, reason: str) -> Verdict:
+        kept = "source_only" if weight is None else "adapted"
+        return Verdict(CRITERION, source_only, adapted, kept, weight, reason)
+
     healthy = {w: v for w, v in adapted.items() if v is not None}
     if not healthy:
-        return Verdict(
-            CRITERION,
-            source_only,
-            adapted,
-            "source_only",
-            None,
-            "every adaptation run collapsed",
-        )
+        return verdict(None, "every adaptation run collapsed")
     weight = max(healthy, key=lambda w: healthy[w])
     best = healthy[weight]
     if source_only is not None and best < source_only:
-        return Verdict(
-            CRITERION,
-            source_only,
-            adapted,
-            "source_only",
+        return verdict(
             None,
             f"the target predictions of the adapted model are less balanced "
             f"({CRITERION} {best:.3f}) than those of source-only training "
@@ -126,4 +120,4 @@ def judge(source_only: float | None, adapted: dict[float, float | None]) -> Verd
         + ("" if source_only is None else f" against {source_only:.3f} source only")
         + (f", the highest of weights {sorted(healthy)}" if len(healthy) > 1 else "")
     )
-    return Verdict(CRITERION, source_only, adapted, "adapted", weight, why)
+    return verdict(weight, why)
