@@ -178,6 +178,16 @@ def fmt(value: float | None, digits: int = 1, unit: str = "") -> str:
     return "-" if value is None else f"{value:.{digits}f}{unit}"
 
 
+def _lowest(
+    name: str, target: str, values: dict[str, float], goal: float, note: str = ""
+) -> Goal:
+    """A goal row held by the lowest of ``values`` (named, with ``note``)."""
+    if not values:
+        return (name, target, "-", None)
+    key, low = min(values.items(), key=lambda kv: kv[1])
+    return (name, target, f"{low:+.2f} ({key}{note})", low >= goal)
+
+
 def goals(record: dict) -> list[Goal]:
     rows: list[Goal] = []
     for name in IMAGES:
@@ -200,23 +210,21 @@ def goals(record: dict) -> list[Goal]:
             None if delta is None else delta >= TEXT_MEAN_GOAL,
         )
     )
-    worst = min(deltas.items(), key=lambda kv: kv[1]) if deltas else None
     rows.append(
-        (
+        _lowest(
             "Amazon: no pair more than 1 point below source only",
             f">= {TEXT_PAIR_GOAL:.0f} point",
-            "-" if worst is None else f"{worst[1]:+.2f} ({worst[0]})",
-            None if worst is None else worst[1] >= TEXT_PAIR_GOAL,
+            deltas,
+            TEXT_PAIR_GOAL,
         )
     )
-    drops = source_drops(record)
-    lowest = min(drops.items(), key=lambda kv: kv[1]) if drops else None
     rows.append(
-        (
+        _lowest(
             "source test accuracy within 1 point of source only, every shift",
             f">= {SOURCE_GOAL:.0f} point",
-            "-" if lowest is None else f"{lowest[1]:+.2f} ({lowest[0]}, the lowest)",
-            None if lowest is None else lowest[1] >= SOURCE_GOAL,
+            source_drops(record),
+            SOURCE_GOAL,
+            ", the lowest",
         )
     )
     ratio = step_ratio(record)
