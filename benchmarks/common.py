@@ -13,7 +13,7 @@ A new benchmark needs only these pieces::
     save_run(HERE / "RESULTS.md", record)
 
 and in ``benchmarks/mine/report.py`` a ``render(record) -> str`` built from
-`goals_table`, `table`, `mean_sd`, `note_lines` and `machine_lines`.
+`goals_table`, `table`, `mean_sd`, `note_lines` and `machine_section`.
 """
 
 from __future__ import annotations
@@ -79,9 +79,9 @@ def note_lines(record: dict[str, Any]) -> list[str]:
     return [f"Note: {record['note']}", ""] if record.get("note") else []
 
 
-def machine_lines(info: dict[str, str]) -> list[str]:
-    """The machine and run facts of a record, one bullet each."""
-    return [f"- {key}: {value}" for key, value in info.items()]
+def machine_section(info: dict[str, str]) -> list[str]:
+    """A report's "Machine" section: the machine and run facts, one bullet each."""
+    return ["## Machine", "", *(f"- {key}: {value}" for key, value in info.items()), ""]
 
 
 # --- the machine ---

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.common import Goal, goals_table, machine_lines, note_lines, table
+from benchmarks.common import Goal, goals_table, machine_section, note_lines, table
 
 PAPER_OOS_RECALL = 52.3  # Larson et al. 2019, Table 2, Full, BERT, oos-threshold
 
@@ -141,10 +141,7 @@ def render(record: dict[str, Any]) -> str:
         "float ones, so the int8 SavedModel is smaller, not faster; LiteRT's "
         "int8 kernels are the fast path.",
         "",
-        "## Machine",
-        "",
-        *machine_lines(record["machine"]),
-        "",
+        *machine_section(record["machine"]),
     ]
     return "\n".join(out)
 

@@ -6,14 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import (
-    Goal,
-    goals_table,
-    machine_lines,
-    mean_sd,
-    note_lines,
-    table,
-)
+from benchmarks import common
+from benchmarks.common import Goal
 
 GOAL_10_SHOT = 92.5  # issue 29: the probe of RESULTS.md (90.53) + 2
 FULL_DATA_GOAL = 95.8  # issue 29: the full-data probe (95.27) + 0.5
@@ -69,7 +63,7 @@ def _values(rows: list[dict], key: str) -> list[float]:
 
 
 def _spread(values: list[float], digits: int = 2) -> str:
-    return mean_sd(values, digits) if values else "-"
+    return common.mean_sd(values, digits) if values else "-"
 
 
 def goals(results: dict[str, Any]) -> list[Goal]:
@@ -145,7 +139,7 @@ def draws_table(results: dict[str, Any]) -> list[str]:
                 "; ".join(errors) or "",
             ]
         )
-    return table(
+    return common.table(
         [
             "texts per intent",
             "probe: test accuracy %",
@@ -192,7 +186,7 @@ def trials_lines(trials: dict[str, Any]) -> list[str]:
         [t["trial"], t["shots"], t["draw"], t["val"], t.get("notes", "")]
         for t in trials.get("rows", [])
     ]
-    return lines + table(header, rows)
+    return lines + common.table(header, rows)
 
 
 def render(record: dict[str, Any]) -> str:
@@ -209,10 +203,10 @@ def render(record: dict[str, Any]) -> str:
         "x 2 texts), train the head on the tuned features, then 2 unfrozen "
         "epochs. Test split, in-scope accuracy; nothing was chosen on it.",
         "",
-        *note_lines(record),
+        *common.note_lines(record),
         "## Goals (issue 29)",
         "",
-        *goals_table(goals(results)),
+        *common.goals_table(goals(results)),
         "",
         "## Results",
         "",
@@ -222,7 +216,7 @@ def render(record: dict[str, Any]) -> str:
         "",
         "## Published anchors (in-scope test accuracy, CLINC150 10-shot)",
         "",
-        *table(["method", "10-shot"], ANCHORS),
+        *common.table(["method", "10-shot"], ANCHORS),
         "",
         "The anchors use larger encoders (RoBERTa-base, 125M parameters; "
         "USE + ConveRT) and, for CPFT, contrastive pre-training on intent "
@@ -236,9 +230,6 @@ def render(record: dict[str, Any]) -> str:
         "",
         *FULL_DATA_LINES,
         "",
-        "## Machine",
-        "",
-        *machine_lines(record["machine"]),
-        "",
+        *common.machine_section(record["machine"]),
     ]
     return "\n".join(lines)

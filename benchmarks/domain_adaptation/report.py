@@ -188,63 +188,65 @@ def _lowest(
     return (name, target, f"{low:+.2f} ({key}{note})", low >= goal)
 
 
+def _measured(
+    name: str, target: str, value: float | None, shown: str, held: bool | None
+) -> Goal:
+    """A goal row of one measured ``value`` (``-`` and unknown when missing)."""
+    return (name, target, shown, None if value is None else held)
+
+
 def goals(record: dict) -> list[Goal]:
     rows: list[Goal] = []
     for name in IMAGES:
         closed = gap(record, name)
         rows.append(
-            (
+            _measured(
                 f"{name}: the default closes the gap to the oracle",
                 f">= {GAP_GOAL:.0f}%",
+                closed,
                 fmt(closed, 0, "%"),
-                None if closed is None else closed >= GAP_GOAL,
+                closed is not None and closed >= GAP_GOAL,
             )
         )
     deltas = text_deltas(record)
     delta = float(np.mean(list(deltas.values()))) if deltas else None
-    rows.append(
-        (
+    ratio, extra = step_ratio(record), auto_extra(record)
+    rows += [
+        _measured(
             "Amazon, 12 pairs: mean target accuracy over source only",
             f">= +{TEXT_MEAN_GOAL:.0f} points",
+            delta,
             fmt(delta, 2, " points"),
-            None if delta is None else delta >= TEXT_MEAN_GOAL,
-        )
-    )
-    rows.append(
+            delta is not None and delta >= TEXT_MEAN_GOAL,
+        ),
         _lowest(
             "Amazon: no pair more than 1 point below source only",
             f">= {TEXT_PAIR_GOAL:.0f} point",
             deltas,
             TEXT_PAIR_GOAL,
-        )
-    )
-    rows.append(
+        ),
         _lowest(
             "source test accuracy within 1 point of source only, every shift",
             f">= {SOURCE_GOAL:.0f} point",
             source_drops(record),
             SOURCE_GOAL,
             ", the lowest",
-        )
-    )
-    ratio = step_ratio(record)
-    rows.append(
-        (
+        ),
+        _measured(
             "an MCC step against a `fit` step on the same images",
             f"<= {STEP_GOAL}x",
+            ratio,
             fmt(ratio, 2, "x"),
-            None if ratio is None else ratio <= STEP_GOAL,
-        )
-    )
-    extra = auto_extra(record)
-    rows.append(
-        (
+            ratio is not None and ratio <= STEP_GOAL,
+        ),
+        _measured(
             '`weight="auto"` adds at most 2 adaptation runs (text, wall time)',
             f"<= {AUTO_GOAL:.0f} runs",
+            extra,
             fmt(extra, 2, " runs"),
-            None if extra is None else extra <= AUTO_GOAL,
-        )
-    )
+            extra is not None and extra <= AUTO_GOAL,
+        ),
+    ]
     return rows
 
 
@@ -455,9 +457,6 @@ def render(record: dict[str, Any]) -> str:
         "",
         *[f"- {t}" for t in TRIALS],
         "",
-        "## Machine",
-        "",
-        *common.machine_lines(record["machine"]),
-        "",
+        *common.machine_section(record["machine"]),
     ]
     return "\n".join(lines)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.common import Goal, goals_table, machine_lines, note_lines, table
+from benchmarks.common import Goal, goals_table, machine_section, note_lines, table
 
 SCAN_LIMIT = 2.0  # tltf's scan per file within 2x of Keras's loader.
 FLAT_LIMIT = 1.25  # Per-example growth tolerated from one size to the next.
@@ -234,9 +234,6 @@ def render(record: dict[str, Any]) -> str:
             csv_rows(results),
         ),
         "",
-        "## Machine",
-        "",
-        *machine_lines(record["machine"]),
-        "",
+        *machine_section(record["machine"]),
     ]
     return "\n".join(lines)

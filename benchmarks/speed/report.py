@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.common import Goal, goals_table, machine_lines, note_lines, table
+from benchmarks.common import Goal, goals_table, machine_section, note_lines, table
 
 
 def floors(r: dict[str, dict]) -> dict[str, float]:
@@ -334,10 +334,7 @@ def render(record: dict[str, Any]) -> str:
         "recipe is `benchmarks/speed/baseline.py`, the Keras guide's code.",
         "",
         *note_lines(record),
-        "## Machine",
-        "",
-        *machine_lines(info),
-        "",
+        *machine_section(info),
         "## Targets",
         "",
         *goals_table(targets(r, cfg)),
