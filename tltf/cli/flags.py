@@ -138,12 +138,18 @@ def image_data_flags(g: FlagGroup) -> None:
         metavar="N",
         help="examples per batch (default 32)",
     )
-    g.add_argument(
+    fraction_flag(
+        g,
         "--validation-split",
-        type=number(0, 0.2, high=1, high_open=True),
-        metavar="FRACTION",
-        help="fraction held out for validation, from 0 to below 1 (default 0.2)",
+        0.2,
+        "fraction held out for validation, from 0 to below 1 (default 0.2)",
     )
+
+
+def fraction_flag(g: FlagGroup, name: str, default: float, help: str) -> None:
+    """A flag that takes a fraction from 0 to below 1 (``default`` when absent)."""
+    below_one = number(0, default, high=1, high_open=True)
+    g.add_argument(name, type=below_one, metavar="FRACTION", help=help)
 
 
 def model_flags(p: Parser, *, text: bool = True) -> None:
@@ -349,11 +355,11 @@ def calibrate(p: Parser) -> None:
         metavar="PATH",
         help="out-of-scope examples: a text file (one per line) or an image folder",
     )
-    g.add_argument(
+    fraction_flag(
+        g,
         "--max-accuracy-drop",
-        type=number(0, 0.01, high=1, high_open=True),
-        metavar="FRACTION",
-        help="with --oos: in-scope accuracy the threshold may cost (default 0.01)",
+        0.01,
+        "with --oos: in-scope accuracy the threshold may cost (default 0.01)",
     )
     p.add_argument("--overwrite", action="store_const", const=True, help=OVERWRITE_HELP)
 
