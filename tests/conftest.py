@@ -11,6 +11,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import keras  # noqa: E402
@@ -50,3 +51,17 @@ def image_folder(tmp_path: Path) -> Path:
 def tiny_model() -> keras.Model:
     """A compiled 3-class classifier on a tiny 3-block base (block1-block3)."""
     return build_tiny_model()
+
+
+@pytest.fixture
+def tfds_tempdir(tmp_path_factory, monkeypatch) -> Path:
+    """Python's temporary folder, for this test, is a folder of pytest's.
+
+    TFDS makes an empty ``/tmp/tmp*tfds`` folder each time it builds a
+    dataset's info (``DatasetInfo.initialize_from_bucket``) and leaves it;
+    tests that load TFDS datasets take this fixture so it lands here, where
+    pytest removes it with its old runs.
+    """
+    folder = tmp_path_factory.mktemp("tempdir")
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder

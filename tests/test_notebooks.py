@@ -146,6 +146,10 @@ def test_notebook_runs_top_to_bottom_in_small_data_mode(name, tmp_path, monkeypa
     monkeypatch.setenv("TLTF_SMALL_DATA", "1")
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    # The kernel's temporary files (TFDS leaves a /tmp/tmp*tfds folder per
+    # dataset it loads) go to this test's folder, not /tmp.
+    (tmp_path / "tempdir").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tempdir"))
     nb = _read(name)
     client = nbclient.NotebookClient(
         nb,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -72,10 +71,20 @@ def equals(expected: Any) -> Callable[[Any], None]:
     return outcome
 
 
+#: The session's folder for the tables' files, under pytest's temporary
+#: folder (tests/bad_input/conftest.py sets it): pytest removes it with its
+#: old runs, so no ``/tmp/tltf-bad-input-*`` is left behind.
+SCRATCH_ROOT: list[Path] = []
+
+
 @functools.cache
 def scratch(table: str) -> Path:
     """A temporary folder for the files of one table's rows (made once)."""
-    return Path(tempfile.mkdtemp(prefix=f"tltf-bad-input-{table}-"))
+    if not SCRATCH_ROOT:
+        raise RuntimeError("scratch() runs inside tests only (see conftest.py)")
+    folder = SCRATCH_ROOT[0] / table
+    folder.mkdir()
+    return folder
 
 
 def trained_tiny_model(x: Any, y: Any, epochs: int) -> Any:

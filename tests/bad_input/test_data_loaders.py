@@ -205,5 +205,5 @@ ROWS = [
 
 
 @pytest.mark.parametrize("row", params(ROWS))
-def test_data_loader(row: Row) -> None:
+def test_data_loader(row: Row, tfds_tempdir) -> None:
     check(row)

@@ -381,7 +381,7 @@ def test_train_on_a_csv_with_the_default_text_backbone(tmp_path, capsys):
     assert "all-minilm-l6-v2 (mean pooling)" in capsys.readouterr().out
 
 
-def test_train_on_a_tfds_name(workspace, tmp_path):
+def test_train_on_a_tfds_name(workspace, tmp_path, tfds_tempdir):
     import tensorflow_datasets as tfds
 
     args = ["train", "--tfds", "tf_flowers", "--backbone"]

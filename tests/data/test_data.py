@@ -117,7 +117,7 @@ def test_from_arrays_stratified_split_and_length_check():
         tltf.data.from_arrays(x, y[:3])
 
 
-def test_tfds_by_name_with_mock_data():
+def test_tfds_by_name_with_mock_data(tfds_tempdir):
     import tensorflow_datasets as tfds
 
     with tfds.testing.mock_data(num_examples=12):
@@ -127,6 +127,6 @@ def test_tfds_by_name_with_mock_data():
     assert x.shape == (4, 32, 32, 3) and int(np.max(y)) < 5
 
 
-def test_unknown_tfds_name_is_a_clear_error():
+def test_unknown_tfds_name_is_a_clear_error(tfds_tempdir):
     with pytest.raises(tltf.DataError, match="Could not load TFDS dataset"):
         tltf.data.tfds_dataset("no_such_dataset_xyz", download=False)

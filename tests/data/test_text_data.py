@@ -106,7 +106,7 @@ def test_from_texts_errors():
         tltf.data.from_texts(["a", "b"], ["x", "y"], class_names=["x", "z"])
 
 
-def test_tfds_text_dataset_yields_strings():
+def test_tfds_text_dataset_yields_strings(tfds_tempdir):
     import tensorflow_datasets as tfds
 
     with tfds.testing.mock_data(num_examples=6):
