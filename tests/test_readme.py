@@ -1,11 +1,12 @@
 """Every snippet of README.md runs as written.
 
-- The ```python blocks run in order, in one namespace, in a fresh process
-  whose working folder holds the files they read (``flowers/``,
-  ``photos/``, ``reviews.csv``). Only what cannot run offline is changed,
-  plus one call shortened for time, by `SUBSTITUTIONS` (each with its
-  reason); names that the README leaves to the reader (``train``,
-  ``teacher``, ...) are given by `SETUP`.
+- The ```python blocks run in order, in one namespace per chain (`CHAINS`:
+  a chain starts where the README loads its own data and builds its own
+  model), each chain in a fresh process whose working folder holds the
+  files they read (``flowers/``, ``photos/``, ``reviews.csv``). Only what
+  cannot run offline is changed, plus one call shortened for time, by
+  `SUBSTITUTIONS` (each with its reason); names that the README leaves to
+  the reader (``train``, ``teacher``, ...) are given by `SETUP`.
 - The ``>>>`` block runs as a doctest.
 - Every ``tltf ...`` command line of the ```bash blocks parses with the
   command line's own parser.
@@ -100,6 +101,12 @@ SETUP = [
         "train and val are the reader's datasets: here the loaded data's splits.",
     ),
     (
+        'tltf.evaluate(model, data, output_dir="runs/eval", history=history)',
+        "history = model.history",
+        "history is the reader's record of training: here the History of the "
+        "model.fit just before (Keras keeps it as model.history).",
+    ),
+    (
         "tltf.distill(teacher, student",
         "import numpy as np\n"
         "teacher, n = model, data.num_classes\n"
@@ -109,6 +116,39 @@ SETUP = [
         "trained just before, its classes, and four unlabeled images.",
     ),
 ]
+
+#: (text in a snippet, why): the snippets that start a chain. From each, the
+#: README loads its own data and builds its own model, so the snippets up to
+#: the next start run in a process of their own, and the chains spread over
+#: pytest-xdist's workers. The first snippet starts the first chain. A
+#: snippet that used a name made in an earlier chain fails with NameError.
+CHAIN_STARTS = [
+    (
+        'data = tltf.data.text_csv("reviews.csv"',
+        "The text classifiers: the reviews and the MiniLM model.",
+    ),
+    (
+        'strategy = tltf.get_strategy("auto")',
+        "Distribution, export, compact serving, distillation: the photos and "
+        "a MobileNetV2.",
+    ),
+    (
+        "model = tltf.adapt_domain(",
+        "Domain adaptation: the reviews, the comments and a MiniLM model.",
+    ),
+]
+
+
+def chains(blocks: list[Block]) -> list[list[Block]]:
+    """``blocks`` cut before every snippet that `CHAIN_STARTS` names."""
+    cut: list[list[Block]] = []
+    for block in blocks:
+        starts = any(marker in block.code for marker, _ in CHAIN_STARTS)
+        if starts or not cut:
+            cut.append([])
+        cut[-1].append(block)
+    return cut
+
 
 REVIEWS = [
     ("a gripping, well acted film", "positive"),
@@ -169,14 +209,15 @@ for snippet in snippets:
 """
 
 
-@pytest.fixture(scope="module")
-def readme_run(tmp_path_factory) -> dict[str, dict]:
-    """Runs every Python snippet in order in one fresh process; results by id."""
-    folder = tmp_path_factory.mktemp("readme")
+def run_chain(chain: list[Block], folder: Path) -> tuple[dict[str, dict], str]:
+    """Runs one chain's snippets in order in a fresh process in ``folder``.
+
+    Returns the results by snippet id, and the end of the process's stderr.
+    """
     write_fixtures(folder)
     snippets = [
         {"id": b.id, "name": f"README.md:{b.line}", "code": snippet_source(b)}
-        for b in PYTHON
+        for b in chain
     ]
     (folder / "snippets.json").write_text(json.dumps(snippets))
     (folder / "run_snippets.py").write_text(RUNNER)
@@ -193,10 +234,9 @@ def readme_run(tmp_path_factory) -> dict[str, dict]:
         if line.startswith("RESULT"):
             result = json.loads(line[len("RESULT") :])
             results[result["id"]] = result
-    assert results, f"the snippets did not run:\n{done.stderr[-3000:]}"
     for result in results.values():  # Shown with -s, and on failures.
         print(f"README {result['id']}: {result['seconds']} s, ok={result['ok']}")
-    return results
+    return results, done.stderr[-3000:]
 
 
 # --- the Python snippets ---
@@ -214,15 +254,28 @@ def test_each_substitution_still_matches_a_snippet(old, new, why):
     assert any(old in block.code for block in PYTHON), (old, why)
 
 
+@pytest.mark.parametrize(("marker", "why"), CHAIN_STARTS)
+def test_each_chain_start_matches_one_snippet(marker, why):
+    assert sum(marker in block.code for block in PYTHON) == 1, (marker, why)
+
+
+CHAINS = chains(PYTHON)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("block", PYTHON, ids=[b.id for b in PYTHON])
-def test_python_snippet_runs(readme_run, block):
-    """Slow: ResNet50 and MobileNets at 224x224 and MiniLM, ~2-3 min in all."""
-    result = readme_run.get(block.id)
-    assert result is not None, "the snippet process stopped before this one"
-    assert result["ok"], (
-        f"README.md line {block.line}: {result['error']}\n{result['traceback']}"
-    )
+@pytest.mark.parametrize("chain", CHAINS, ids=[c[0].id for c in CHAINS])
+def test_python_snippets_run(chain, tmp_path):
+    """Slow: ResNet50 and MobileNets at 224x224 and MiniLM, minutes in all."""
+    results, stderr = run_chain(chain, tmp_path)
+    for block in chain:
+        result = results.get(block.id)
+        assert result is not None, (
+            f"README.md line {block.line}: the snippet process stopped before "
+            f"this snippet:\n{stderr}"
+        )
+        assert result["ok"], (
+            f"README.md line {block.line}: {result['error']}\n{result['traceback']}"
+        )
 
 
 @pytest.mark.parametrize("block", DOCTESTS, ids=[b.id for b in DOCTESTS])
