@@ -663,12 +663,17 @@ def test_cli_train_on_a_csv(tmp_path, capsys):
     args += ["--epochs", "1"]  # 3 by default; one unfrozen epoch is enough here.
     assert main(args) == 0
     record = json.loads((run / "run.json").read_text())
+    assert "backbone" not in record["options"]  # No --backbone: the default.
     assert record["class_names"] == CLASS_NAMES["text"]
     frozen_epochs(record["history"]["stage"])  # Frozen epoch(s), then one more.
-    assert (run / "evaluation" / "report.json").is_file()
+    report = json.loads((run / "evaluation" / "report.json").read_text())
+    assert report["num_examples"] == 6  # The held-out rows: 20% of each class.
     import keras_hub  # noqa: F401 - registers the tokenizer layers.
 
     model = keras.saving.load_model(run / "model.keras")
     assert model.get_layer("head").pooling == "avg"  # MiniLM: mean pooling.
     check_probabilities(model.predict(tf.constant(TEXTS[:2])), 2)
-    assert str(run / "model.keras") in capsys.readouterr().out
+    out = capsys.readouterr().out
+    # The offline MiniLM and its registered default pooling, in the builder's word.
+    assert "all-minilm-l6-v2 (mean pooling)" in out
+    assert str(run / "model.keras") in out

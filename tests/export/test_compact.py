@@ -206,21 +206,29 @@ def test_litert_keeps_an_existing_file_and_a_failed_check_writes_nothing(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.tflite"]
 
 
-# --- text models (house rule: tiny BERT and the offline MiniLM) ---
+# --- text models (house rule: "cls" and "mean" pooled heads both) ---
 
 TEXTS = ["a good film", "great acting", "a bad film", "boring and dull"]
+#: Rows of `text_model`: the backbone, and the head's pooling (None: the
+#: backbone's default, "cls" for tiny BERT, "mean" for MiniLM).
+TEXT_ROWS = {
+    "tiny_bert": ("tiny_bert", None),
+    "tiny_bert-mean": ("tiny_bert", "mean"),
+    "minilm": ("minilm", None),
+}
+MINILM = pytest.param("minilm", marks=pytest.mark.slow)
 
 
-@pytest.fixture(
-    scope="module",
-    params=["tiny_bert", pytest.param("minilm", marks=pytest.mark.slow)],
-)
+@pytest.fixture(scope="module")
 def text_model(request, tmp_path_factory):
+    """A text classifier of a row of `TEXT_ROWS` (tests pick rows: indirect)."""
+    source, pooling = TEXT_ROWS[request.param]
     folder = tmp_path_factory.mktemp("bert") / "bert"
-    backbone = text_backbone(request.param, folder, TEXTS)
-    return tltf.build_text_classifier(backbone, 2, sequence_length=16)
+    backbone = text_backbone(source, folder, TEXTS)
+    return tltf.build_text_classifier(backbone, 2, sequence_length=16, pooling=pooling)
 
 
+@pytest.mark.parametrize("text_model", ["tiny_bert", MINILM], indirect=True)
 def test_text_litert_takes_token_ids_and_agrees_with_keras(text_model, tmp_path):
     path = tltf.export_litert(text_model, tmp_path / "text.tflite")
     meta = tltf.read_export_metadata(path)
@@ -238,9 +246,12 @@ def test_text_litert_takes_token_ids_and_agrees_with_keras(text_model, tmp_path)
         np.testing.assert_allclose(out["probabilities"], expected, atol=1e-3)
 
 
+@pytest.mark.parametrize("text_model", ["tiny_bert", "tiny_bert-mean"], indirect=True)
 def test_text_int8_saved_model_quantizes_the_encoder(text_model, tmp_path):
     # The fresh-process check of int8 exports runs on the image export above;
     # here the token-ids model is reloaded in this process, to stay quick.
+    # Both head poolings on the tiny BERT: the same layers as MiniLM's
+    # (Dense, EinsumDense, ReversibleEmbedding), at a fraction of the time.
     path = tltf.export_saved_model(
         text_model,
         tmp_path / "int8",
@@ -316,8 +327,10 @@ def test_cli_calibrate_evaluate_and_export_show_the_threshold(run_folder, capsys
     assert meta["rejection"]["threshold"] == record["threshold"]
     assert meta["class_names"] == ["cats", "dogs"]
 
+    # --no-verify: the fresh-process check of an int8 export with a threshold
+    # is test_int8_saved_model_is_smaller_agrees_and_answers_unknown's.
     code = main(
-        ["export", "--model", str(model_file), "--quantize", "int8"]
+        ["export", "--model", str(model_file), "--quantize", "int8", "--no-verify"]
         + ["--output", str(run_folder / "serving")]
     )
     out = capsys.readouterr().out
