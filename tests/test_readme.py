@@ -209,6 +209,11 @@ for snippet in snippets:
 """
 
 
+#: What every chain after the first runs first: the README's ``import tltf``
+#: (the first line of its first snippet), which a reader has already run.
+CHAIN_PRELUDE = "import tltf"
+
+
 def run_chain(chain: list[Block], folder: Path) -> tuple[dict[str, dict], str]:
     """Runs one chain's snippets in order in a fresh process in ``folder``.
 
@@ -219,6 +224,8 @@ def run_chain(chain: list[Block], folder: Path) -> tuple[dict[str, dict], str]:
         {"id": b.id, "name": f"README.md:{b.line}", "code": snippet_source(b)}
         for b in chain
     ]
+    if chain[0] is not PYTHON[0]:
+        snippets[0]["code"] = f"{CHAIN_PRELUDE}\n{snippets[0]['code']}"
     (folder / "snippets.json").write_text(json.dumps(snippets))
     (folder / "run_snippets.py").write_text(RUNNER)
     done = subprocess.run(
@@ -244,6 +251,7 @@ def run_chain(chain: list[Block], folder: Path) -> tuple[dict[str, dict], str]:
 
 def test_readme_has_the_snippets_this_test_expects():
     assert len(PYTHON) >= 5 and DOCTESTS and SHELL and CLI_LINES
+    assert PYTHON[0].code.startswith(CHAIN_PRELUDE + "\n")
     for block in PYTHON:
         compile(snippet_source(block), f"README.md:{block.line}", "exec")
 
