@@ -10,6 +10,14 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# Under pytest-xdist each worker is a process with TensorFlow's default of one
+# intra-op thread per core: with a worker per core, each worker's threads
+# would fight the others' for the cores. One intra-op thread per worker
+# instead; the processes tests start (fresh-process checks, the README
+# snippets, notebook kernels) inherit it. Inter-op threads stay at the
+# default: collective ops of multi-device strategies need more than one.
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -65,3 +73,19 @@ def tfds_tempdir(tmp_path_factory, monkeypatch) -> Path:
     folder = tmp_path_factory.mktemp("tempdir")
     monkeypatch.setattr(tempfile, "tempdir", str(folder))
     return folder
+
+
+def pytest_collection_modifyitems(config, items):
+    """Files with ``long`` tests run first, then files with ``slow`` ones.
+
+    Under pytest-xdist (``--dist worksteal``) the longest tests (minutes
+    each: README snippet chains, notebooks, the demo) then start early, and
+    the many short ones fill both workers in at the end, instead of one
+    worker finishing a long test alone. Only the order of files changes: a
+    file's tests stay together, so its module fixtures are built once per
+    worker that runs it.
+    """
+    long = {item.path for item in items if item.get_closest_marker("long")}
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    # sort is stable: files keep their order within each group, tests theirs.
+    items.sort(key=lambda item: (item.path not in long, item.path not in slow))

@@ -141,6 +141,7 @@ def test_small_data_mode_is_one_visible_settings_cell(name):
 
 
 @pytest.mark.slow  # about 3 minutes on 2 cores for the notebooks
+@pytest.mark.long
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_top_to_bottom_in_small_data_mode(name, tmp_path, monkeypatch):
     monkeypatch.setenv("TLTF_SMALL_DATA", "1")

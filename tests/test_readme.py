@@ -271,6 +271,7 @@ CHAINS = chains(PYTHON)
 
 
 @pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.parametrize("chain", CHAINS, ids=[c[0].id for c in CHAINS])
 def test_python_snippets_run(chain, tmp_path):
     """Slow: ResNet50 and MobileNets at 224x224 and MiniLM, minutes in all."""

@@ -646,6 +646,7 @@ def test_every_public_name_resolves_from_the_package():
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_demo_runs_offline_end_to_end(tmp_path, capsys):
     from tltf.backbones.kerashub import minilm_folder
 
