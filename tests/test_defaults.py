@@ -488,6 +488,22 @@ def test_distill(matrix, row):
     check_probabilities(student.predict(inputs), len(inputs))
 
 
+@rows(slow=HEAVY)
+def test_adapt_domain(matrix, row):
+    """The default call on the default model: MCC adapts the output layer (the
+    base is frozen, the head has no hidden layer) and the check decides."""
+    source, data = row
+    model = source.build()
+    base, head = base_print(model), head_print(model)
+    target, _ = raw_inputs(source.modality)
+    adapted = tltf.adapt_domain(model, data.train, target)
+    assert adapted is model
+    assert base_print(model) == base  # Only what trains adapts: the head.
+    assert head_print(model) != head
+    assert model.history.adaptation["kept"] in ("adapted", "source_only")
+    check_probabilities(model.predict(target), len(target))
+
+
 # --- evaluation, export, prediction ---
 
 

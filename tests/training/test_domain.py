@@ -476,6 +476,30 @@ def test_errors_name_the_problem(small_data):
         tltf.adapt_domain(regression, (xs, ys.astype("float32")), xt)
 
 
+def test_mcc_adapts_the_output_layer_of_a_model_as_the_builders_make_it():
+    """Frozen base, no hidden layer (the builders' defaults): MCC still adapts,
+    through the output layer alone; the base stays as it was."""
+    # 64 images, not small_data's 16: on near-uniform predictions MCC's pull is
+    # small, and Adam's first steps hide it behind the task loss's direction.
+    xs, ys = shifted_images(64, seed=0)
+    xt, _ = shifted_images(64, seed=1, offset=100.0)
+    adapted, source_only = tiny_classifier(), tiny_classifier()
+    source_only.set_weights(adapted.get_weights())
+    base_before = [v.numpy().copy() for v in adapted.backbone.weights]
+    tltf.adapt_domain(adapted, (xs, ys), xt, epochs=2, check=False, verbose=0)
+    tltf.adapt_domain(source_only, (xs, ys), xt, epochs=2, weight=0, verbose=0)
+    for before, v in zip(base_before, adapted.backbone.weights):
+        np.testing.assert_array_equal(before, v.numpy())
+    moved = [
+        np.abs(a.numpy() - b.numpy()).max()
+        for a, b in zip(
+            adapted.head.trainable_weights, source_only.head.trainable_weights
+        )
+    ]
+    assert max(moved) > 1e-6  # the MCC term moved the output layer
+    assert adapted.history.history["adaptation_loss"][-1] > 0
+
+
 def test_models_that_cannot_adapt_are_refused(small_data):
     xs, ys, xt = small_data
     plain = keras.Sequential([keras.Input((SIZE, SIZE, 3)), keras.layers.Flatten()])
@@ -488,7 +512,7 @@ def test_models_that_cannot_adapt_are_refused(small_data):
             tiny_classifier(hidden_units=(4,), compile=False), (xs, ys), xt
         )
     with pytest.raises(tltf.ConfigError, match="Nothing before the output layer"):
-        tltf.adapt_domain(tiny_classifier(), (xs, ys), xt)
+        tltf.adapt_domain(tiny_classifier(), (xs, ys), xt, method="mmd")
     with pytest.raises(tltf.ConfigError, match="pooled features cannot adapt"):
         tltf.adapt_domain(
             tiny_classifier(hidden_units=(4,)), (xs, ys), xt, align="pooled"

@@ -235,6 +235,8 @@ def as_unlabeled(
         if isinstance(data.element_spec, tuple):
             return data.map(lambda *element: element[0])
         return data
+    if tf.is_tensor(data):  # An eager tensor of pixels or of texts.
+        data = data.numpy()
     if is_string_input(data):
         data = as_inputs(data, what)
     if isinstance(data, (list, tuple, np.ndarray, dict)):

@@ -106,6 +106,9 @@ def adapt_domain(
         model: A compiled tltf classifier. What can adapt is what is
             trainable: unfreeze base groups (`tltf.set_trainable_groups`,
             `tltf.StagedUnfreezing`) or build the head with ``hidden_units``.
+            On a model as the builders make it (frozen base, no hidden
+            layer) MCC adapts the output layer alone; the feature methods
+            need trainable features and say so.
         source: Labelled source data in any form `fit_frozen_head` takes.
         target: Unlabelled target inputs: an array, a list of strings, a
             batched dataset of inputs (labels, if any, are ignored) or a
@@ -154,7 +157,8 @@ def adapt_domain(
 
     Raises:
         ConfigError: Not a compiled tltf classifier, nothing trainable before
-            the output layer, an unknown method or schedule, MCC on a head
+            the output layer for a feature method (DANN, CORAL, MMD), an
+            unknown method or schedule, MCC on a head
             that is not multiclass, a bad count, or a bad weight or baseline.
         DataError: Empty target data, or target inputs of another kind or
             shape than the model takes.
@@ -170,10 +174,13 @@ def adapt_domain(
     if batch_size is not None:
         batch_size = arguments.count("batch_size", batch_size)
     callbacks = as_list(callbacks)
-    parts = parts_of(model)
-    align, base_trains = _check_model(model, parts, callbacks, align, method)
+    # Unknown names fail here, before the model is looked at.
+    reads_logits = make_method(method, discriminator, kernel).reads_logits
     schedule = _check_schedule(schedule, method)
-    make_method(method, discriminator, kernel)  # Unknown names fail here.
+    parts = parts_of(model)
+    align, base_trains = _check_model(
+        model, parts, callbacks, align, method, reads_logits
+    )
     check_data(model, source, "source")
     train = as_batched(source, batch_size, what="source", shuffle=True)
     first = first_batch(train, "source", "Pass at least one labelled example.")
@@ -393,10 +400,15 @@ def _check_target_shape(model: keras.Model, ds: tf.data.Dataset) -> None:
 
 
 def _check_model(
-    model: keras.Model, parts: ModelParts, callbacks: list, align: str, method: str
+    model: keras.Model,
+    parts: ModelParts,
+    callbacks: list,
+    align: str,
+    method: str,
+    reads_logits: bool,
 ) -> tuple[str, bool]:
     """Checks the model can adapt; returns the features to align, and whether
-    the base trains."""
+    the base trains. ``reads_logits``: the method acts on the predictions."""
     try:
         head = require_head(parts)
     except ConfigError as err:
@@ -426,12 +438,15 @@ def _check_model(
     )
     if align == "auto":
         align = "pooled" if base_trains else "hidden"
-    if align == "hidden" and not head.hidden and not base_trains:
+    # MCC acts on the predictions, so the output layer alone can adapt to them;
+    # the feature methods need features that move.
+    if align == "hidden" and not head.hidden and not base_trains and not reads_logits:
         raise ConfigError(
             f"Nothing before the output layer of '{model.name}' can train, so "
-            "there is nothing to adapt. Unfreeze base groups "
+            f"method={method!r} has no features to align. Unfreeze base groups "
             "(tltf.set_trainable_groups(model, [...]) or a tltf.StagedUnfreezing "
-            "callback), or build the head with hidden_units=(256,)."
+            "callback), build the head with hidden_units=(256,), or use "
+            "method='mcc' (it adapts the output layer alone)."
         )
     if align == "pooled" and not base_trains:
         raise ConfigError(
