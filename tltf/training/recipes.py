@@ -124,15 +124,17 @@ def fine_tune(
             texts of a supervised contrastive stage first
             (`tltf.training.contrastive`: the encoder, or its LoRA adapters,
             learns to pull the pooled embeddings of one class together on
-            batches of 16 classes x 2 texts), so the head then trains on
-            tuned features. Cost: ``contrastive_epochs * n / 32`` steps of 32
-            texts, about one unfrozen epoch each. ``"auto"``: 4 for a
-            multiclass text classifier with at most 16 training examples
-            per class on average, unless ``freeze_epochs=0`` (a head
-            already trained on the encoder as it is), else 0. On CLINC150 at
-            10 texts per intent the stage and the head score 92.9 on the
-            validation split against 91.5 for a probe on frozen embeddings
-            and 91.3 without the stage (``benchmarks/clinc150``).
+            batches of 16 classes x 2 texts, temperature 0.05), so the head
+            then trains on tuned features. Cost: ``contrastive_epochs * n /
+            32`` steps of 32 texts, about one unfrozen epoch each (4 passes
+            over 1,500 texts: about 4.5 minutes at one CPU thread).
+            ``"auto"``: 4 for a multiclass text classifier with at most 16
+            training examples per class on average, unless
+            ``freeze_epochs=0`` (a head already trained on the encoder as it
+            is), else 0. On CLINC150 at 10 texts per intent the stage and a
+            head on its features score 93.2 and 92.8 on the validation split
+            (two draws) against 91.5 and 90.7 for a probe on frozen
+            embeddings (``benchmarks/clinc150``).
         verbose: As in ``model.fit``.
 
     Returns:
