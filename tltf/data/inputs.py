@@ -214,8 +214,8 @@ def as_unlabeled(
     """A batched dataset of inputs alone, from unlabelled data in any form.
 
     Args:
-        data: Inputs (an array, a dict of arrays, text in any form
-            `as_inputs` takes), a batched ``tf.data.Dataset`` of inputs or of
+        data: Inputs (an array or eager tensor, a dict of arrays, text in
+            any form `as_inputs` takes), a batched ``tf.data.Dataset`` of inputs or of
             ``(inputs, labels, ...)`` (labels dropped), or a `LoadedData`
             (its training split, labels dropped).
         batch_size: Batch size for arrays; None for `DEFAULT_BATCH_SIZE`.

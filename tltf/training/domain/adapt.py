@@ -158,8 +158,8 @@ def adapt_domain(
     Raises:
         ConfigError: Not a compiled tltf classifier, nothing trainable before
             the output layer for a feature method (DANN, CORAL, MMD), an
-            unknown method or schedule, MCC on a head
-            that is not multiclass, a bad count, or a bad weight or baseline.
+            unknown method or schedule, MCC on a head that is not
+            multiclass, a bad count, or a bad weight or baseline.
         DataError: Empty target data, or target inputs of another kind or
             shape than the model takes.
 
