@@ -90,6 +90,19 @@ SUBSTITUTIONS = [
         "Time, not offline: after fine_tune the whole MiniLM trains, and 200 steps "
         "take ~3.5 min on 2 CPU cores (test_defaults runs the range test).",
     ),
+    (
+        '"kerashub:all-minilm-l6-v2", data, max_trials=8,',
+        '"kerashub:all-minilm-l6-v2", data, max_trials=2,',
+        "Time, not offline: each trial builds and traces a MiniLM classifier "
+        "(~8 s); two trials show the reuse of the base's features, as in "
+        "test_defaults' tune_learning_rate row.",
+    ),
+    (
+        "temperature=3.0, alpha=0.1, epochs=10)",
+        "temperature=3.0, alpha=0.1, epochs=2)",
+        "Time, not offline: ten epochs of two 224x224 MobileNets take ~40 s on 2 "
+        "CPU cores; two run every part of the call (test_defaults runs distill).",
+    ),
 ]
 
 #: (text in a snippet, code run just before it, why). Names the README leaves

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tltf
-from tests.support.helpers import text_backbone
+from tests.support.helpers import text_row
 from tltf.evaluation import calibration as calib
 from tltf.evaluation.report import classification_metrics
 
@@ -267,22 +267,19 @@ def test_head_rejects_bad_calibration_values():
         tltf.Head(3, rejection_threshold=1.5)
 
 
-# --- text models (house rule: tiny BERT and the offline MiniLM) ---
+# --- text models (house rule: "cls" and "mean" pooled heads both) ---
 
 TEXTS = ["a good film", "great acting", "a bad film", "boring and dull"] * 3
 LABELS = np.array([1, 1, 0, 0] * 3)
 OOS = ["book a flight to paris", "what is the weather", "play some jazz"]
 
 
-@pytest.fixture(
-    scope="module",
-    params=["tiny_bert", pytest.param("minilm", marks=pytest.mark.slow)],
-)
+@pytest.fixture(scope="module", params=["tiny_bert", "tiny_bert-mean"])
 def text_model(request, tmp_path_factory):
-    """Tiny BERT (quick), and the offline MiniLM (~30 s of tracing: slow)."""
+    """Tiny BERT with its "cls" head and a "mean" one (helpers.TEXT_ROWS)."""
     folder = tmp_path_factory.mktemp("bert") / "bert"
-    backbone = text_backbone(request.param, folder, TEXTS + OOS)
-    return tltf.build_text_classifier(backbone, 2, sequence_length=16)
+    backbone, pooling = text_row(request.param, folder, TEXTS + OOS)
+    return tltf.build_text_classifier(backbone, 2, sequence_length=16, pooling=pooling)
 
 
 def test_text_model_calibrates_and_answers_unknown(text_model):

@@ -20,7 +20,7 @@ import pytest
 import tensorflow as tf
 
 import tltf
-from tests.support.helpers import build_tiny_model, text_backbone, write_image_folder
+from tests.support.helpers import build_tiny_model, text_row, write_image_folder
 from tltf.cli import main
 from tltf.export.litert import interpreter
 
@@ -209,26 +209,17 @@ def test_litert_keeps_an_existing_file_and_a_failed_check_writes_nothing(
 # --- text models (house rule: "cls" and "mean" pooled heads both) ---
 
 TEXTS = ["a good film", "great acting", "a bad film", "boring and dull"]
-#: Rows of `text_model`: the backbone, and the head's pooling (None: the
-#: backbone's default, "cls" for tiny BERT, "mean" for MiniLM).
-TEXT_ROWS = {
-    "tiny_bert": ("tiny_bert", None),
-    "tiny_bert-mean": ("tiny_bert", "mean"),
-    "minilm": ("minilm", None),
-}
-MINILM = pytest.param("minilm", marks=pytest.mark.slow)
 
 
 @pytest.fixture(scope="module")
 def text_model(request, tmp_path_factory):
-    """A text classifier of a row of `TEXT_ROWS` (tests pick rows: indirect)."""
-    source, pooling = TEXT_ROWS[request.param]
+    """A classifier of a row of helpers.TEXT_ROWS (tests pick rows: indirect)."""
     folder = tmp_path_factory.mktemp("bert") / "bert"
-    backbone = text_backbone(source, folder, TEXTS)
+    backbone, pooling = text_row(request.param, folder, TEXTS)
     return tltf.build_text_classifier(backbone, 2, sequence_length=16, pooling=pooling)
 
 
-@pytest.mark.parametrize("text_model", ["tiny_bert", MINILM], indirect=True)
+@pytest.mark.parametrize("text_model", ["tiny_bert", "tiny_bert-mean"], indirect=True)
 def test_text_litert_takes_token_ids_and_agrees_with_keras(text_model, tmp_path):
     path = tltf.export_litert(text_model, tmp_path / "text.tflite")
     meta = tltf.read_export_metadata(path)

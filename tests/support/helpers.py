@@ -124,6 +124,24 @@ def text_backbone(source: str, folder: Path, texts: list[str]) -> str:
     return MINILM_NAME
 
 
+#: The rows of the text test matrix (house rule: both heads, "cls" and
+#: "mean"): the `text_backbone` source and the head's pooling (None: the
+#: backbone's default, "cls" for tiny BERT, "mean" for MiniLM). The tiny
+#: preset covers both poolings in seconds; the offline MiniLM (its
+#: registered "mean") runs every entry point in test_defaults.
+TEXT_ROWS = {
+    "tiny_bert": ("tiny_bert", None),
+    "tiny_bert-mean": ("tiny_bert", "mean"),
+    "minilm": ("minilm", None),
+}
+
+
+def text_row(row: str, folder: Path, texts: list[str]) -> tuple[str, str | None]:
+    """``(backbone name, pooling)`` of a row of `TEXT_ROWS`."""
+    source, pooling = TEXT_ROWS[row]
+    return text_backbone(source, folder, texts), pooling
+
+
 def run_fresh_process(script: Path, *args: Path, cwd: Path) -> dict:
     """Runs a Python ``script`` in a new process; returns the JSON it prints.
 

