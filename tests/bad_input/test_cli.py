@@ -265,6 +265,9 @@ ROWS = [
     # --- missing required flags ---
     Row("evaluate-no-model", "evaluate --data {ws}/images", "--model", "run folder"),
     Row("evaluate-no-data", "evaluate --model {ws}/run", "--data", "pass --data"),
+    Row("export-no-model", "export --output {ws}/new", "--model", "run folder"),
+    Row("export-no-output", "export --model {ws}/run", "--output", "e.g. --output"),
+    Row("predict-no-model", "predict {ws}/file.txt", "--model", "export folder"),
     Row(
         "calibrate-no-data",
         "calibrate --model {ws}/run --target-precision 0.9",
@@ -277,9 +280,6 @@ ROWS = [
         "--target-precision",
         "pass --target-precision",
     ),
-    Row("export-no-model", "export --output {ws}/new", "--model", "run folder"),
-    Row("export-no-output", "export --model {ws}/run", "--output", "e.g. --output"),
-    Row("predict-no-model", "predict {ws}/file.txt", "--model", "export folder"),
     Row(
         "predict-no-inputs",
         "predict --model {ws}/run",

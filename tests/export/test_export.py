@@ -123,6 +123,7 @@ def test_image_export_metadata_and_saved_model_cli(image_export):
     assert meta["custom_ops"] == [] and meta["requires"] is None
     check = meta["verification"]["saved_model"]
     assert check["reloaded_in_fresh_process"] and check["max_abs_difference"] < 1e-4
+    assert check["keras_imported"] is False  # As in a serving system: no Keras.
     shown = saved_model_cli_show_all(path)
     for expected in (
         "signature_def['serving_default']",
@@ -257,6 +258,7 @@ def test_a_check_that_disagrees_fails_and_writes_nothing(tmp_path, monkeypatch):
             "loaded_libraries": [],
             "unresolved_ops": [],
             "signatures": {},
+            "keras_imported": False,
         }
         return [
             {**response, "results": [outputs for _ in request["calls"]]}

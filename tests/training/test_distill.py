@@ -395,26 +395,3 @@ def test_report_compares_teacher_and_student(task_and_teacher, tmp_path):
     assert json.loads(path.read_text()) == report
     assert path.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(path.parent.glob("*.partial"))
-
-
-@pytest.mark.slow
-def test_mobilenet_student_distills_and_exports(tmp_path):
-    """A keras:mobilenet_v3_small student (random weights) from a tiny teacher."""
-    teacher = build_tiny_model()
-    student = tltf.build_image_classifier(
-        "keras:mobilenet_v3_small", 3, weights=None, input_shape=(32, 32, 3)
-    )
-    tltf.unfreeze_backbone(student)
-    before = weights_of(student.layers)
-    rng = np.random.default_rng(0)
-    images = rng.uniform(0, 255, (16, 32, 32, 3)).astype("float32")
-    data = (images, np.arange(16) % 3)
-
-    distill(
-        teacher, student, data, unlabeled=images[:8], epochs=1, batch_size=8, verbose=0
-    )
-
-    assert not same(weights_of(student.layers), before)
-    report = tltf.distillation_report(teacher, student, data, latency_runs=2)
-    assert report["student"]["size_bytes"] > report["teacher"]["size_bytes"] > 0
-    assert report["ratios"]["params"] < 1.0  # This "student" is the bigger one.

@@ -17,6 +17,12 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's __init__ imports Keras 3 eagerly (and scikit-learn through
+# it) to register Keras optimizers, unless TF_USE_LEGACY_KERAS points tf.keras
+# at tf_keras, whose import then fails quietly. A serving system loads the
+# SavedModel without Keras, and so does this check: 2-3 of its ~7 CPU
+# seconds, on every export. It never uses tf.keras.
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
 # Run as a script, this file's folder is sys.path[0]: its modules (litert.py,
 # quantize.py) would shadow the top-level modules TensorFlow imports.
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -114,6 +120,7 @@ def main(argv: list[str]) -> int:
             response["results"].append(
                 {k: encode_tensor(v) for k, v in sorted(outputs.items())}
             )
+    response["keras_imported"] = "keras" in sys.modules
     with open(response_path, "w") as f:
         json.dump(response, f)
     return 0

@@ -311,6 +311,7 @@ def _summarize(
         "reloaded_in_fresh_process": True,
         "custom_ops": response["custom_ops"],
         "loaded_libraries": response["loaded_libraries"],
+        "keras_imported": response["keras_imported"],
         "signatures": response["signatures"],
         "num_samples": {e.name: len(e.expected) for e in endpoints},
         "max_abs_difference": worst,
