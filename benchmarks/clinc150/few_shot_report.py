@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,8 +12,10 @@ from benchmarks.common import Goal
 
 GOAL_10_SHOT = 92.5  # issue 29: the probe of RESULTS.md (90.53) + 2
 FULL_DATA_GOAL = 95.8  # issue 29: the full-data probe (95.27) + 0.5
-FULL_DATA_TODAY = 95.44  # RESULTS.md, (d) on the full data (this change keeps it)
-OOS_RECALL_BEFORE = 55.5  # RESULTS-compact.md: full-data (d) + calibrate_rejection
+OOS_RECALL_BEFORE = 55.5  # RESULTS-compact.md before the stage (calibrate_rejection)
+#: The full-data call at the defaults and its rejection: `compact.py`'s record
+#: ((d) is `fine_tune` at its defaults on the full data; the stage is off there).
+COMPACT_RECORD = Path(__file__).with_name("RESULTS-compact.json")
 MAX_SECONDS = 600
 ANCHORS = [
     ["USE + ConveRT, frozen + MLP (Casanueva et al. 2020)", "93.26"],
@@ -28,8 +31,14 @@ ANCHORS = [
 
 FULL_DATA_LINES = [
     "The full data (100 texts per intent) is above the stage's 16 per class, so "
-    "`fine_tune` there does what it did (RESULTS.md: 95.44 test, probe 95.27); "
-    "the goal of 95.8 is **missed** and was not rerun. Validation evidence "
+    "`fine_tune` there runs no stage. Rerun at the defaults on 2026-12-07 by "
+    "`compact.py` ((d), 3 unfrozen epochs): 95.02 test (RESULTS.md's run of "
+    "the same call: 95.44; probe 95.27): the goal of 95.8 is **missed**. That "
+    "run's serving arm stopped at the int8 SavedModel's own check (the "
+    "reloaded int8 graph gave probabilities up to 0.0111 away from the "
+    "in-process int8 model, tolerance 0.001; nothing was written) before it "
+    "recorded the rejection figures, so the out-of-scope recall after this "
+    "change is not measured (55.5 before it). Validation evidence "
     "from 2026-12-07 (one draw, 3000 texts, fine_tune's unfrozen stage from "
     "the head its frozen stage trains, 5,000 texts = 1/3 epoch, annealed): "
     "the default rates 95.83, lr_mult=5 95.73, all layers at 1e-4 95.07, "
@@ -99,24 +108,33 @@ def goals(results: dict[str, Any]) -> list[Goal]:
                 max(seconds) <= MAX_SECONDS,
             )
         )
-    out.append(
-        (
-            "full data, fine_tune defaults",
-            f">= {FULL_DATA_GOAL}",
-            f"not rerun: {FULL_DATA_TODAY} in RESULTS.md (the stage is off at 100 "
-            "per intent; see below)",
-            False,
-        )
-    )
-    out.append(
-        (
-            "out-of-scope recall with calibrate_rejection, full data",
-            f">= {OOS_RECALL_BEFORE} (RESULTS-compact.md)",
-            "not rerun (the full-data call is unchanged; 10-shot figures below)",
-            None,
-        )
-    )
+    out += full_data_goals(common.read_record(COMPACT_RECORD))
     return out
+
+
+def full_data_goals(compact: dict[str, Any]) -> list[Goal]:
+    """The full-data goals, from `compact.py`'s record (its own run)."""
+    machine = compact.get("machine", {})
+    run = f"RESULTS-compact.md, run {machine.get('date (UTC)', '?')[:10]}"
+    epochs = compact.get("config", {}).get("epochs", "?")
+    full, serve = compact["results"]["d"], compact["results"]["serve"]
+    goals: list[Goal] = []
+    name, target = "full data, fine_tune defaults", f">= {FULL_DATA_GOAL}"
+    if "error" in full:
+        goals.append((name, target, "-", None))
+    else:
+        shown = f"{full['accuracy']:.2f} ({run}: {epochs} unfrozen epochs)"
+        goals.append((name, target, shown, full["accuracy"] >= FULL_DATA_GOAL))
+    name = "out-of-scope recall with calibrate_rejection, full data"
+    target = f">= {OOS_RECALL_BEFORE} (before the stage)"
+    if "error" in serve:
+        shown = f"not measured: that run's serving arm failed ({run})"
+        goals.append((name, target, shown, None))
+    else:
+        recall = serve["rejection"]["test_out_of_scope_recall"]
+        shown = f"{recall:.1f} ({run})"
+        goals.append((name, target, shown, recall >= OOS_RECALL_BEFORE))
+    return goals
 
 
 def draws_table(results: dict[str, Any]) -> list[str]:
