@@ -19,9 +19,10 @@ import tensorflow as tf
 
 import tltf
 from tests.support.helpers import (
+    TEXT_ROWS,
     TINY_GROUPS,
     build_tiny_model,
-    text_backbone,
+    text_row,
     tiny_base,
 )
 from tltf.errors import ConfigError
@@ -118,17 +119,12 @@ def test_parts_stay_through_enable_lora_and_a_merged_copy_has_its_own():
 # --- text ---
 
 
-@pytest.fixture(
-    scope="module",
-    params=[("tiny_bert", None), ("tiny_bert", "mean"), ("minilm", None)],
-    ids=["tiny_bert-cls", "tiny_bert-mean", "minilm-mean"],
-)
+@pytest.fixture(scope="module", params=list(TEXT_ROWS))
 def text_model(request, tmp_path_factory) -> keras.Model:
-    source, pooling = request.param
+    """Every row of helpers.TEXT_ROWS: tiny BERT "cls" and "mean", MiniLM "mean"."""
     folder = tmp_path_factory.mktemp("bert") / "preset"
-    return tltf.build_text_classifier(
-        text_backbone(source, folder, TEXTS), 2, sequence_length=8, pooling=pooling
-    )
+    backbone, pooling = text_row(request.param, folder, TEXTS)
+    return tltf.build_text_classifier(backbone, 2, sequence_length=8, pooling=pooling)
 
 
 def test_text_model_holds_its_parts(text_model):

@@ -12,6 +12,7 @@ import tltf
 from tests.support.helpers import (
     build_tiny_model,
     same,
+    text_row,
     tiny_bert_preset,
     weights_of,
 )
@@ -33,8 +34,8 @@ TEXTS = [
 LABELS = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])
 
 
-@pytest.fixture(scope="module", params=["cls", "mean"])
-def source(request, tmp_path_factory) -> tuple[str, str]:
+@pytest.fixture(scope="module", params=["tiny_bert", "tiny_bert-mean"])
+def source(request, tmp_path_factory) -> tuple[str, str | None]:
     """A tiny BERT preset and a pooling: both heads, "cls" and "mean".
 
     The tiny preset rather than the offline MiniLM, for time: the stage is the
@@ -43,11 +44,10 @@ def source(request, tmp_path_factory) -> tuple[str, str]:
     (``test_fine_tune[kerashub_minilm]``), in the README's LoRA snippet, and
     on real data in ``benchmarks/clinc150``.
     """
-    folder = tmp_path_factory.mktemp("bert")
-    return f"kerashub:{tiny_bert_preset(folder, TEXTS)}", request.param
+    return text_row(request.param, tmp_path_factory.mktemp("bert"), TEXTS)
 
 
-def text_model(source: tuple[str, str]):
+def text_model(source: tuple[str, str | None]):
     backbone, pooling = source
     # sequence_length=16: the tiny preset's position embeddings stop at 16.
     return tltf.build_text_classifier(backbone, 3, sequence_length=16, pooling=pooling)
@@ -143,8 +143,7 @@ def test_the_stage_pulls_classes_apart(tmp_path):
     # The mean head only: the random tiny preset's [CLS] vector is nearly the
     # same for every text (the loss starts at log(31), all pairs alike), so
     # it has no classes to pull apart; the cls head's stage is covered above.
-    preset = tiny_bert_preset(tmp_path / "bert", TEXTS)
-    model = text_model((f"kerashub:{preset}", "mean"))
+    model = text_model(text_row("tiny_bert-mean", tmp_path / "bert", TEXTS))
     history = tltf.fine_tune(
         model, (TEXTS * 4, np.tile(LABELS, 4)), epochs=0, contrastive_epochs=8
     )
