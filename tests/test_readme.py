@@ -4,7 +4,7 @@
   a chain starts where the README loads its own data and builds its own
   model), each chain in a fresh process whose working folder holds the
   files they read (``flowers/``, ``photos/``, ``reviews.csv``). Only what
-  cannot run offline is changed, plus one call shortened for time, by
+  cannot run offline is changed, plus three calls shortened for time, by
   `SUBSTITUTIONS` (each with its reason); names that the README leaves to
   the reader (``train``, ``teacher``, ...) are given by `SETUP`.
 - The ``>>>`` block runs as a doctest.
@@ -71,7 +71,7 @@ DOCTESTS = [b for b in BLOCKS if b.language == "python" and ">>>" in b.code]
 SHELL = [b for b in BLOCKS if b.language in ("bash", "sh", "shell", "console")]
 
 #: (text in a snippet, what runs instead, why): what cannot run offline, and
-#: one range test that would take minutes.
+#: three calls that would take minutes (range test, search, distillation).
 SUBSTITUTIONS = [
     (
         'tltf.build_image_classifier("keras:resnet50", data.num_classes)',
