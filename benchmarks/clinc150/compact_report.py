@@ -52,6 +52,10 @@ def goal_rows(results: dict[str, Any]) -> list[Goal]:
         ex = serve["exports"]
         for kind, label in (("saved_model", "SavedModel"), ("litert", "LiteRT")):
             f32, i8 = ex[f"{kind}_float32"], ex[f"{kind}_int8"]
+            failed = [row["error"] for row in (f32, i8) if "error" in row]
+            if failed:
+                rows.append((f"{label} exports", "written", failed[0], False))
+                continue
             size, speed = (
                 i8["bytes"] / f32["bytes"],
                 i8["latency_ms"] / f32["latency_ms"],
@@ -78,15 +82,16 @@ def goal_rows(results: dict[str, Any]) -> list[Goal]:
                     drop >= -0.5,
                 ),
             ]
-        diff = ex["litert_float32"]["max_abs_diff_vs_keras"]
-        rows.append(
-            (
-                "LiteRT float32 probabilities vs Keras",
-                "<= 1e-3",
-                f"{diff:.1e} (largest difference)",
-                diff <= 1e-3,
+        diff = ex["litert_float32"].get("max_abs_diff_vs_keras")
+        if diff is not None:
+            rows.append(
+                (
+                    "LiteRT float32 probabilities vs Keras",
+                    "<= 1e-3",
+                    f"{diff:.1e} (largest difference)",
+                    diff <= 1e-3,
+                )
             )
-        )
         r = serve["rejection"]
         plain = r["test_accuracy_without_rejection"]
         change = r["test_accuracy"] - plain
@@ -179,7 +184,9 @@ def _exports(results: dict[str, Any]) -> list[str]:
     if "error" in serve:
         return []
     rows = [
-        [
+        [key.replace("_", " "), f"failed: {row['error']}", "", "", ""]
+        if "error" in row
+        else [
             key.replace("_", " "),
             _mb(row["bytes"]),
             f"{row['latency_ms']:.1f} ms",

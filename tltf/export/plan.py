@@ -40,6 +40,9 @@ class Endpoint:
         expected: The Keras model's outputs on the sample.
         compare_key: Output compared with ``expected``.
         description: One line for the metadata.
+        float_expected: For an endpoint of an int8 copy: the float model's
+            outputs on the same sample, which the reloaded export is held to
+            (see `tltf.export.quantize.quantized_plan`); None otherwise.
     """
 
     name: str
@@ -49,6 +52,7 @@ class Endpoint:
     expected: np.ndarray
     compare_key: str
     description: str
+    float_expected: np.ndarray | None = None
 
 
 @dataclasses.dataclass

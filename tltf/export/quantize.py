@@ -178,7 +178,9 @@ def quantized_plan(
 
     Returns:
         The quantized copy's plan, with ``quantization`` set to what was
-        quantized and how far it is from the float model.
+        quantized and how far it is from the float model, and each
+        endpoint's ``float_expected`` set to the float model's outputs (the
+        reference the reloaded export is checked against).
 
     Raises:
         ExportError: As `quantized_copy` and `compare_with_float`.
@@ -192,5 +194,8 @@ def quantized_plan(
         found = compare_with_float(ours.expected, theirs.expected, atol)
         if not worst or found["max_abs_difference"] > worst["max_abs_difference"]:
             worst = found
+        ours.float_expected = theirs.expected
+    if plan.token_endpoint is not None and float_plan.token_endpoint is not None:
+        plan.token_endpoint.float_expected = float_plan.token_endpoint.expected
     plan.quantization = {**summary, "versus_float": worst}
     return plan

@@ -23,9 +23,14 @@ the rejection threshold, what was quantized and the verification result.
 
 With ``quantize="int8"`` an int8 copy of the model is exported (the model
 itself is not changed; see `tltf.export.quantize` for which layers Keras
-quantizes). The check then compares the export with the quantized Keras
-model (``atol``), and the quantized model with the float one on the same
-inputs (``quantize_atol``, default 0.15, same top class where clear). The
+quantizes). The int8 Keras copy and the reloaded int8 export are both held
+to the float model on the same inputs (``quantize_atol``, default 0.15, same
+top class where clear). The reloaded export is not held to the int8 Keras
+copy itself: int8 kernels round differently with the batch shape and between
+eager and graph calls (a CLINC150 MiniLM's int8 copy gave one text
+probabilities 0.018 apart in a batch of 64 and alone, 0.032 apart eager and
+in ``predict``; float32: 7e-7), so their difference is recorded
+(``versus_int8_keras``) and bounded only when ``atol`` is passed. The
 int8 export is smaller (a BERT-style encoder ~0.3x) but not faster on CPU:
 TensorFlow runs Keras' int8 matmuls slower than float ones; for speed, export
 LiteRT int8 (`tltf.export_litert`).
@@ -55,7 +60,7 @@ import tensorflow as tf
 from tltf.errors import ExportError, first_line
 from tltf.evaluation.calibration import answer
 from tltf.export.plan import Endpoint, ServingPlan
-from tltf.export.quantize import INT8_ATOL, check_mode, quantized_plan
+from tltf.export.quantize import CLEAR_MARGIN, INT8_ATOL, check_mode, quantized_plan
 from tltf.export.signatures import plan_endpoints
 from tltf.files import atomic_path
 from tltf.lora_merge import merge_lora
@@ -65,7 +70,6 @@ TOKEN_IDS_MODEL = "token_ids_model"
 _CHECK_SCRIPT = Path(__file__).with_name("check.py")
 _CHECK_TIMEOUT_S = 600
 FLOAT_ATOL = 1e-4
-QUANTIZED_ATOL = 1e-3
 
 
 def export_saved_model(
@@ -97,15 +101,15 @@ def export_saved_model(
         image_size: ``(height, width)`` that image bytes are resized to;
             defaults to the model's input size.
         atol: Largest difference in probabilities the check accepts between
-            the reloaded export and the Keras model: 1e-4 by default, 1e-3
-            with ``quantize`` (int8 activations are rounded again in the
-            graph, which moves probabilities by a few 1e-4).
+            the reloaded export and the Keras model: 1e-4 by default. With
+            ``quantize``, between the reloaded export and the int8 Keras
+            copy, unbounded by default (recorded; see above).
         quantize: ``"int8"`` to export an int8 copy of the model (Dense,
             EinsumDense and Embedding weights; ~0.3x the size of a BERT
             export), or None for float.
         quantize_atol: With ``quantize``: largest difference in
-            probabilities between the int8 and float Keras models accepted
-            on the sample inputs.
+            probabilities from the float Keras model accepted on the sample
+            inputs, for the int8 Keras copy and for the reloaded export.
 
     Returns:
         The path of the export.
@@ -134,9 +138,11 @@ def export_saved_model(
         with atomic_path(
             target, directory=True, exists="replace" if overwrite else "error"
         ) as staging:
-            if atol is None:
-                atol = FLOAT_ATOL if quantize is None else QUANTIZED_ATOL
-            metadata = _build(model, plan, staging, verify=verify, atol=atol)
+            if atol is None and quantize is None:
+                atol = FLOAT_ATOL
+            metadata = _build(
+                model, plan, staging, verify=verify, atol=atol, int8_atol=quantize_atol
+            )
             _write_metadata(staging, metadata)
     except FileExistsError as err:
         raise ExportError(
@@ -206,7 +212,13 @@ def _not_writable(target: Path, err: OSError) -> ExportError:
 
 
 def _build(
-    model: keras.Model, plan: ServingPlan, staging: Path, *, verify: bool, atol: float
+    model: keras.Model,
+    plan: ServingPlan,
+    staging: Path,
+    *,
+    verify: bool,
+    atol: float | None,
+    int8_atol: float,
 ) -> dict[str, Any]:
     main = staging  # The SavedModel is the export folder itself.
     _write_archive(model, plan.endpoints, main)
@@ -216,7 +228,7 @@ def _build(
         token_only = [dataclasses.replace(plan.token_endpoint, name="serving_default")]
         _write_archive(model, token_only, main / TOKEN_IDS_MODEL)
         models.append((TOKEN_IDS_MODEL, main / TOKEN_IDS_MODEL, token_only, []))
-    checks = _verify(models, atol, plan.threshold) if verify else {}
+    checks = _verify(models, atol, int8_atol, plan.threshold) if verify else {}
     if verify:
         custom_ops = checks["saved_model"]["custom_ops"]
     return plan.metadata(custom_ops, checks, len(models) > 1)
@@ -258,7 +270,8 @@ def _write_metadata(staging: Path, metadata: dict[str, Any]) -> None:
 
 def _verify(
     models: Sequence[tuple[str, Path, Sequence[Endpoint], list[str]]],
-    atol: float,
+    atol: float | None,
+    int8_atol: float,
     threshold: float | None = None,
 ) -> dict[str, Any]:
     """Reloads SavedModels in plain TensorFlow and compares their outputs.
@@ -267,7 +280,10 @@ def _verify(
         models: ``(key, folder, endpoints, custom ops)`` per SavedModel. Each
             is checked in its own fresh process (all at once); TF Text is
             imported only for SavedModels with custom ops.
-        atol: Largest difference in probabilities accepted.
+        atol: Largest difference in probabilities from the Keras model
+            accepted (None: recorded, not bounded; int8 endpoints only).
+        int8_atol: Largest difference from the float model accepted, for
+            endpoints of an int8 copy (``float_expected``).
         threshold: The rejection threshold the signatures apply, or None.
 
     Returns:
@@ -288,7 +304,7 @@ def _verify(
     ]
     responses = _run_checks(requests)
     return {
-        key: _summarize(response, endpoints, atol, threshold)
+        key: _summarize(response, endpoints, atol, int8_atol, threshold)
         for (key, _, endpoints, _), response in zip(models, responses)
     }
 
@@ -296,7 +312,8 @@ def _verify(
 def _summarize(
     response: dict[str, Any],
     endpoints: Sequence[Endpoint],
-    atol: float,
+    atol: float | None,
+    int8_atol: float,
     threshold: float | None,
 ) -> dict[str, Any]:
     if response["unresolved_ops"]:
@@ -304,18 +321,19 @@ def _summarize(
             "The export uses ops that plain TensorFlow (and TF Text) cannot "
             f"load: {response['unresolved_ops']}. Export a model without them."
         )
-    worst = 0.0
-    for endpoint, result in zip(endpoints, response["results"]):
-        worst = max(worst, _compare(endpoint, result, atol, threshold))
-    return {
+    summary = {
         "reloaded_in_fresh_process": True,
         "custom_ops": response["custom_ops"],
         "loaded_libraries": response["loaded_libraries"],
         "keras_imported": response["keras_imported"],
         "signatures": response["signatures"],
         "num_samples": {e.name: len(e.expected) for e in endpoints},
-        "max_abs_difference": worst,
     }
+    worst: dict[str, float] = {}
+    for endpoint, result in zip(endpoints, response["results"]):
+        for key, diff in _compare(endpoint, result, atol, int8_atol, threshold).items():
+            worst[key] = max(worst.get(key, 0.0), diff)
+    return {**summary, **worst}
 
 
 def _run_checks(requests: list[tuple[Path, dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -372,30 +390,81 @@ def _encode_inputs(sample: dict[str, Any]) -> dict[str, Any]:
 def _compare(
     endpoint: Endpoint,
     result: dict[str, Any],
-    atol: float,
+    atol: float | None,
+    int8_atol: float,
     threshold: float | None = None,
-) -> float:
+) -> dict[str, float]:
+    """Checks one signature's outputs; returns its largest differences.
+
+    A float endpoint is held to the Keras model within ``atol``; an endpoint
+    of an int8 copy to the float model within ``int8_atol`` (its difference
+    from the int8 Keras copy is returned as ``versus_int8_keras`` and bounded
+    only by a given ``atol``).
+    """
     key = endpoint.compare_key
     got = np.asarray(result[key]["values"], dtype="float64")
-    want = np.asarray(endpoint.expected, dtype="float64")
+    if endpoint.float_expected is None:
+        diff = _held_to(
+            endpoint,
+            result,
+            got,
+            endpoint.expected,
+            atol,
+            10 * atol,
+            threshold,
+            "the Keras model",
+        )
+        return {"max_abs_difference": diff}
+    diff = _held_to(
+        endpoint,
+        result,
+        got,
+        endpoint.float_expected,
+        int8_atol,
+        CLEAR_MARGIN,
+        threshold,
+        "the float Keras model",
+    )
+    own = _held_to(
+        endpoint, {}, got, endpoint.expected, atol, 0.0, None, "the int8 Keras copy"
+    )
+    return {"max_abs_difference": diff, "versus_int8_keras": own}
+
+
+def _held_to(
+    endpoint: Endpoint,
+    result: dict[str, Any],
+    got: np.ndarray,
+    expected: np.ndarray,
+    atol: float | None,
+    margin: float,
+    threshold: float | None,
+    what: str,
+) -> float:
+    """The largest difference of ``got`` from ``expected``, within ``atol``.
+
+    Where ``result`` has class indices, they must match ``expected``'s answers
+    on rows whose top two probabilities (and top and ``threshold``) are more
+    than ``margin`` apart: closer ties may break either way.
+    """
+    key = endpoint.compare_key
+    want = np.asarray(expected, dtype="float64")
     diff = float(np.max(np.abs(got - want))) if want.size else 0.0
-    if got.shape != want.shape or not diff <= atol:
+    if got.shape != want.shape or (atol is not None and not diff <= atol):
         raise ExportError(
             f"The reloaded export's '{endpoint.name}' signature disagrees with "
-            f"the Keras model: largest difference in {key} {diff:.3g} > "
+            f"{what}: largest difference in {key} {diff:.3g} > "
             f"atol={atol}. Nothing was written to the target."
         )
     if "class_index" in result and want.ndim == 2 and want.shape[-1] > 1:
-        # Only rows whose answer is clear: ties (between the top two, or
-        # with the threshold) may break either way.
         top2 = np.sort(want, axis=-1)[:, -2:]
-        clear = (top2[:, 1] - top2[:, 0]) > 10 * atol
+        clear = (top2[:, 1] - top2[:, 0]) > margin
         if threshold is not None:
-            clear &= np.abs(top2[:, 1] - threshold) > 10 * atol
+            clear &= np.abs(top2[:, 1] - threshold) > margin
         got_index = np.asarray(result["class_index"]["values"])
         if np.any(got_index[clear] != answer(want, threshold)[clear]):
             raise ExportError(
                 f"The reloaded export's '{endpoint.name}' signature picks other "
-                "top classes than the Keras model. Nothing was written."
+                f"top classes than {what}. Nothing was written."
             )
     return diff
