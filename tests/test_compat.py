@@ -148,6 +148,43 @@ def test_symbolic_build_creates_optimizer_and_metric_variables():
         np.testing.assert_array_equal(before, np.array(after))
 
 
+class BuiltFirstModel(_compat.BuiltBeforeTracing, keras.Model):
+    pass
+
+
+class _OptimizerAtTrainBegin(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.built = self.model.optimizer.built
+
+
+def _fit_two_epochs(mixin: bool) -> tuple[bool, list[np.ndarray]]:
+    """Whether the optimizer was built at on_train_begin, and the weights."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((3,))
+    cls = BuiltFirstModel if mixin else keras.Model
+    model = cls(inputs, keras.layers.Dense(2)(inputs))
+    model.compile(keras.optimizers.Adam(1e-2), "mse", metrics=["mae"])
+    x, y = _arrays()
+    data = tf.data.Dataset.from_tensor_slices((x, y + x[:, :2]))
+    data = data.shuffle(8, seed=1).batch(4)  # Reshuffled every epoch.
+    seen = _OptimizerAtTrainBegin()
+    model.fit(data, epochs=2, callbacks=[seen], verbose=0)
+    assert model.optimizer.iterations.numpy() == 4
+    return seen.built, [w.numpy() for w in model.weights]
+
+
+def test_built_before_tracing_builds_first_and_trains_as_keras_does():
+    """Keras builds the optimizer in the step's first trace (which then
+    traces twice); the mixin builds it in ``fit`` before, from the data's
+    shapes: no batch is drawn, so the reshuffled epochs and the weights are
+    Keras' own."""
+    built, weights = _fit_two_epochs(mixin=True)
+    keras_built, keras_weights = _fit_two_epochs(mixin=False)
+    assert built and not keras_built
+    for ours, theirs in zip(weights, keras_weights):
+        np.testing.assert_array_equal(ours, theirs)
+
+
 def test_compile_arguments_are_the_objects_given():
     model = _dense_model(compiled=False)
     assert _compat.compile_arguments(model) is None

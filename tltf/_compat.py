@@ -130,6 +130,68 @@ def model_strategy(model: keras.Model) -> tf.distribute.Strategy | None:
     return getattr(model, "_distribute_strategy", None)
 
 
+class BuiltBeforeTracing:
+    """Mixin for ``keras.Model`` subclasses: ``fit`` builds before it traces.
+
+    Outside a distribution strategy, Keras' TF trainer defers building the
+    optimizer's and the compiled metrics' variables to the first trace of the
+    train step (``TensorFlowTrainer._maybe_symbolic_build`` returns early).
+    Variables created inside a ``tf.function``'s first trace make it trace a
+    second time, so every fit with a new optimizer traced its step twice
+    (MiniLM, 24 texts: the first ``fit`` cost 15 CPU s, 10 with this; the
+    contrastive stage's 22, 11). ``fit`` here builds them first from the
+    first batch, as Keras does under a strategy (``Trainer._symbolic_build``).
+    Only ``fit``: ``evaluate`` keeps Keras' order, so that it never builds an
+    optimizer on the weights that train today (a built optimizer refuses the
+    weights unfrozen later). Relies on ``_maybe_symbolic_build(iterator=...)``
+    and ``_symbolic_build(data_batch=...)``; the batch's shapes come from
+    `_symbolic_batch`. Fallback: Keras' own order when they are unknown.
+    """
+
+    _build_in_fit = False
+
+    def fit(self, *args: Any, **kwargs: Any):
+        self._build_in_fit = True
+        try:
+            return super().fit(*args, **kwargs)
+        finally:
+            self._build_in_fit = False
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        building, self._build_in_fit = self._build_in_fit, False
+        if not building or model_strategy(self) is not None:
+            return super()._maybe_symbolic_build(
+                iterator=iterator, data_batch=data_batch
+            )
+        if data_batch is None and iterator is not None:
+            data_batch = _symbolic_batch(iterator)
+        if data_batch is not None:
+            self._symbolic_build(data_batch=data_batch)
+
+
+def _symbolic_batch(epoch_iterator: Any) -> Any:
+    """KerasTensors shaped like an epoch iterator's batches; None if unknown.
+
+    Read from the dataset's ``element_spec``, without making an iterator: a
+    batch drawn here would change the order of a reshuffling dataset's
+    epochs. Relies on ``TFEpochIterator._distributed_dataset`` (the dataset
+    itself outside a strategy). Fallback: None (Keras builds in the trace).
+    """
+    import keras
+
+    spec = getattr(
+        getattr(epoch_iterator, "_distributed_dataset", None), "element_spec", None
+    )
+    flat = tf.nest.flatten(spec) if spec is not None else []
+    if not flat or not all(
+        isinstance(s, tf.TensorSpec) and s.shape.rank is not None for s in flat
+    ):
+        return None
+    return tf.nest.map_structure(
+        lambda s: keras.KerasTensor(tuple(s.shape.as_list()), s.dtype.name), spec
+    )
+
+
 def set_initial_epoch(model: keras.Model, epoch: int) -> None:
     """Makes the coming (or current) ``fit`` of ``model`` start at ``epoch``.
 

@@ -26,6 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tltf import _compat
 from tltf.backbones.layers import Backbone, adapted_layers
 from tltf.data.inputs import as_batched
 from tltf.distribute.scope import strategy_scope
@@ -315,6 +316,10 @@ def train_contrastive(
             encoder.compile(optimizer=optimizer, loss=SupConLoss())
         batches = tf.data.Dataset.from_tensor_slices((texts[order], labels[order]))
         batches = batches.batch(BATCH_SIZE).prefetch(tf.data.AUTOTUNE)
+        if _compat.model_strategy(encoder) is None:  # Else Keras builds it.
+            # Its optimizer's variables now, not in the step's first trace,
+            # which would then trace twice (see _compat.BuiltBeforeTracing).
+            _compat.symbolic_build(encoder, next(iter(batches)))
         line = []
         if resolve_verbose(verbose):  # One line for the stage, as the frozen one.
             line, verbose = [StageLine("Contrastive stage (encoder)", epochs)], 0

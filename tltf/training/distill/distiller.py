@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from tltf import _compat
 from tltf.errors import ConfigError
 from tltf.heads import compile_defaults
 from tltf.model import describe, input_signature, parts_of, same_inputs
@@ -25,7 +26,7 @@ from tltf.training.distill.loss import (
 
 
 @keras.saving.register_keras_serializable(package="tltf")
-class Distiller(keras.Model):
+class Distiller(_compat.BuiltBeforeTracing, keras.Model):
     """Trains a student on a frozen teacher's softened probabilities and labels.
 
     Calling the distiller runs the student. The loss is the mix documented
