@@ -168,7 +168,7 @@ def _fit_two_epochs(mixin: bool) -> tuple[bool, list[np.ndarray]]:
     data = tf.data.Dataset.from_tensor_slices((x, y + x[:, :2]))
     data = data.shuffle(8, seed=1).batch(4)  # Reshuffled every epoch.
     seen = _OptimizerAtTrainBegin()
-    model.fit(data, epochs=2, callbacks=[seen], verbose=0)
+    model.fit(data, epochs=2, callbacks=[seen], shuffle=False, verbose=0)
     assert model.optimizer.iterations.numpy() == 4
     return seen.built, [w.numpy() for w in model.weights]
 

@@ -32,7 +32,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tltf import _compat, arguments
+from tltf import arguments
 from tltf.backbones.layers import Backbone
 from tltf.data.base import LoadedData, class_names_of
 from tltf.data.inputs import (
@@ -71,7 +71,7 @@ _LOCATED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @keras.saving.register_keras_serializable(package="tltf")
-class TransferModel(_compat.BuiltBeforeTracing, keras.Model):
+class TransferModel(keras.Model):
     """A functional model built by a tltf builder, which knows its parts.
 
     Construct it like ``keras.Model(inputs, outputs, name=...)``. Everything
