@@ -128,7 +128,8 @@ def check(saved_model_dir: str, request: dict, libraries: list[str]) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    """``check.py <jobs.json>``: ``[{"saved_model", "request", "response"}]``.
+    """``check.py <jobs.json>``: ``[{"saved_model", "request", "response"}]``
+    (the request itself, the path its response is written to).
 
     The jobs run in order in this one process (one TensorFlow import, ~5 CPU
     seconds, for all of them); the caller puts the SavedModels that must load
@@ -139,9 +140,7 @@ def main(argv: list[str]) -> int:
         jobs = json.load(f)
     libraries: list[str] = []
     for job in jobs:
-        with open(job["request"]) as f:
-            request = json.load(f)
-        response = check(job["saved_model"], request, libraries)
+        response = check(job["saved_model"], job["request"], libraries)
         with open(job["response"], "w") as f:
             json.dump(response, f)
     return 0

@@ -347,44 +347,34 @@ def _run_checks(requests: list[tuple[Path, dict[str, Any]]]) -> list[dict[str, A
         range(len(requests)), key=lambda i: requests[i][1]["allow_tensorflow_text"]
     )
     with tempfile.TemporaryDirectory(prefix="tltf-check-") as tmp:
-        jobs = []
-        for i in order:
-            folder, request = requests[i]
-            request_file = Path(tmp, f"request{i}.json")
-            request_file.write_text(json.dumps(request))
-            jobs.append(
-                {
-                    "saved_model": str(folder),
-                    "request": str(request_file),
-                    "response": str(Path(tmp, f"response{i}.json")),
-                }
-            )
+        jobs = [
+            {
+                "saved_model": str(requests[i][0]),
+                "request": requests[i][1],
+                "response": str(Path(tmp, f"response{i}.json")),
+            }
+            for i in order
+        ]
         jobs_file = Path(tmp, "jobs.json")
         jobs_file.write_text(json.dumps(jobs))
         cmd = [sys.executable, str(_CHECK_SCRIPT), str(jobs_file)]
-        process = subprocess.Popen(
-            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        )
-        try:
-            _finish(process)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        try:  # run() kills the process if it times out or is interrupted.
+            done = subprocess.run(
+                cmd,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=_CHECK_TIMEOUT_S,
+            )
+        except subprocess.TimeoutExpired as err:
+            raise ExportError("Reloading the export took too long.") from err
+        if done.returncode != 0:
+            tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise ExportError(
+                "The export did not reload in a fresh TensorFlow process: "
+                f"{tail}. Nothing was written to the target."
+            )
         return [_response(Path(tmp, f"response{i}.json")) for i in range(len(requests))]
-
-
-def _finish(process: subprocess.Popen) -> None:
-    try:
-        _, stderr = process.communicate(timeout=_CHECK_TIMEOUT_S)
-    except subprocess.TimeoutExpired as err:
-        raise ExportError("Reloading the export took too long.") from err
-    if process.returncode != 0:
-        tail = (stderr.strip().splitlines() or ["no output"])[-1]
-        raise ExportError(
-            "The export did not reload in a fresh TensorFlow process: "
-            f"{tail}. Nothing was written to the target."
-        )
 
 
 def _response(response_file: Path) -> dict[str, Any]:
