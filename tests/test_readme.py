@@ -3,10 +3,12 @@
 - The ```python blocks run in order, in one namespace per chain (`CHAINS`:
   a chain starts where the README loads its own data and builds its own
   model), each chain in a fresh process whose working folder holds the
-  files they read (``flowers/``, ``photos/``, ``reviews.csv``). Only what
-  cannot run offline is changed, plus three calls shortened for time, by
-  `SUBSTITUTIONS` (each with its reason); names that the README leaves to
-  the reader (``train``, ``teacher``, ...) are given by `SETUP`.
+  files they read (``flowers/``, ``photos/``, ``reviews.csv``, a tiny
+  sentence encoder in ``encoder/``). Only what cannot run offline is
+  changed, plus what would take minutes, by `SUBSTITUTIONS` (each with its
+  reason: MiniLM becomes the tiny encoder, three calls are shortened); names
+  that the README leaves to the reader (``train``, ``teacher``, ...) are
+  given by `SETUP`.
 - The ``>>>`` block runs as a doctest.
 - Every ``tltf ...`` command line of the ```bash blocks parses with the
   command line's own parser.
@@ -27,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.helpers import write_image_folder
+from tests.support.helpers import tiny_sentence_encoder, write_image_folder
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -71,7 +73,8 @@ DOCTESTS = [b for b in BLOCKS if b.language == "python" and ">>>" in b.code]
 SHELL = [b for b in BLOCKS if b.language in ("bash", "sh", "shell", "console")]
 
 #: (text in a snippet, what runs instead, why): what cannot run offline, and
-#: three calls that would take minutes (range test, search, distillation).
+#: what would take minutes (the MiniLM encoder, range test, search,
+#: distillation).
 SUBSTITUTIONS = [
     (
         'tltf.build_image_classifier("keras:resnet50", data.num_classes)',
@@ -82,6 +85,14 @@ SUBSTITUTIONS = [
         'tltf.build_image_classifier("keras:mobilenet_v2", 3,',
         'tltf.build_image_classifier("keras:mobilenet_v2", 3, weights=None,',
         "ImageNet weights cannot be downloaded offline: random weights instead.",
+    ),
+    (
+        '"kerashub:all-minilm-l6-v2"',
+        '"kerashub:encoder"',
+        "Time, not offline: a 2-layer BERT saved as a sentence-transformers "
+        "folder (mean pooling by default, as MiniLM's), made by write_fixtures. "
+        "The snippets run every text recipe on it in ~30 CPU s, on MiniLM in "
+        "~160 s; test_defaults runs every entry point on MiniLM itself.",
     ),
     (
         'tltf.find_learning_rate(model, data.train, plot_path="lr_finder.png")',
@@ -198,6 +209,11 @@ def write_fixtures(folder: Path) -> None:
     write_image_folder(folder / "photos", {"cat": 4, "dog": 4, "owl": 4}, seed=1)
     rows = "".join(f'"{text}",{label}\n' for text, label in REVIEWS)
     (folder / "reviews.csv").write_text("review,sentiment\n" + rows)
+    # The builder's default sequence_length (128): as many positions.
+    words = [text.replace(",", "") for text, _ in REVIEWS] + [
+        block.code for block in PYTHON
+    ]
+    tiny_sentence_encoder(folder / "encoder", words, max_sequence_length=128)
 
 
 RUNNER = r"""

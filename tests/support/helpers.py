@@ -84,7 +84,9 @@ def bert_vocabulary(texts: list[str]) -> list[str]:
     return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words
 
 
-def tiny_bert_preset(folder: Path, texts: list[str]) -> Path:
+def tiny_bert_preset(
+    folder: Path, texts: list[str], max_sequence_length: int = 16
+) -> Path:
     """Saves a 2-layer BERT whose vocabulary covers ``texts`` as a KerasHub preset."""
     import keras_hub
 
@@ -97,8 +99,26 @@ def tiny_bert_preset(folder: Path, texts: list[str]) -> Path:
         num_heads=2,
         hidden_dim=8,
         intermediate_dim=16,
-        max_sequence_length=16,
+        max_sequence_length=max_sequence_length,
     ).save_to_preset(folder)
+    return folder
+
+
+def tiny_sentence_encoder(
+    folder: Path, texts: list[str], max_sequence_length: int = 16
+) -> Path:
+    """`tiny_bert_preset`, marked as a sentence-transformers model is.
+
+    Its ``1_Pooling/config.json`` asks for mean pooling, as the offline
+    all-MiniLM-L6-v2's does, so the builder's default pooling is ``"mean"``:
+    a stand-in for MiniLM that builds and traces in a fraction of the time.
+    """
+    import json
+
+    tiny_bert_preset(folder, texts, max_sequence_length)
+    pooling = folder / "1_Pooling"
+    pooling.mkdir(exist_ok=True)
+    (pooling / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
     return folder
 
 
