@@ -19,7 +19,6 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
-import gc  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -74,19 +73,6 @@ def tfds_tempdir(tmp_path_factory, monkeypatch) -> Path:
     folder = tmp_path_factory.mktemp("tempdir")
     monkeypatch.setattr(tempfile, "tempdir", str(folder))
     return folder
-
-
-def pytest_collection_finish(session):
-    """Python's garbage collector stops rescanning what the imports made.
-
-    After collection a worker holds about half a million objects from
-    TensorFlow, Keras and KerasHub that live until it exits, and every
-    full collection walked them all again (0.25 s each, several a minute
-    while graphs are traced). Frozen, they are left out: 5.6% less CPU on
-    four training test files run in one process.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 def pytest_xdist_auto_num_workers(config):
