@@ -48,13 +48,13 @@ def _freeze_what_lives_on() -> None:
     """After each module: collect its garbage, then stop rescanning the rest.
 
     Graphs a test traced outlive it (83 graphs were still alive after three
-    tests of test_defaults, held by no Python object: TensorFlow's runtime
-    keeps them), so a worker's heap grows to 2-2.5 million objects, and each
-    full garbage collection walked all of them again:
-    68-94 of them per worker at 1.2-1.7 s each, 280 of a run's 2,300 CPU
-    seconds (`gc.callbacks`, fresh clone of 1f12611, 3 workers). Whatever
-    is still alive once a module's fixtures are gone is frozen: later
-    collections scan only what the next module makes.
+    tests of test_defaults with no referrer `gc.get_referrers` could see but
+    their own operations), so a worker's heap grows to 2-2.5 million objects,
+    and each full garbage collection walked all of them again: 68-94 of them
+    per worker at 1.2-1.7 s each, 280 of a run's 2,300 CPU seconds
+    (`gc.callbacks`, fresh clone of 1f12611, 3 workers; 131 s with this, at
+    2a4fa45). Whatever is still alive once a module's fixtures are gone is
+    frozen: later collections scan only what the next module makes.
     """
     gc.collect()
     gc.freeze()
