@@ -12,9 +12,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # Under pytest-xdist each worker is a process with TensorFlow's default of one
 # intra-op thread per core: with a worker per core (or one more), each
-# worker's threads would fight the others' for the cores. One intra-op thread per worker
-# instead; the processes tests start (fresh-process checks, the README
-# snippets, notebook kernels) inherit it. Inter-op threads stay at the
+# worker's threads would fight the others' for the cores. One intra-op thread
+# per worker instead; the processes tests start (fresh-process checks, the
+# README snippets, notebook kernels) inherit it. Inter-op threads stay at the
 # default: collective ops of multi-device strategies need more than one.
 if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
