@@ -432,7 +432,8 @@ def text_model(row: str, tmp_path) -> keras.Model:
 
 @pytest.mark.parametrize("row", ["tiny_bert", "tiny_bert-mean"])
 def test_text_models_adapt_from_a_list_to_an_array(row, tmp_path):
-    """MCC (the default: it reads the head's logits), "cls" and "mean" pooling."""
+    """Two classes and a hidden layer: the default is MMD with self-training;
+    "cls" and "mean" pooling."""
     model = text_model(row, tmp_path)
     hidden = weights_of(model.get_layer("head").hidden)
     target = np.array(REVIEWS)
@@ -466,7 +467,9 @@ def test_errors_name_the_problem(small_data):
         tltf.adapt_domain(model, source, xt, schedule="linear")
     regression = tiny_classifier(hidden_units=(4,), task="regression")
     with pytest.raises(tltf.ConfigError, match="'mcc' needs a multiclass head"):
-        tltf.adapt_domain(regression, (xs, ys.astype("float32")), xt)
+        tltf.adapt_domain(regression, (xs, ys.astype("float32")), xt, method="mcc")
+    with pytest.raises(tltf.ConfigError, match="self_training must be True"):
+        tltf.adapt_domain(model, source, xt, self_training="yes")
 
 
 def test_mcc_adapts_the_output_layer_of_a_model_as_the_builders_make_it():
@@ -530,3 +533,88 @@ def test_a_frozen_base_aligns_the_hidden_layer_and_leaves_the_base_alone(small_d
     assert same(weights_of(model.get_layer("backbone").model.layers), base)
     assert not same(weights_of(model.get_layer("head").hidden), hidden)
     assert len(model.history.history["domain_accuracy"]) == 2
+
+
+# --- the default method and self-training ---
+
+
+def test_auto_is_mcc_for_three_classes_and_mmd_with_self_training_for_two():
+    xs, ys = shifted_images(32, seed=0)
+    xt, _ = shifted_images(24, seed=1, offset=100.0)
+    three = tltf.build_image_classifier(
+        tiny_base((SIZE, SIZE, 3)), 3, layer_groups=TINY_GROUPS, dropout=0.0,
+        preprocessing="unit", hidden_units=(8,),
+    )  # fmt: skip
+    tltf.adapt_domain(three, (xs, ys), xt, epochs=1, batch_size=8, verbose=0)
+    assert three.history.method == "mcc"
+    assert three.history.pseudo_labels is None
+    # Two classes, but only the output layer can train: MMD has nothing to align.
+    plain = tiny_classifier()
+    tltf.adapt_domain(plain, (xs, ys), xt, epochs=1, batch_size=8, verbose=0)
+    assert plain.history.method == "mcc"
+
+    batches = []
+    counter = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda *_, **__: batches.append(0),
+        on_train_batch_end=lambda *_, **__: batches.__setitem__(-1, batches[-1] + 1),
+    )
+    two = tiny_classifier(hidden_units=(8,))
+    tltf.adapt_domain(
+        two, (xs, ys), xt, epochs=1, batch_size=8, check=False, verbose=0,
+        callbacks=[counter],
+    )  # fmt: skip
+    assert two.history.method == "mmd"
+    # At most half the 24 target images, each class at most its source share
+    # (fewer where the model predicts a class less often), got a label...
+    most = sum(int(0.5 * 24 * share) for share in np.bincount(ys, minlength=2) / 32)
+    assert 0 < two.history.pseudo_labels <= most
+    # ...and the second run read them with the 32 source images: 4 + 2 batches.
+    assert batches == [4, -(-(32 + two.history.pseudo_labels) // 8)]
+    assert "domain_accuracy" in two.history.history  # MMD's watcher logged.
+
+    off = tiny_classifier(hidden_units=(8,))
+    tltf.adapt_domain(
+        off, (xs, ys), xt, epochs=1, batch_size=8, self_training=False, verbose=0
+    )
+    assert off.history.method == "mmd" and off.history.pseudo_labels is None
+
+
+def test_select_confident_takes_each_class_in_its_source_share():
+    from tltf.training.domain.self_training import select_confident
+
+    p1 = np.array([0.9, 0.8, 0.7, 0.6, 0.45, 0.3, 0.2, 0.1, 0.05, 0.4])
+    probabilities = np.stack([1 - p1, p1], axis=1)  # 4 predicted 1, 6 predicted 0
+    index, labels = select_confident(probabilities, np.array([0.5, 0.5]), keep=0.6)
+    # 3 of each class: the three most confident 1s (0.9, 0.8, 0.7) and 0s
+    # (0.05, 0.1, 0.2).
+    np.testing.assert_array_equal(index, [0, 1, 2, 6, 7, 8])
+    np.testing.assert_array_equal(labels, [1, 1, 1, 0, 0, 0])
+    # A class predicted less often than its share gets what there is.
+    index, labels = select_confident(probabilities, np.array([0.1, 0.9]), keep=1.0)
+    assert sorted(labels.tolist()) == [0] + [1] * 4
+
+
+@pytest.mark.parametrize("form", ["indices", "one_hot", "weighted"])
+def test_pseudo_labels_join_the_source_in_its_label_form(form):
+    from tltf.training.domain.self_training import with_pseudo_labels
+
+    xs = np.arange(10, dtype="float32")[:, None]
+    ys = np.zeros(10, "int64")
+    source = {
+        "indices": (xs, ys),
+        "one_hot": (xs, np.eye(2, dtype="float32")[ys]),
+        "weighted": (xs, ys, np.full(10, 2.0, "float32")),
+    }[form]
+    train = tf.data.Dataset.from_tensor_slices(source).batch(4)
+    pseudo = np.array([[100.0], [101.0], [102.0]], "float64")  # cast to float32
+    mixed = with_pseudo_labels(train, pseudo, np.array([1, 1, 0]), 4, 10)
+    seen = {}
+    for batch in mixed:
+        x, y = batch[0].numpy()[:, 0], batch[1].numpy()
+        y = y.argmax(-1) if y.ndim == 2 else y
+        seen.update(zip(x.tolist(), y.tolist()))
+        if form == "weighted":
+            w = batch[2].numpy()
+            np.testing.assert_array_equal(w, np.where(x >= 100, 1.0, 2.0))
+    # Every source and pseudo-labelled example once, each with its label.
+    assert seen == {**{float(i): 0 for i in range(10)}, 100.0: 1, 101.0: 1, 102.0: 0}

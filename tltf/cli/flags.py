@@ -270,9 +270,11 @@ def adapt(p: Parser) -> None:
     )
     g.add_argument(
         "--method",
-        choices=["mcc", "dann", "coral", "mmd"],
-        help="mcc (minimum class confusion on the target predictions, the "
-        "default), dann (adversarial), coral (covariances) or mmd (kernel mean "
+        choices=["auto", "mcc", "dann", "coral", "mmd"],
+        help="auto (the default: mcc for three or more classes, mmd with a "
+        "round of self-training on the target images it labels with confidence "
+        "for two), mcc (minimum class confusion on the target predictions), "
+        "dann (adversarial), coral (covariances) or mmd (kernel mean "
         "embeddings); the run also trains on the source alone and keeps that "
         "model if the adapted one's target predictions are less balanced",
     )

@@ -1,9 +1,12 @@
 """`adapt_domain`: train on a labelled source domain, adapt to an unlabelled target.
 
 The model trains on source batches as in ``fit`` while each step also draws
-a batch of target inputs: MCC (the default) makes the target predictions
-confident without confusing classes; DANN, CORAL and MMD make the features
-the output layer reads look alike across the domains. It runs ``model.fit``
+a batch of target inputs: MCC makes the target predictions confident without
+confusing classes; DANN, CORAL and MMD make the features the output layer
+reads look alike across the domains. The default (``method="auto"``) is MCC
+for three or more classes, and MMD followed by a round of class-balanced
+self-training (`tltf.training.domain.self_training`) for two, where MCC
+only sharpens the predictions it already makes. It runs ``model.fit``
 itself, so callbacks, strategies and mixed precision work as in training,
 and a `CollapseGuard` stops an adaptation that overpowered the task.
 
@@ -16,6 +19,7 @@ a small grid and keeps the one the criterion prefers.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -35,6 +39,11 @@ from tltf.training.domain.guard import CollapseGuard, chance_loss
 from tltf.training.domain.losses import Kernel
 from tltf.training.domain.methods import make_method
 from tltf.training.domain.recipes import recipe_for
+from tltf.training.domain.self_training import (
+    pseudo_labelled,
+    source_counts,
+    with_pseudo_labels,
+)
 from tltf.training.domain.step import AdaptationStep
 from tltf.training.fitting import fit_data
 from tltf.training.unfreezing.callback import StagedUnfreezing
@@ -50,7 +59,7 @@ def adapt_domain(
     source: Any,
     target: Any,
     *,
-    method: str = "mcc",
+    method: str = "auto",
     epochs: int = 10,
     validation_data: Any = None,
     weight: float | str = 1.0,
@@ -60,6 +69,7 @@ def adapt_domain(
     baseline: keras.Model | None = None,
     discriminator: keras.layers.Layer | None = None,
     kernel: Kernel | None = None,
+    self_training: bool | None = None,
     align: str = "auto",
     batch_size: int | None = None,
     callbacks: Sequence[keras.callbacks.Callback] | None = None,
@@ -69,15 +79,23 @@ def adapt_domain(
 
     Each step trains on a source batch (the compiled loss) and draws a batch
     of the unlabelled target inputs, both through one forward pass.
-    ``"mcc"`` (the default) adds Minimum Class Confusion on the target
-    predictions (Jin et al., ECCV 2020: temperature 2.5, weight 1): it needs
-    no discriminator, costs no more than ``fit`` on the same images, and
-    closed 72% and 86% of the gap on MNIST -> USPS and USPS -> MNIST in
-    ``benchmarks/domain_adaptation``. ``"dann"`` trains a domain
-    discriminator through a gradient-reversal layer (Ganin et al., JMLR
-    2016); ``"coral"`` aligns the feature covariances (Sun & Saenko 2016);
-    ``"mmd"`` the kernel mean embeddings (Long et al. 2015). Nothing is added
-    to the model: it saves, exports and serves as before.
+    ``"mcc"`` adds Minimum Class Confusion on the target predictions (Jin et
+    al., ECCV 2020: temperature 2.5, weight 1): it needs no discriminator,
+    costs no more than ``fit`` on the same images, and closed 65% and 85% of
+    the gap on MNIST -> USPS and USPS -> MNIST in
+    ``benchmarks/domain_adaptation``. With two classes its confusion term
+    reduces to making each prediction more confident, which amplifies the
+    source model's errors (-3.3 points on one Amazon review shift there).
+    The default, ``"auto"``, is therefore MCC for three or more classes (and
+    for any model whose only trainable layer is the output layer), and for
+    two classes MMD with one round of class-balanced self-training
+    (``self_training``): +2.6 points over source-only training on the 12
+    Amazon review shifts' validation parts, against +1.9 for MCC.
+    ``"dann"`` trains a domain discriminator through a gradient-reversal
+    layer (Ganin et al., JMLR 2016); ``"coral"`` aligns the feature
+    covariances (Sun & Saenko 2016); ``"mmd"`` the kernel mean embeddings
+    (Long et al. 2015). Nothing is added to the model: it saves, exports and
+    serves as before.
 
     Each method brings its optimizer unless ``optimizer`` is given. MCC's,
     when the base trains, is Transfer-Learning-Library's digits recipe, the
@@ -99,8 +117,8 @@ def adapt_domain(
     adaptation (`CollapseGuard`) also brings back the source-only weights.
     This costs one source-only run (about 0.6 of an MCC run: it reads half
     the images). ``weight="auto"`` adapts once per weight in `AUTO_WEIGHTS`
-    and keeps the best by the same criterion: two adaptation runs and the
-    source-only run.
+    and keeps the best by the same criterion: two adaptation runs (each of
+    them two with self-training) and the source-only run.
 
     Args:
         model: A compiled tltf classifier. What can adapt is what is
@@ -113,7 +131,8 @@ def adapt_domain(
         target: Unlabelled target inputs: an array, a list of strings, a
             batched dataset of inputs (labels, if any, are ignored) or a
             `tltf.data.LoadedData` (its training split, labels ignored).
-        method: ``"mcc"``, ``"dann"``, ``"coral"`` or ``"mmd"``.
+        method: ``"auto"`` (above), ``"mcc"``, ``"dann"``, ``"coral"`` or
+            ``"mmd"``. ``model.history.method`` records the one that ran.
         epochs: Passes over the source data (target batches are drawn
             alongside, reshuffled and repeated as needed).
         validation_data: Labelled *target* data to report on each epoch
@@ -136,6 +155,13 @@ def adapt_domain(
             dropout 0.5 (`tltf.training.domain.default_discriminator`).
         kernel: MMD's ``kernel(a, b)``; None for the sum of five Gaussian
             kernels (as the reference DAN code sums them).
+        self_training: After the adaptation run, label the half of the
+            target inputs the model is most confident about (each class in
+            its share of the source labels) and run again from the starting
+            weights on the source and those examples
+            (`tltf.training.domain.self_training`): two runs instead of one,
+            and the target inputs are held in memory once. None: on when
+            ``method="auto"`` chose MMD for two classes, else off.
         align: Which features DANN, CORAL and MMD align: ``"pooled"`` (the
             base's pooled output), ``"hidden"`` (the head's last hidden
             layer), or ``"auto"``: pooled when the base trains, else hidden.
@@ -153,7 +179,10 @@ def adapt_domain(
         1), ``domain_accuracy`` (DANN, CORAL, MMD: near 0.5 when the domains
         look alike) and the compiled metrics; ``model.history.adaptation``
         is the check's verdict as a dict (criterion, its values, which model
-        was kept and why), or None without a check.
+        was kept and why), or None without a check;
+        ``model.history.method`` the method that ran, and
+        ``model.history.pseudo_labels`` how many target inputs self-training
+        labelled (None without it).
 
     Raises:
         ConfigError: Not a compiled tltf classifier, nothing trainable before
@@ -175,9 +204,21 @@ def adapt_domain(
         batch_size = arguments.count("batch_size", batch_size)
     callbacks = as_list(callbacks)
     # Unknown names fail here, before the model is looked at.
+    if method != "auto":
+        make_method(method, discriminator, kernel)
+    _check_schedule(schedule, "mcc")
+    if self_training not in (None, True, False):
+        raise ConfigError(
+            "self_training must be True, False or None (the method's default). "
+            f"Received: self_training={self_training!r}"
+        )
+    parts = parts_of(model)
+    chosen = _choose_method(method, model, parts, callbacks)
+    if self_training is None:
+        self_training = method == "auto" and chosen == "mmd"
+    method = chosen
     reads_logits = make_method(method, discriminator, kernel).reads_logits
     schedule = _check_schedule(schedule, method)
-    parts = parts_of(model)
     align, base_trains = _check_model(
         model, parts, callbacks, align, method, reads_logits
     )
@@ -201,7 +242,7 @@ def adapt_domain(
     if weights == [0.0]:
         model.history = run(0.0).history
         model.history.adaptation = None
-        return model
+        return _record(model, method, None)
     checking = check and require_head(parts).task == "multiclass"
     entry = model.get_weights()
     reference = None
@@ -213,10 +254,62 @@ def adapt_domain(
     for w in weights:
         model.set_weights(entry)
         outcomes[w] = run(w)
+        if self_training and not outcomes[w].collapsed:
+            outcomes[w] = _self_train(run, target, entry, w) or outcomes[w]
         outcomes[w].criterion = (
             target_balance(model, target, batch_size) if checking else 0.0
         )
-    return _keep(model, outcomes, reference, source_only if checking else None)
+    model = _keep(model, outcomes, reference, source_only if checking else None)
+    kept = model.history.adaptation
+    if kept is not None and kept["kept"] == "source_only":
+        return _record(model, method, None)
+    weight = kept["weight"] if kept is not None else weights[0]
+    return _record(model, method, outcomes[weight].pseudo_labels)
+
+
+def _choose_method(
+    method: str, model: keras.Model, parts: ModelParts, callbacks: list
+) -> str:
+    """``"auto"``: MCC for 3+ classes or a trainable output layer alone, else MMD."""
+    if method != "auto":
+        return method
+    try:
+        head = require_head(parts)
+    except ConfigError:
+        return "mcc"  # _check_model says what is wrong with the model.
+    if head.task != "multiclass":
+        return "mmd"  # MCC needs a softmax.
+    if head.num_outputs > 2:
+        return "mcc"
+    features_train = bool(head.hidden) or _base_trains(model, head, callbacks)
+    return "mmd" if features_train else "mcc"
+
+
+def _self_train(run: _Runner, target: Any, entry: list, weight: float):
+    """The second run of self-training, or None when nothing got a label.
+
+    The model as the first run left it labels the target inputs it is most
+    confident about (`tltf.training.domain.self_training`); the run starts
+    again from ``entry`` on the source and those.
+    """
+    shares = run.class_shares()
+    inputs, labels = pseudo_labelled(run.model, target, run.batch_size, shares)
+    if len(labels) == 0:
+        return None
+    mixed = with_pseudo_labels(
+        run.train, inputs, labels, run.batch_size, run.source_size()
+    )
+    run.model.set_weights(entry)
+    total = run.source_size() + len(labels)
+    outcome = run.on(mixed, steps=-(-total // run.batch_size))(weight)
+    outcome.pseudo_labels = len(labels)
+    return outcome
+
+
+def _record(model: keras.Model, method: str, pseudo_labels: int | None):
+    model.history.method = method
+    model.history.pseudo_labels = pseudo_labels
+    return model
 
 
 class _Outcome:
@@ -225,6 +318,7 @@ class _Outcome:
     def __init__(self, history, weights, collapsed: bool) -> None:
         self.history, self.weights, self.collapsed = history, weights, collapsed
         self.criterion: float | None = None
+        self.pseudo_labels: int | None = None
 
 
 class _Runner:
@@ -244,6 +338,29 @@ class _Runner:
         self.optimizer, self.fit_args, self.extras = optimizer, fit_args, extras
         self.base_trains = base_trains
         self.steps = _steps(train)
+        self.batch_size = int(tf.shape(tf.nest.flatten(first)[0])[0])
+        self._counts: np.ndarray | None = None
+
+    def on(self, train: tf.data.Dataset, steps: int) -> _Runner:
+        """The same run on other (batched, labelled) training data."""
+        other = copy.copy(self)
+        other.train, other.steps = train, steps
+        return other
+
+    def _source_counts(self) -> np.ndarray:
+        if self._counts is None:
+            head = require_head(parts_of(self.model))
+            self._counts = source_counts(self.train, head.num_outputs)
+        return self._counts
+
+    def class_shares(self) -> np.ndarray:
+        """Each class's share of the source labels."""
+        counts = self._source_counts()
+        return counts / max(int(counts.sum()), 1)
+
+    def source_size(self) -> int:
+        """Labelled source examples."""
+        return int(self._source_counts().sum())
 
     def __call__(self, weight: float) -> _Outcome:
         model = self.model
@@ -432,10 +549,7 @@ def _check_model(
         raise ConfigError(
             f"align must be one of {list(ALIGN)}. Received: align={align!r}"
         )
-    head_ids = {id(v) for v in head.trainable_variables}
-    base_trains = any(id(v) not in head_ids for v in model.trainable_variables) or any(
-        isinstance(cb, StagedUnfreezing) for cb in callbacks
-    )
+    base_trains = _base_trains(model, head, callbacks)
     if align == "auto":
         align = "pooled" if base_trains else "hidden"
     # MCC acts on the predictions, so the output layer alone can adapt to them;
@@ -455,6 +569,14 @@ def _check_model(
             "built with hidden_units."
         )
     return align, base_trains
+
+
+def _base_trains(model: keras.Model, head: Any, callbacks: list) -> bool:
+    """Whether anything before the head trains (now, or staged later)."""
+    head_ids = {id(v) for v in head.trainable_variables}
+    return any(id(v) not in head_ids for v in model.trainable_variables) or any(
+        isinstance(cb, StagedUnfreezing) for cb in callbacks
+    )
 
 
 def _learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
