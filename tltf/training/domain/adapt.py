@@ -37,7 +37,7 @@ from tltf.parts import ModelParts, require_head
 from tltf.training.domain.check import Verdict, judge, target_balance
 from tltf.training.domain.guard import CollapseGuard, chance_loss
 from tltf.training.domain.losses import Kernel
-from tltf.training.domain.methods import make_method
+from tltf.training.domain.methods import check_method, make_method
 from tltf.training.domain.recipes import recipe_for
 from tltf.training.domain.self_training import (
     pseudo_labelled,
@@ -205,7 +205,7 @@ def adapt_domain(
     callbacks = as_list(callbacks)
     # Unknown names fail here, before the model is looked at.
     if method != "auto":
-        make_method(method, discriminator, kernel)
+        check_method(method, discriminator, kernel)
     _check_schedule(schedule, "mcc")
     if self_training not in (None, True, False):
         raise ConfigError(
@@ -217,7 +217,8 @@ def adapt_domain(
     if self_training is None:
         self_training = method == "auto" and chosen == "mmd"
     method = chosen
-    reads_logits = make_method(method, discriminator, kernel).reads_logits
+    check_method(method, discriminator, kernel)
+    reads_logits = method == "mcc"  # MCC reads the logits, the others features.
     schedule = _check_schedule(schedule, method)
     align, base_trains = _check_model(
         model, parts, callbacks, align, method, reads_logits

@@ -169,6 +169,23 @@ def make_method(
     Raises:
         ConfigError: An unknown method, or an argument of another method.
     """
+    check_method(method, discriminator, kernel)
+    if method == "mcc":
+        return MCC()
+    if method == "dann":
+        return DANN(discriminator or default_discriminator())
+    # A discriminator on detached features: it only watches (domain_accuracy),
+    # so a narrower one (a quarter of DANN's width) keeps the step cheap.
+    probe = default_discriminator(PROBE_UNITS)
+    return CORAL(probe) if method == "coral" else MMD(probe, kernel)
+
+
+def check_method(
+    method: str, discriminator: Any = None, kernel: Kernel | None = None
+) -> None:
+    """Raises `ConfigError` for an unknown ``method`` or another method's
+    argument, without making anything (a discriminator's initialisers would
+    draw from the random state)."""
     if method not in METHODS:
         raise ConfigError(
             f"Unknown domain adaptation method {method!r}. Use one of "
@@ -184,14 +201,6 @@ def make_method(
             f"kernel= is MMD's. Pass method='mmd', or drop kernel=. "
             f"Received: method={method!r}"
         )
-    if method == "mcc":
-        return MCC()
-    if method == "dann":
-        return DANN(discriminator or default_discriminator())
-    # A discriminator on detached features: it only watches (domain_accuracy),
-    # so a narrower one (a quarter of DANN's width) keeps the step cheap.
-    probe = default_discriminator(PROBE_UNITS)
-    return CORAL(probe) if method == "coral" else MMD(probe, kernel)
 
 
 def default_discriminator(units: int = 1024, dropout: float = 0.5) -> keras.Model:
