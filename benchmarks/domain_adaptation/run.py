@@ -11,8 +11,10 @@ textured digits, and the 12 Amazon review pairs. For each shift and seed:
 - source only: ``adapt_domain(..., weight=0)``: the default method's recipe
   on the labelled source alone (what the do-no-harm check compares with);
 - default: ``adapt_domain(model, source, target_inputs)`` with every
-  default (MCC, weight 1, its SGD recipe, the check), given the source-only
-  model above as ``baseline=`` so the run does not train it twice;
+  default (``method="auto"``: MCC with its SGD recipe for the ten digit
+  classes, MMD and a round of self-training for the two review classes;
+  weight 1; the check), given the source-only model above as ``baseline=``
+  so the run does not train it twice;
 - auto (text): the same with ``weight="auto"``;
 - oracle: the source-only recipe on the labelled target train part.
 

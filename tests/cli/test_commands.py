@@ -417,9 +417,14 @@ def test_adapt_without_target_labels_scores_the_source_split(domains, tmp_path, 
     # Class subfolders in the target folder are fine: their names are ignored.
     args = ["--target-data", str(domains / "labelled"), "--epochs", "1"]
     assert main(adapt_args(domains, *args, "--output", str(tmp_path / "run"))) == 0
-    assert "scores the source's held-out split" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "scores the source's held-out split" in out
     report = json.loads((tmp_path / "run" / "evaluation" / "report.json").read_text())
     assert report["num_examples"] == 2
+    # Two classes, no --method: MMD, then self-training on what it labelled.
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["method"] == "mmd" and 0 < record["pseudo_labels"] <= 3
+    assert f"then self-training on the {record['pseudo_labels']} target" in out
 
 
 def test_adapt_target_errors_found_while_running_are_one_line(

@@ -106,6 +106,9 @@ def adapt(options: dict[str, Any]) -> int:
     history = model.history
     record = _run_record(options, "data", data, "image", history)
     record["adaptation"] = getattr(history, "adaptation", None)
+    record["method"] = history.method
+    record["pseudo_labels"] = history.pseudo_labels
+    print(_method_line(history.method, history.pseudo_labels))
     print(_check_line(record["adaptation"]))
     record["target"] = {
         key: str(Path(options[key]).resolve())
@@ -117,6 +120,16 @@ def adapt(options: dict[str, Any]) -> int:
     scored = scored if scored is not None else data
     _write_run(model, record, scored, data.class_names, history, out, options)
     return 0
+
+
+def _method_line(method: str, pseudo_labels: int | None) -> str:
+    """Which method adapted, and what self-training labelled, in one line."""
+    if pseudo_labels is None:
+        return f"Method: {method}."
+    return (
+        f"Method: {method}, then self-training on the {pseudo_labels} target "
+        "images it labelled with the most confidence."
+    )
 
 
 def _check_line(verdict: Mapping[str, Any] | None) -> str:

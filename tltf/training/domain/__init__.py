@@ -9,6 +9,8 @@
   task and brings back its best epoch.
 - `check`: do no harm: the label-free criterion (`target_balance`) that
   compares an adapted model with source-only training.
+- `self_training`: class-balanced pseudo-labels for a second run (the
+  default for two classes, after MMD).
 - `adapt`: `adapt_domain`, the one call.
 """
 
