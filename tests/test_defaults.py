@@ -501,6 +501,7 @@ def test_adapt_domain(matrix, row):
     assert base_print(model) == base  # Only what trains adapts: the head.
     assert head_print(model) != head
     assert model.history.adaptation["kept"] in ("adapted", "source_only")
+    assert model.history.method == "mcc"  # method="auto": the output layer alone
     check_probabilities(model.predict(target), len(target))
 
 
