@@ -470,6 +470,11 @@ def test_errors_name_the_problem(small_data):
         tltf.adapt_domain(regression, (xs, ys.astype("float32")), xt, method="mcc")
     with pytest.raises(tltf.ConfigError, match="self_training must be True"):
         tltf.adapt_domain(model, source, xt, self_training="yes")
+    # Pseudo-labels need a softmax's classes: a regression head has none.
+    with pytest.raises(tltf.ConfigError, match="self_training labels the target"):
+        tltf.adapt_domain(
+            regression, (xs, ys.astype("float32")), xt, self_training=True
+        )
 
 
 def test_mcc_adapts_the_output_layer_of_a_model_as_the_builders_make_it():

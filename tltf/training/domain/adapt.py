@@ -160,8 +160,9 @@ def adapt_domain(
             its share of the source labels) and run again from the starting
             weights on the source and those examples
             (`tltf.training.domain.self_training`): two runs instead of one,
-            and the target inputs are held in memory once. None: on when
-            ``method="auto"`` chose MMD for two classes, else off.
+            and the target inputs are held in memory once. Multiclass
+            (softmax) heads only. None: on when ``method="auto"`` chose MMD
+            for two classes, else off.
         align: Which features DANN, CORAL and MMD align: ``"pooled"`` (the
             base's pooled output), ``"hidden"`` (the head's last hidden
             layer), or ``"auto"``: pooled when the base trains, else hidden.
@@ -187,8 +188,8 @@ def adapt_domain(
     Raises:
         ConfigError: Not a compiled tltf classifier, nothing trainable before
             the output layer for a feature method (DANN, CORAL, MMD), an
-            unknown method or schedule, MCC on a head that is not
-            multiclass, a bad count, or a bad weight or baseline.
+            unknown method or schedule, MCC or self-training on a head that
+            is not multiclass, a bad count, or a bad weight or baseline.
         DataError: Empty target data, or target inputs of another kind or
             shape than the model takes.
 
@@ -214,15 +215,22 @@ def adapt_domain(
         )
     parts = parts_of(model)
     chosen = _choose_method(method, model, parts, callbacks)
-    if self_training is None:
-        self_training = method == "auto" and chosen == "mmd"
-    method = chosen
-    check_method(method, discriminator, kernel)
-    reads_logits = method == "mcc"  # MCC reads the logits, the others features.
-    schedule = _check_schedule(schedule, method)
+    check_method(chosen, discriminator, kernel)
+    reads_logits = chosen == "mcc"  # MCC reads the logits, the others features.
+    schedule = _check_schedule(schedule, chosen)
     align, base_trains = _check_model(
-        model, parts, callbacks, align, method, reads_logits
+        model, parts, callbacks, align, chosen, reads_logits
     )
+    multiclass = require_head(parts).task == "multiclass"
+    if self_training is None:
+        self_training = method == "auto" and chosen == "mmd" and multiclass
+    elif self_training and not multiclass:
+        raise ConfigError(
+            "self_training labels the target with the classes of a multiclass "
+            f"head (softmax); model '{model.name}' is "
+            f"{require_head(parts).task}. Pass self_training=False."
+        )
+    method = chosen
     check_data(model, source, "source")
     train = as_batched(source, batch_size, what="source", shuffle=True)
     first = first_batch(train, "source", "Pass at least one labelled example.")
