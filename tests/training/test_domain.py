@@ -453,7 +453,8 @@ def test_errors_name_the_problem(small_data):
     xs, ys, xt = small_data
     model = trainable_classifier()
     source = (xs, ys)
-    with pytest.raises(tltf.ConfigError, match=r"Unknown domain adaptation.*'dann'"):
+    unknown = r"Unknown domain adaptation.*'auto'.*'dann'"  # names the default too
+    with pytest.raises(tltf.ConfigError, match=unknown):
         tltf.adapt_domain(model, source, xt, method="dan")
     with pytest.raises(tltf.DataError, match="target is empty"):
         tltf.adapt_domain(model, source, xt[:0])

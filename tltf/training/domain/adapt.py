@@ -37,7 +37,7 @@ from tltf.parts import ModelParts, require_head
 from tltf.training.domain.check import Verdict, judge, target_balance
 from tltf.training.domain.guard import CollapseGuard, chance_loss
 from tltf.training.domain.losses import Kernel
-from tltf.training.domain.methods import check_method, make_method
+from tltf.training.domain.methods import METHODS, check_method, make_method
 from tltf.training.domain.recipes import recipe_for
 from tltf.training.domain.self_training import (
     pseudo_labelled,
@@ -205,9 +205,7 @@ def adapt_domain(
         batch_size = arguments.count("batch_size", batch_size)
     callbacks = as_list(callbacks)
     # Unknown names fail here, before the model is looked at.
-    if method != "auto":
-        check_method(method, discriminator, kernel)
-    _check_schedule(schedule, "mcc")
+    check_method(method, discriminator, kernel, names=("auto", *METHODS))
     if self_training not in (None, True, False):
         raise ConfigError(
             "self_training must be True, False or None (the method's default). "
@@ -215,20 +213,22 @@ def adapt_domain(
         )
     parts = parts_of(model)
     chosen = _choose_method(method, model, parts, callbacks)
-    check_method(chosen, discriminator, kernel)
-    reads_logits = chosen == "mcc"  # MCC reads the logits, the others features.
+    if method == "auto":  # kernel= or discriminator= may not fit the choice.
+        check_method(chosen, discriminator, kernel)
+    # _choose_method raises nothing: a bad schedule is reported before the model.
     schedule = _check_schedule(schedule, chosen)
+    reads_logits = chosen == "mcc"  # MCC reads the logits, the others features.
     align, base_trains = _check_model(
         model, parts, callbacks, align, chosen, reads_logits
     )
-    multiclass = require_head(parts).task == "multiclass"
+    task = require_head(parts).task
     if self_training is None:
-        self_training = method == "auto" and chosen == "mmd" and multiclass
-    elif self_training and not multiclass:
+        self_training = method == "auto" and chosen == "mmd" and task == "multiclass"
+    elif self_training and task != "multiclass":
         raise ConfigError(
             "self_training labels the target with the classes of a multiclass "
-            f"head (softmax); model '{model.name}' is "
-            f"{require_head(parts).task}. Pass self_training=False."
+            f"head (softmax); model '{model.name}' is {task}. Pass "
+            "self_training=False."
         )
     method = chosen
     check_data(model, source, "source")
@@ -252,7 +252,7 @@ def adapt_domain(
         model.history = run(0.0).history
         model.history.adaptation = None
         return _record(model, method, None)
-    checking = check and require_head(parts).task == "multiclass"
+    checking = check and task == "multiclass"
     entry = model.get_weights()
     reference = None
     if checking:
@@ -264,7 +264,8 @@ def adapt_domain(
         model.set_weights(entry)
         outcomes[w] = run(w)
         if self_training and not outcomes[w].collapsed:
-            outcomes[w] = _self_train(run, target, entry, w) or outcomes[w]
+            retrained = _self_train(run, target, batch_size, entry, w)
+            outcomes[w] = retrained or outcomes[w]
         outcomes[w].criterion = (
             target_balance(model, target, batch_size) if checking else 0.0
         )
@@ -294,7 +295,7 @@ def _choose_method(
     return "mmd" if features_train else "mcc"
 
 
-def _self_train(run: _Runner, target: Any, entry: list, weight: float):
+def _self_train(run: _Runner, target: Any, batch_size: int, entry: list, weight: float):
     """The second run of self-training, or None when nothing got a label.
 
     The model as the first run left it labels the target inputs it is most
@@ -302,15 +303,13 @@ def _self_train(run: _Runner, target: Any, entry: list, weight: float):
     again from ``entry`` on the source and those.
     """
     shares = run.class_shares()
-    inputs, labels = pseudo_labelled(run.model, target, run.batch_size, shares)
+    inputs, labels = pseudo_labelled(run.model, target, batch_size, shares)
     if len(labels) == 0:
         return None
-    mixed = with_pseudo_labels(
-        run.train, inputs, labels, run.batch_size, run.source_size()
-    )
+    mixed = with_pseudo_labels(run.train, inputs, labels, batch_size, run.source_size())
     run.model.set_weights(entry)
     total = run.source_size() + len(labels)
-    outcome = run.on(mixed, steps=-(-total // run.batch_size))(weight)
+    outcome = run.on(mixed, steps=-(-total // batch_size))(weight)
     outcome.pseudo_labels = len(labels)
     return outcome
 
@@ -347,7 +346,6 @@ class _Runner:
         self.optimizer, self.fit_args, self.extras = optimizer, fit_args, extras
         self.base_trains = base_trains
         self.steps = _steps(train)
-        self.batch_size = int(tf.shape(tf.nest.flatten(first)[0])[0])
         self._counts: np.ndarray | None = None
 
     def on(self, train: tf.data.Dataset, steps: int) -> _Runner:

@@ -181,16 +181,22 @@ def make_method(
 
 
 def check_method(
-    method: str, discriminator: Any = None, kernel: Kernel | None = None
+    method: str,
+    discriminator: Any = None,
+    kernel: Kernel | None = None,
+    names: tuple[str, ...] = METHODS,
 ) -> None:
     """Raises `ConfigError` for an unknown ``method`` or another method's
     argument, without making anything (a discriminator's initialisers would
-    draw from the random state)."""
-    if method not in METHODS:
+    draw from the random state). ``names``: what the caller accepts; a name
+    that is not one of `METHODS` (``"auto"``) is resolved and checked later."""
+    if method not in names:
         raise ConfigError(
             f"Unknown domain adaptation method {method!r}. Use one of "
-            f"{list(METHODS)}. Received: method={method!r}"
+            f"{list(names)}. Received: method={method!r}"
         )
+    if method not in METHODS:
+        return
     if discriminator is not None and method != "dann":
         raise ConfigError(
             f"discriminator= is DANN's; method={method!r} aligns features "
