@@ -97,7 +97,7 @@ SUBSTITUTIONS = [
         "Time, not offline: a 2-layer BERT saved as a sentence-transformers "
         "folder (mean pooling by default, as MiniLM's), made by write_fixtures. "
         "The text chain runs on it in ~90 CPU s, on MiniLM in ~160 s; "
-        "test_defaults runs every entry point on MiniLM itself.",
+        "test_defaults runs MiniLM itself (its recipes through tltf train).",
     ),
     (
         'tltf.find_learning_rate(model, data.train, plot_path="lr_finder.png")',

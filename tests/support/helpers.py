@@ -148,7 +148,8 @@ def text_backbone(source: str, folder: Path, texts: list[str]) -> str:
 #: "mean"): the `text_backbone` source and the head's pooling (None: the
 #: backbone's default, "cls" for tiny BERT, "mean" for MiniLM). The tiny
 #: preset covers both poolings in seconds; the offline MiniLM (its
-#: registered "mean") runs every entry point in test_defaults.
+#: registered "mean") runs the entry points in test_defaults (its recipes
+#: through ``tltf train``; see that module's docstring).
 TEXT_ROWS = {
     "tiny_bert": ("tiny_bert", None),
     "tiny_bert-mean": ("tiny_bert", "mean"),

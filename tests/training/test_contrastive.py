@@ -40,9 +40,9 @@ def source(request, tmp_path_factory) -> tuple[str, str | None]:
 
     The tiny preset rather than the offline MiniLM, for time: the stage is the
     same code for both, and what differs between them is the pooling, which
-    this covers. MiniLM runs the stage at its defaults in test_defaults
-    (``test_fine_tune[kerashub_minilm]``), in the README's LoRA snippet, and
-    on real data in ``benchmarks/clinc150``.
+    this covers. MiniLM runs the stage at its defaults through ``tltf train``
+    in test_defaults (``test_cli_train_on_a_csv``) and on real
+    data in ``benchmarks/clinc150``.
     """
     return text_row(request.param, tmp_path_factory.mktemp("bert"), TEXTS)
 

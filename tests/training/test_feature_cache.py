@@ -389,7 +389,8 @@ def test_fit_frozen_head_trains_a_mean_pooled_head_with_and_without_the_cache(
 
     The other frozen entry points on a mean-pooled head (`find_learning_rate`,
     `fine_tune`'s frozen epochs, the search's reuse of base features) run in
-    test_defaults' ``kerashub_minilm`` row: MiniLM registers ``"mean"``.
+    test_defaults' ``kerashub_mean`` row (the tiny encoder as a
+    sentence-transformers folder: ``"mean"`` by default, as MiniLM's).
     """
     data = tltf.data.from_texts(list(TEXTS), TEXT_LABELS.tolist(), batch_size=4)
     model = _mean_pooled(mean_pooled_preset)
