@@ -108,7 +108,11 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
 
     A golden-section search over ``log T`` in [log 0.01, log 100]; the NLL of
     temperature scaling is convex in ``1 / T``, so the search finds its
-    minimum within that range (to ~1e-4 in ``log T``).
+    minimum within that range (to ~1e-4 in ``log T``). When every row's top
+    class is its label, the NLL falls without end as ``T`` shrinks: the
+    minimum is the range's edge, not a fit (at ``T = 0.02`` a model's
+    probabilities are 0 or 1 to float precision, and a rejection threshold
+    chosen on them rejects almost every new input), so ``T`` stays 1.
 
     Args:
         probabilities: ``(n, classes)`` softmax outputs (uncalibrated).
@@ -141,7 +145,9 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
             b = low + ratio * (high - low)
             fb = nll(b)
     best = (low + high) / 2.0
-    # Keep T = 1 unless scaling actually helps (e.g. perfectly separable data).
+    if best < np.log(0.01) + 1e-3:  # Still falling at the edge: separable rows.
+        return 1.0
+    # Keep T = 1 unless scaling actually helps.
     return float(np.exp(best)) if nll(best) < nll(0.0) - 1e-9 else 1.0
 
 
