@@ -2,8 +2,9 @@
 
 Usage (from the repository root)::
 
-    python -m benchmarks.clinc150.compact           # full data (about 30 min)
+    python -m benchmarks.clinc150.compact           # full data (~80 min, 1 thread)
     python -m benchmarks.clinc150.compact --quick   # smoke run: 10 intents
+    python -m benchmarks.clinc150.compact --threads 1 --jobs 2  # (d), (f) side by side
 
 Same encoder, length and data as `run.py` (the offline all-MiniLM-L6-v2,
 32 tokens, the 150 in-scope intents):
@@ -33,6 +34,7 @@ import os
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -298,6 +300,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--keep", help="folder for the models and exports, kept (default: temporary)"
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        choices=[1, 2],
+        default=1,
+        help="2: run (d) and (f) side by side, each in its own process (with "
+        "--threads 1 on a 2-core machine: half the wall time)",
+    )
     parser.add_argument("--child", choices=["d", "f", "serve"], help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -326,7 +336,11 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="tltf-compact-") as tmp:
         workdir = Path(args.keep or tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        results = {arm: run_child(arm, args, workdir) for arm in ("d", "f", "serve")}
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            trained = dict(
+                zip("df", pool.map(lambda a: run_child(a, args, workdir), "df"))
+            )
+        results = {**trained, "serve": run_child("serve", args, workdir)}
     common.finish(info, started)
     settings = Settings.for_quick("d") if args.quick else Settings()
     config = {
@@ -336,6 +350,7 @@ def main(argv: list[str] | None = None) -> None:
         "quick": args.quick,
     }
     command = "python -m benchmarks.clinc150.compact" + " --quick" * args.quick
+    command += f" --jobs {args.jobs}" * (args.jobs > 1)
     renderer = __package__ + ".compact_report"
     common.save_run(output, common.new_record(renderer, command, config, results, info))
 

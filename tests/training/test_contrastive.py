@@ -90,12 +90,12 @@ def test_a_class_with_one_text_is_its_own_positive():
 # --- when it runs ---
 
 
-def test_auto_runs_the_stage_for_few_examples_per_class_only(source):
+def test_auto_runs_four_passes_for_few_examples_per_class_and_one_for_many(source):
     model = text_model(source)
     few = np.repeat(np.arange(3), contrastive.FEW_SHOT_MAX_PER_CLASS)
     many = np.repeat(np.arange(3), contrastive.FEW_SHOT_MAX_PER_CLASS + 1)
     assert contrastive.contrastive_epochs_for(model, "auto", few) == 4
-    assert contrastive.contrastive_epochs_for(model, "auto", many) == 0
+    assert contrastive.contrastive_epochs_for(model, "auto", many) == 1
     assert contrastive.contrastive_epochs_for(model, 2, many) == 2
 
 

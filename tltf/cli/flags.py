@@ -238,7 +238,7 @@ def train(p: Parser) -> None:
         type=whole(0, 4),
         help="text data: passes of a supervised contrastive stage that tunes the "
         "encoder before the head trains (default: 4 with at most 16 examples "
-        "per class, else 0; 0 turns it off)",
+        "per class, else 1; 0 turns it off)",
     )
     training_tail(g, p, runs.DEFAULT_OUTPUT)
 

@@ -6,7 +6,7 @@
 - `unfreezing/`: the schedule, per-group learning rates, `StagedUnfreezing`.
 - `recipes`: `fine_tune`, the frozen-then-unfrozen recipe in one call.
 - `contrastive`: the supervised contrastive stage `fine_tune` runs first on
-  text classifiers with few examples per class.
+  text classifiers (4 passes with few examples per class, 1 with many).
 - `lora/`: LoRA adapters on the base (`enable_lora`), adapter files, merging.
 - `lr_finder`: the learning-rate range test (`find_learning_rate`).
 - `tuning/`: learning-rate search with KerasTuner (`tune_learning_rate`).

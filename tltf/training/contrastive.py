@@ -7,7 +7,8 @@ others first (supervised contrastive loss, Khosla et al. 2020; CPFT,
 Zhang et al. 2021; SetFit's ``SupConLoss``) and then training the head on
 the tuned embeddings does better: on CLINC150 with all-MiniLM-L6-v2 and 10
 texts per intent, 93.2 against the probe's 91.5 (validation split,
-``benchmarks/clinc150``).
+``benchmarks/clinc150``). With many examples it still helps: on all 100
+texts per intent, one pass scored 96.9 against the probe's 95.7.
 
 The stage trains the encoder (or its LoRA adapters) on label-grouped
 batches: 32 texts, 16 classes with 2 texts each, so every text has a
@@ -39,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "AUTO_EPOCHS",
+    "AUTO_EPOCHS_MANY",
     "FEW_SHOT_MAX_PER_CLASS",
     "contrastive_epochs_for",
     "grouped_order",
@@ -46,10 +48,16 @@ __all__ = [
     "train_contrastive",
 ]
 
-#: Passes over every text when ``contrastive_epochs="auto"`` picks the stage.
+#: ``contrastive_epochs="auto"``: passes over every text with at most
+#: `FEW_SHOT_MAX_PER_CLASS` examples per class on average (CLINC150 at 5
+#: texts per intent: 8 passes no better than 4)...
 AUTO_EPOCHS = 4
-#: ``"auto"`` uses the stage when the data has at most this many examples
-#: per class on average (measured at 5 and 10 on CLINC150).
+#: ...and with more (CLINC150, all 100 texts per intent, validation: one
+#: pass 96.9, two 96.8, the probe 95.7): a pass then costs about what an
+#: unfrozen epoch does.
+AUTO_EPOCHS_MANY = 1
+#: Where ``"auto"`` goes from `AUTO_EPOCHS` to `AUTO_EPOCHS_MANY` passes
+#: (measured at 5, 10 and 100 examples per class on CLINC150).
 FEW_SHOT_MAX_PER_CLASS = 16
 BATCH_SIZE = 32
 PER_CLASS = 2
@@ -171,8 +179,9 @@ def contrastive_epochs_for(
 ) -> int:
     """The stage's passes: ``epochs``, or what ``"auto"`` picks for the data.
 
-    ``"auto"``: `AUTO_EPOCHS` for a multiclass text classifier trained on at
-    most `FEW_SHOT_MAX_PER_CLASS` examples per class on average, else 0.
+    ``"auto"``, for a multiclass text classifier: `AUTO_EPOCHS` when it
+    trains on at most `FEW_SHOT_MAX_PER_CLASS` examples per class on
+    average, else `AUTO_EPOCHS_MANY`; 0 for other models.
 
     Args:
         model: The model to train.
@@ -187,7 +196,8 @@ def contrastive_epochs_for(
         if labels is None or not is_text_classifier(model):
             return 0
         classes = head_of(model).num_outputs
-        return AUTO_EPOCHS if len(labels) <= FEW_SHOT_MAX_PER_CLASS * classes else 0
+        few = len(labels) <= FEW_SHOT_MAX_PER_CLASS * classes
+        return AUTO_EPOCHS if few else AUTO_EPOCHS_MANY
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ConfigError(
             'contrastive_epochs must be an integer >= 0 or "auto". '
