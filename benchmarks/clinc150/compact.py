@@ -2,7 +2,7 @@
 
 Usage (from the repository root)::
 
-    python -m benchmarks.clinc150.compact           # full data (~80 min, 1 thread)
+    python -m benchmarks.clinc150.compact           # full data (~90 min, 1 thread)
     python -m benchmarks.clinc150.compact --quick   # smoke run: 10 intents
     python -m benchmarks.clinc150.compact --threads 1 --jobs 2  # (d), (f) side by side
 
