@@ -132,6 +132,7 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
         return float(np.mean(log_z - shifted[rows, labels]))
 
     low, high = np.log(0.01), np.log(100.0)
+    floor = low  # The search's lower edge, kept: the search moves `low`.
     ratio = (np.sqrt(5.0) - 1.0) / 2.0
     a, b = high - ratio * (high - low), low + ratio * (high - low)
     fa, fb = nll(a), nll(b)
@@ -145,7 +146,7 @@ def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
             b = low + ratio * (high - low)
             fb = nll(b)
     best = (low + high) / 2.0
-    if best < np.log(0.01) + 1e-3:  # Still falling at the edge: separable rows.
+    if best < floor + 1e-3:  # Still falling at the edge: separable rows.
         return 1.0
     # Keep T = 1 unless scaling actually helps.
     return float(np.exp(best)) if nll(best) < nll(0.0) - 1e-9 else 1.0
