@@ -12,12 +12,23 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from tltf.errors import ConfigError
 
-__all__ = ["count", "fraction", "image_size", "is_number", "positive_number", "rate"]
+__all__ = [
+    "count",
+    "fraction",
+    "image_size",
+    "is_number",
+    "path",
+    "positive_number",
+    "rate",
+    "seed",
+]
 
 
 def count(name: str, value: Any, *, minimum: int = 1, words: Sequence[str] = ()) -> Any:
@@ -113,6 +124,34 @@ def image_size(value: Any, name: str = "image_size") -> tuple[int, int]:
     raise ConfigError(
         f"{name} must be (height, width) in pixels, two integers >= 1, or one "
         f"integer for a square. Received: {name}={value!r}"
+    )
+
+
+def path(name: str, value: Any) -> Path:
+    """A file or folder path: a ``str`` (not empty) or an ``os.PathLike``.
+
+    Raises:
+        ConfigError: Anything else (None, a number, a list, an empty string).
+    """
+    if isinstance(value, os.PathLike) or (isinstance(value, str) and value.strip()):
+        return Path(value)
+    raise ConfigError(
+        f"{name} must be a path (a str or pathlib.Path). Received: {name}={value!r}"
+    )
+
+
+def seed(value: Any, name: str = "seed") -> int | None:
+    """A random seed: an integer >= 0, or None for a fresh one each run.
+
+    Raises:
+        ConfigError: Anything else (a string, a float, a negative number).
+    """
+    if value is None:
+        return None
+    if _is_integer(value) and 0 <= value < 2**63:
+        return int(value)
+    raise ConfigError(
+        f"{name} must be an integer >= 0 or None. Received: {name}={value!r}"
     )
 
 

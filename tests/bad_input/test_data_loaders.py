@@ -146,12 +146,15 @@ ROWS = [
     Row("data.image_folder", "no class folders", lambda: folder(_empty_folder()), Raises(DataError, "needs at least two")),
     Row("data.image_folder", "unknown cache", lambda: folder(_images(), cache="ram"), Raises(ConfigError, "cache must be")),
     Row("data.image_folder", "a str path, no split", lambda: folder(str(_images()), image_size=(8, 12), validation_split=0), _batch_shape((8, 12, 3))),
+    Row("data.image_folder", "None as the folder", lambda: folder(None), Raises(ConfigError, "directory must be a path")),
+    Row("data.image_folder", "seed as a string", lambda: folder(_images(), seed="1"), Raises(ConfigError, "seed must be an integer >= 0 or None")),
     # --- unlabelled_images ---
     Row("data.unlabelled_images", "image_size as one int", lambda: tltf.data.unlabelled_images(_images(), image_size=16), _batch_shape((16, 16, 3))),
     Row("data.unlabelled_images", "negative image_size", lambda: tltf.data.unlabelled_images(_images(), image_size=-1), Raises(ConfigError, "image_size")),
     Row("data.unlabelled_images", "a file", lambda: tltf.data.unlabelled_images(_a_file()), Raises(DataError, "is a file, not a folder")),
     Row("data.unlabelled_images", "empty folder", lambda: tltf.data.unlabelled_images(_empty_folder()), Raises(DataError, "has no readable images")),
     Row("data.unlabelled_images", "batch_size as a string", lambda: tltf.data.unlabelled_images(_images(), batch_size="4"), Raises(ConfigError, "batch_size")),
+    Row("data.unlabelled_images", "a number as the folder", lambda: tltf.data.unlabelled_images(3), Raises(ConfigError, "Received: directory=3")),
     # --- from_arrays ---
     Row("data.from_arrays", "fewer class names than labels", lambda: tltf.data.from_arrays(x3, np.arange(9) % 3, class_names=["a"]), Raises(DataError, "has label 2, but class_names has 1 names")),
     Row("data.from_arrays", "whole float labels", lambda: tltf.data.from_arrays(x3, np.arange(9.0) % 3), _classes_and_labels(["0", "1", "2"], [0, 1, 2] * 3)),
@@ -171,6 +174,10 @@ ROWS = [
     Row("data.from_arrays", "one class", lambda: tltf.data.from_arrays(x3[:3], [0, 0, 0]), Raises(DataError, "needs at least two")),
     Row("data.from_arrays", "batch_size as a string", lambda: tltf.data.from_arrays(x3, np.arange(9) % 3, batch_size="8"), Raises(ConfigError, "batch_size")),
     Row("data.from_arrays", "validation_split 1.5", lambda: tltf.data.from_arrays(x3, np.arange(9) % 3, validation_split=1.5), Raises(ConfigError, "validation_split")),
+    Row("data.from_arrays", "the same class name twice", lambda: tltf.data.from_arrays(x3, np.arange(9) % 3, class_names=["a", "a", "b"]), Raises(ConfigError, "class_names must be distinct; 'a' appears 2 times")),
+    Row("data.from_arrays", "images of different sizes", lambda: tltf.data.from_arrays([x3[0], x3[1, :2]], [0, 1]), Raises(DataError, "examples of the same shape")),
+    Row("data.from_arrays", "a negative seed", lambda: tltf.data.from_arrays(x3, np.arange(9) % 3, validation_split=0.3, seed=-1), Raises(ConfigError, "Received: seed=-1")),
+    Row("data.from_arrays", "labels of shape (n, 1)", lambda: tltf.data.from_arrays(x3, (np.arange(9) % 3).reshape(-1, 1)), _classes_and_labels(["0", "1", "2"], [0, 1, 2] * 3)),
     # --- text_csv ---
     Row("data.text_csv", "integer labels 1, 2, 3", lambda: tltf.data.text_csv(_integer_labels_csv(), validation_split=0), _classes_and_labels(["1", "2", "3"], [0, 1, 2] * 3)),
     Row("data.text_csv", "not UTF-8", lambda: tltf.data.text_csv(_latin1_csv()), Raises(DataError, "is not utf-8 text")),
@@ -183,6 +190,11 @@ ROWS = [
     Row("data.text_csv", "missing column", lambda: tltf.data.text_csv(_integer_labels_csv(), text_column="review"), Raises(DataError, "has no column 'review'")),
     Row("data.text_csv", "an image as a CSV", lambda: tltf.data.text_csv(next(_images().glob("a/*.png"))), Raises(DataError, "is not utf-8 text")),
     Row("data.text_csv", "batch_size as a string", lambda: tltf.data.text_csv(_integer_labels_csv(), batch_size="2"), Raises(ConfigError, "batch_size")),
+    Row("data.text_csv", "None as the path", lambda: tltf.data.text_csv(None), Raises(ConfigError, "path must be a path")),
+    Row("data.text_csv", "text and label the same column", lambda: tltf.data.text_csv(_integer_labels_csv(), label_column="text"), Raises(ConfigError, "name the same column")),
+    Row("data.text_csv", "a delimiter of two characters", lambda: tltf.data.text_csv(_integer_labels_csv(), delimiter=";;"), Raises(ConfigError, "delimiter must be one character")),
+    Row("data.text_csv", "encoding None", lambda: tltf.data.text_csv(_integer_labels_csv(), encoding=None), Raises(ConfigError, "Received: encoding=None")),
+    Row("data.text_csv", "the same class name twice", lambda: tltf.data.text_csv(_integer_labels_csv(), class_names=["1", "1", "2"]), Raises(ConfigError, "class_names must be distinct")),
     # --- from_texts ---
     Row("data.from_texts", "a None text", lambda: tltf.data.from_texts(["a", None, "c", "d"], [0, 1, 0, 1]), Raises(DataError, "text 1 is missing (None)")),
     Row("data.from_texts", "a NaN text in a Series", lambda: tltf.data.from_texts(pd.Series(["a", np.nan, "c", "d"]), [0, 1, 0, 1]), Raises(DataError, "text 1 is missing")),
@@ -191,10 +203,13 @@ ROWS = [
     Row("data.from_texts", "texts and labels as arrays", lambda: tltf.data.from_texts(np.array(texts), np.array(["n", "p", "n", "p"]), validation_split=0), _texts(set(texts))),
     Row("data.from_texts", "validation_split as a string", lambda: tltf.data.from_texts(texts, [0, 1, 0, 1], validation_split="0.5"), Raises(ConfigError, "validation_split")),
     Row("data.from_texts", "lengths differ", lambda: tltf.data.from_texts(texts, [0, 1]), Raises(DataError, "equal length")),
+    Row("data.from_texts", "texts as lists of words", lambda: tltf.data.from_texts([["one"], ["two"]], [0, 1]), Raises(DataError, "text 0 is a list")),
+    Row("data.from_texts", "seed as a float", lambda: tltf.data.from_texts(texts, [0, 1, 0, 1], seed=1.5), Raises(ConfigError, "Received: seed=1.5")),
     # --- tfds_dataset ---
     Row("data.tfds_dataset", "unknown name", lambda: tltf.data.tfds_dataset("no_such_dataset_xyz", download=False), Raises(DataError, "Could not load TFDS dataset")),
     Row("data.tfds_dataset", "image_size as a string", lambda: tltf.data.tfds_dataset("tf_flowers", image_size="224"), Raises(ConfigError, "image_size")),
     Row("data.tfds_dataset", "batch_size 0", lambda: tltf.data.tfds_dataset("tf_flowers", batch_size=0), Raises(ConfigError, "batch_size")),
+    Row("data.tfds_dataset", "seed as a string", lambda: tltf.data.tfds_dataset("tf_flowers", seed="7"), Raises(ConfigError, "seed must be")),
     Row("data.tfds_dataset", "offline download", _offline_tfds, Raises(DataError, "Could not download TFDS dataset 'tf_flowers'")),
     # --- set_cache_budget ---
     Row("data.set_cache_budget", "a word", lambda: tltf.data.set_cache_budget("half"), Raises(ConfigError, "cache budget must be")),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from tltf import arguments
 from tltf.errors import DataError
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -190,9 +191,10 @@ def existing_image_folder(path: str | os.PathLike, wanted: str) -> Path:
         wanted: What the folder should hold, for the message.
 
     Raises:
+        ConfigError: ``path`` is not a path (None, a number).
         DataError: ``path`` does not exist, or is a file.
     """
-    root = Path(path)
+    root = arguments.path("directory", path)
     if root.is_dir():
         return root
     if root.exists():

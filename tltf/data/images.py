@@ -22,6 +22,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -100,6 +101,7 @@ def image_folder(
     image_size = arguments.image_size(image_size)
     batch_size = arguments.count("batch_size", batch_size)
     validation_split = arguments.fraction("validation_split", validation_split)
+    seed = arguments.seed(seed)
     root = existing_image_folder(
         directory,
         "a folder with one subfolder of images per class (folder/<class>/<image>)",
@@ -172,6 +174,7 @@ def unlabelled_images(
     """
     image_size = arguments.image_size(image_size)
     batch_size = arguments.count("batch_size", batch_size)
+    seed = arguments.seed(seed)
     root = existing_image_folder(
         directory, "a folder of images (flat, or in subfolders whose names are ignored)"
     )
@@ -233,7 +236,8 @@ def from_arrays(
     """
     batch_size = arguments.count("batch_size", batch_size)
     validation_split = arguments.fraction("validation_split", validation_split)
-    x = np.asarray(x)
+    seed = arguments.seed(seed)
+    x = _array_of_examples(x)
     n_labels = len(y) if hasattr(y, "__len__") else -1
     if x.ndim == 0 or len(x) == 0 or len(x) != n_labels:
         raise DataError(
@@ -258,6 +262,25 @@ def from_arrays(
         num_train=len(train_idx),
         num_validation=len(val_idx),
     )
+
+
+def _array_of_examples(x: Any) -> np.ndarray:
+    """``x`` as one NumPy array; examples of different shapes fail clearly."""
+    try:
+        array = np.asarray(x)
+    except ValueError:  # NumPy refuses ragged nested lists.
+        array = np.asarray(x, dtype=object)
+    if (
+        array.dtype == object
+        and array.ndim
+        and any(isinstance(item, (np.ndarray, list, tuple)) for item in array.flat)
+    ):
+        raise DataError(
+            "from_arrays: x must be one array of examples of the same shape "
+            "(e.g. images all resized to one size). Received examples of "
+            "different shapes; resize them, or use tltf.data.image_folder."
+        )
+    return array
 
 
 def _scan(root: Path, class_names: list[str]):

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from tltf.data.inputs import as_list
-from tltf.errors import DataError
+from tltf.errors import ConfigError, DataError
 
 logger = logging.getLogger("tltf.data")
 
@@ -49,6 +49,7 @@ def encode_labels(
         ``(class_names, ids)``.
 
     Raises:
+        ConfigError: The same name twice in ``class_names``.
         DataError: A missing or fractional label, a label that is not one of
             ``class_names``, or labels of several kinds.
 
@@ -57,6 +58,13 @@ def encode_labels(
         (['1', '2', '3'], array([0, 1, 2, 1]))
     """
     names = None if class_names is None else [str(n) for n in as_list(class_names)]
+    if names is not None and len(set(names)) < len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise ConfigError(
+            f"{source}: class_names must be distinct; {twice!r} appears "
+            f"{names.count(twice)} times. Pass one name per class. Received: "
+            f"class_names={_preview(names)}"
+        )
     if (
         isinstance(labels, np.ndarray)
         and labels.ndim == 1

@@ -77,7 +77,8 @@ def text_csv(
         >>> data.class_names
         ['negative', 'positive']
     """
-    file = Path(path)
+    file = arguments.path("path", path)
+    _check_columns(text_column, label_column, delimiter, encoding)
     if not file.is_file():
         state = "is a folder, not a file" if file.is_dir() else "does not exist"
         raise DataError(
@@ -152,6 +153,7 @@ def from_texts(
     """
     batch_size = arguments.count("batch_size", batch_size)
     validation_split = arguments.fraction("validation_split", validation_split)
+    seed = arguments.seed(seed)
     texts = _texts(texts, source)
     labels = as_list(labels)
     if not texts or len(texts) != len(labels):
@@ -186,6 +188,37 @@ def from_texts(
     )
 
 
+def _check_columns(
+    text_column: Any, label_column: Any, delimiter: Any, encoding: Any
+) -> None:
+    """`text_csv`'s column names, delimiter and encoding, before the file is read."""
+    for name, value in (("text_column", text_column), ("label_column", label_column)):
+        if not isinstance(value, str) or not value:
+            raise ConfigError(
+                f"{name} must be the name of a column of the file's header (a "
+                f"string). Received: {name}={value!r}"
+            )
+    if text_column == label_column:
+        raise ConfigError(
+            "text_column and label_column name the same column, so every text "
+            "would be its own label. Pass the label column's name as "
+            f"label_column=. Received: text_column={text_column!r}, "
+            f"label_column={label_column!r}"
+        )
+    if delimiter is not None and not (
+        isinstance(delimiter, str) and len(delimiter) == 1
+    ):
+        raise ConfigError(
+            "delimiter must be one character (',' or '\\t'), or None to pick it "
+            f"from the file's suffix. Received: delimiter={delimiter!r}"
+        )
+    if not isinstance(encoding, str) or not encoding:
+        raise ConfigError(
+            "encoding must be the name of a text encoding, such as 'utf-8', "
+            f"'latin-1' or 'cp1252'. Received: encoding={encoding!r}"
+        )
+
+
 def _texts(texts: Any, source: str) -> list[str]:
     """The texts as ``str``; a missing one (None, NaN) fails clearly."""
     items = as_list(texts.tolist() if hasattr(texts, "tolist") else texts)
@@ -199,6 +232,12 @@ def _texts(texts: Any, source: str) -> list[str]:
             raise DataError(
                 f"{source}: text {row} is missing ({text!r}). Give every example "
                 "a text, or leave the example out."
+            )
+        elif isinstance(text, (list, tuple, dict, set)):
+            raise DataError(
+                f"{source}: texts must be one string per example (a 1-D list or "
+                f"array); text {row} is a {type(text).__name__}: {text!r:.60}. "
+                "Join or flatten the texts first."
             )
         else:
             out.append(str(text))

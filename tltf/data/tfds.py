@@ -49,6 +49,7 @@ def tfds_dataset(
     """
     image_size = arguments.image_size(image_size)
     batch_size = arguments.count("batch_size", batch_size)
+    seed = arguments.seed(seed)
     splits = [train_split] + ([validation_split] if validation_split else [])
     loaded, info = _load(
         name,
