@@ -19,6 +19,7 @@ import keras
 from tltf.backbones.layers import adapted_layers
 from tltf.builders import compile_arguments, fresh_optimizer
 from tltf.distribute.scope import strategy_scope
+from tltf.model import require_model
 
 __all__ = ["merge_lora"]
 
@@ -44,6 +45,7 @@ def merge_lora(model: keras.Model) -> keras.Model:
         >>> plain.count_params() < model.count_params()
         True
     """
+    require_model(model)
     if not adapted_layers(model):  # any Keras model: a tltf one or not
         return model
     with tempfile.TemporaryDirectory() as tmp:

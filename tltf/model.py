@@ -192,6 +192,8 @@ class TransferModel(keras.Model):
 
     def fit(self, x=None, y=None, *args: Any, validation_data=None, **kwargs: Any):
         check_counts(kwargs, epochs=1, batch_size=1, steps_per_epoch=1)
+        if kwargs.get("validation_split") is not None:
+            arguments.fraction("validation_split", kwargs["validation_split"])
         if isinstance(x, LoadedData):  # Its splits, as fit(data.train, ...).
             if validation_data is None and "validation_split" not in kwargs:
                 validation_data = x.validation
@@ -225,6 +227,11 @@ class TransferModel(keras.Model):
                 "its splits (model.predict(data.validation)), or use "
                 "tltf.evaluate(model, data) for labelled data."
             )
+        if x is None:
+            raise DataError(
+                "predict needs inputs: x is None. Pass the examples to run the "
+                "model on (an array of images, a list of texts or a dataset)."
+            )
         x = numeric_list(as_inputs(x))
         check_inputs(self, x)
         check_finite(x, "x")
@@ -253,7 +260,13 @@ class TransferModel(keras.Model):
         if isinstance(x, tf.data.Dataset):
             check_classes(self, class_names=class_names_of(x), what=what)
         elif isinstance(y, np.ndarray):
+            _check_lengths(x, y, what)
             check_classes(self, labels=y, what="y")
+            if y.ndim == 2 and y.shape[-1] == 1 and _takes_class_ids(self):
+                # Labels (n, 1) as (n,): a step traced for one rank fails on
+                # the other ("Cannot take the length of shape with unknown
+                # rank") when a later fit passes labels of the other rank.
+                y = y.reshape(-1)
         return x, y
 
     def _user_validation(self, data: Any) -> Any:
@@ -268,6 +281,17 @@ class TransferModel(keras.Model):
         return data
 
 
+def _check_lengths(x: Any, y: np.ndarray, what: str) -> None:
+    """Fails clearly when arrays of inputs and labels differ in length."""
+    if y.ndim == 0 or not hasattr(x, "__len__") or isinstance(x, dict):
+        return
+    if len(x) != len(y):
+        raise DataError(
+            f"{what} and y need one entry per example. Received lengths "
+            f"[{len(x)}, {len(y)}]; pass as many labels as examples."
+        )
+
+
 # --- the parts of any model ---
 
 
@@ -280,10 +304,30 @@ def parts_of(model: keras.Model) -> ModelParts:
     """
     if isinstance(model, TransferModel):
         return model.parts
+    require_model(model)
     parts = _LOCATED.get(model)
     if parts is None:
         parts = _LOCATED[model] = ModelParts.locate(model)
     return parts
+
+
+def require_model(model: Any, what: str = "model") -> None:
+    """Fails clearly when ``model`` is not a Keras model (None, a path, ...).
+
+    Raises:
+        ConfigError: ``model`` is not a ``keras.Model``.
+    """
+    if not isinstance(model, keras.Model):
+        load = (
+            " (load it first: keras.saving.load_model(path))"
+            if isinstance(model, (str, Path))
+            else ""
+        )
+        raise ConfigError(
+            f"{what} must be a Keras model, as tltf.build_image_classifier or "
+            f"tltf.build_text_classifier return{load}. Received: "
+            f"{what}={model!r:.80}"
+        )
 
 
 def backbone_of(model: keras.Model) -> Backbone:
@@ -392,7 +436,30 @@ def check_classes(
             f"num_classes={len(class_names)} (data.num_classes)."
         )
     if labels is not None and np.size(labels):
-        _check_label_values(np.asarray(labels), n, what)
+        labels = np.asarray(labels)
+        if labels.ndim == 2 and labels.shape[-1] != 1 and _sparse_loss(model):
+            raise DataError(
+                f"{what} must be one integer class label per example (0..{n - 1}). "
+                f"Received an array of shape {labels.shape} (one-hot?); pass "
+                "np.argmax(y, axis=-1)."
+            )
+        _check_label_values(labels, n, what)
+
+
+def _takes_class_ids(model: keras.Model) -> bool:
+    """Whether ``model`` has a multiclass tltf head and an integer-label loss."""
+    head = parts_of(model).head
+    return head is not None and head.task == "multiclass" and _sparse_loss(model)
+
+
+def _sparse_loss(model: keras.Model) -> bool:
+    """Whether ``model`` takes integer labels: not compiled with a loss of
+    one-hot targets (``"categorical_crossentropy"``)."""
+    loss = getattr(model, "loss", None)
+    if isinstance(loss, keras.losses.CategoricalCrossentropy):
+        return False
+    name = loss if isinstance(loss, str) else getattr(loss, "__name__", "")
+    return name not in ("categorical_crossentropy", "CategoricalCrossentropy")
 
 
 def check_data(model: keras.Model, data: Any, what: str = "data") -> None:

@@ -80,6 +80,12 @@ ROWS = [
     Row("predict_classes", "greyscale images", lambda: tltf.predict_classes(_model(), X[:2, ..., :1]), Raises(DataError, "RGB images (3 channels)")),
     Row("predict_classes", "batch_size as a string", lambda: _predictions(batch_size="2"), Raises(ConfigError, "batch_size")),
     Row("ClassPredictions", "names for every row", lambda: _predictions(class_names=["a", "b", "c"]), _named),
+    Row("calibrate_rejection", "temperature as a string", lambda: tltf.calibrate_rejection(_model(), (X, Y), target_precision=0.5, temperature="yes"), Raises(ConfigError, "temperature must be True")),
+    Row("calibrate_rejection", "one-hot labels", lambda: tltf.calibrate_rejection(_model(), (X, np.eye(3)[Y]), target_precision=0.5), Raises(DataError, "np.argmax(y, axis=-1)")),
+    Row("calibrate_rejection", "None as the model", lambda: tltf.calibrate_rejection(None, (X, Y), target_precision=0.5), Raises(ConfigError, "model must be a Keras model")),
+    Row("predict_classes", "the same class name twice", lambda: tltf.predict_classes(_model(), X[:2], class_names=["a", "a", "b"]), Raises(ConfigError, "class_names must be distinct")),
+    Row("predict_classes", "class names as one string", lambda: tltf.predict_classes(_model(), X[:2], class_names="abc"), Raises(ConfigError, "3 outputs but 1 class names")),
+    Row("predict_classes", "None as the inputs", lambda: tltf.predict_classes(_model(), None), Raises(DataError, "x is None")),
 ]
 # fmt: on
 

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 import tltf
 from tests.bad_input.rows import Raises, Row, check, params, scratch
-from tests.support.helpers import build_tiny_model
+from tests.support.helpers import build_tiny_model, text_row
 from tltf.errors import ConfigError, ExportError
 from tltf.export.signatures import NOT_AN_IMAGE
 
@@ -74,6 +74,15 @@ def _metadata(meta) -> None:
     assert meta["class_names"] == ["a", "b", "c"], meta
 
 
+@functools.cache
+def _text_model():
+    """The tiny BERT preset's classifier (the rows fail before exporting it)."""
+    backbone, pooling = text_row(
+        "tiny_bert", _root() / "tiny_bert", ["a film", "a goal"]
+    )
+    return tltf.build_text_classifier(backbone, 2, sequence_length=8, pooling=pooling)
+
+
 # fmt: off
 ROWS = [
     Row("export_saved_model", "to an existing folder", lambda: tltf.export_saved_model(_model(), _root(), verify=False), Raises(ExportError, "already exists")),
@@ -94,6 +103,15 @@ ROWS = [
     Row("read_export_metadata", "a path that does not exist", lambda: tltf.read_export_metadata(_root() / "none"), Raises(ExportError, "none")),
     Row("read_export_metadata", "a .tflite without its sidecar", lambda: tltf.read_export_metadata(_root() / "none.tflite"), Raises(ExportError, "has no tltf sidecar")),
     Row("read_export_metadata", "an export", lambda: tltf.read_export_metadata(_export()), _metadata),
+    Row("export_saved_model", "None as the path", lambda: tltf.export_saved_model(_model(), None), Raises(ConfigError, "path must be a path")),
+    Row("export_saved_model", "a negative atol", lambda: tltf.export_saved_model(_model(), _root() / "e-atol", atol=-1), Raises(ConfigError, "atol must be a finite number >= 0")),
+    Row("export_saved_model", "pixels as sample_inputs", lambda: tltf.export_saved_model(_model(), _root() / "e-px", sample_inputs=np.zeros((2, 32, 32, 1))), Raises(ConfigError, "must be encoded image files")),
+    Row("export_saved_model", "a path, not a model", lambda: tltf.export_saved_model("model.keras", _root() / "e-str"), Raises(ConfigError, "keras.saving.load_model(path)")),
+    Row("export_litert", "None as the path", lambda: tltf.export_litert(_model(), None), Raises(ConfigError, "path must be a path")),
+    Row("export_litert", "a NaN atol", lambda: tltf.export_litert(_model(), _root() / "nan.tflite", atol=float("nan")), Raises(ConfigError, "Received: atol=nan")),
+    Row("export_litert", "None as the model", lambda: tltf.export_litert(None, _root() / "none.tflite"), Raises(ConfigError, "model must be a Keras model")),
+    Row("read_export_metadata", "None", lambda: tltf.read_export_metadata(None), Raises(ConfigError, "path must be a path")),
+    Row("export_saved_model", "pixels as a text model's sample_inputs", lambda: tltf.export_saved_model(_text_model(), _root() / "t-px", sample_inputs=np.zeros((2, 32, 32, 3))), Raises(ConfigError, "must be texts (a list of strings)")),
 ]
 # fmt: on
 

@@ -116,6 +116,10 @@ ROWS = [
     Row("load_adapter", "into a fresh model", _loads_into_a_fresh_model, _has_adapters),
     Row("merge_lora", "a model without adapters", _merge_plain, _is_itself),
     Row("merge_lora", "a trained LoRA model", _merged_predicts_the_same, _same_outputs),
+    Row("enable_lora", "a NaN alpha", lambda: tltf.enable_lora(build_tiny_model(), 2, alpha=float("nan")), Raises(ConfigError, "Received: alpha=nan")),
+    Row("enable_lora", "None as the model", lambda: tltf.enable_lora(None), Raises(ConfigError, "model must be a Keras model")),
+    Row("load_adapter", "None as the path", lambda: tltf.load_adapter(build_tiny_model(), None), Raises(ConfigError, "path must be a path")),
+    Row("merge_lora", "None as the model", lambda: tltf.merge_lora(None), Raises(ConfigError, "Received: model=None")),
 ]
 # fmt: on
 

@@ -63,6 +63,14 @@ def _loaded():
     return tltf.data.from_arrays(X, np.array(list("abcabc")), validation_split=0.5)
 
 
+def _fit_both_label_ranks():
+    """Labels (n, 1) after labels (n,): a step traced for one rank used to
+    fail on the other with "Cannot take the length of shape with unknown rank"."""
+    model = build_tiny_model()
+    model.fit(X, Y, verbose=0)
+    return model.fit(X, Y.reshape(-1, 1), verbose=0)
+
+
 # fmt: off
 ROWS = [
     # --- TransferModel.predict: images ---
@@ -99,6 +107,15 @@ ROWS = [
     Row("evaluate", "output_dir is a file", lambda: tltf.evaluate(_model(), (X, Y), output_dir=_a_file()), Raises(tltf.TltfError, "a_file")),
     Row("evaluate", "empty data", lambda: tltf.evaluate(_model(), (X[:0], Y[:0])), Raises(DataError, "empty")),
     Row("EvaluationReport", "accuracy of a model that always answers one class", lambda: tltf.evaluate(_constant_model(), (X, Y)), lambda report: np.testing.assert_allclose(report.accuracy, 1 / 3)),
+    Row("TransferModel.predict", "None", lambda: _model().predict(None, verbose=0), Raises(DataError, "x is None")),
+    Row("TransferModel.evaluate", "one-hot labels", lambda: _model().evaluate(X, np.eye(3)[Y], verbose=0), Raises(DataError, "np.argmax(y, axis=-1)")),
+    Row("TransferModel.evaluate", "fewer labels than images", lambda: _model().evaluate(X, Y[:3], verbose=0), Raises(DataError, "Received lengths [6, 3]")),
+    Row("TransferModel.fit", "fewer labels than images", lambda: _model().fit(X, Y[:3], verbose=0), Raises(DataError, "need one entry per example")),
+    Row("TransferModel.fit", "validation_split 1.5", lambda: _model().fit(X, Y, validation_split=1.5, verbose=0), Raises(ConfigError, "validation_split must be a number in [0, 1)")),
+    Row("TransferModel.fit", "one-hot validation labels", lambda: _model().fit(X, Y, validation_data=(X, np.eye(3)[Y]), verbose=0), Raises(DataError, "one-hot?")),
+    Row("TransferModel.fit", "labels (n,) then (n, 1)", _fit_both_label_ranks, lambda history: np.testing.assert_equal(np.isfinite(history.history["loss"]), True)),
+    Row("evaluate", "None as the model", lambda: tltf.evaluate(None, (X, Y)), Raises(ConfigError, "model must be a Keras model")),
+    Row("evaluate", "the same class name twice", lambda: tltf.evaluate(_model(), (X, Y), class_names=["a", "a", "b"]), Raises(ConfigError, "class_names must be distinct")),
 ]
 # fmt: on
 

@@ -23,6 +23,7 @@ import keras
 import numpy as np
 
 from tltf import arguments
+from tltf.data.inputs import as_list
 from tltf.errors import ConfigError, DataError
 from tltf.evaluation import calibration as calib
 from tltf.evaluation.predictions import (
@@ -31,7 +32,7 @@ from tltf.evaluation.predictions import (
     unlabelled_predictions,
 )
 from tltf.heads import Head
-from tltf.model import head_of
+from tltf.model import head_of, require_model
 
 #: In-scope accuracy the out-of-scope rule may give up (1 point).
 DEFAULT_MAX_ACCURACY_DROP = 0.01
@@ -150,6 +151,11 @@ def calibrate_rejection(
         ['cats', 'unknown']
     """
     _check_arguments(target_precision, oos_data, max_accuracy_drop)
+    if not isinstance(temperature, (bool, np.bool_)):
+        raise ConfigError(
+            "temperature must be True (fit the softmax temperature) or False "
+            f"(keep T = 1). Received: temperature={temperature!r}"
+        )
     head = _multiclass_head(model)
     old = (head.temperature, head.rejection_threshold)
     set_calibration(model, 1.0, None)
@@ -203,16 +209,21 @@ def predict_classes(
     Raises:
         ConfigError: ``class_names`` does not fit the model's outputs.
     """
+    require_model(model)
     if batch_size is not None:
         arguments.count("batch_size", batch_size)
     probabilities = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
     n = probabilities.shape[-1]
-    names = [str(c) for c in class_names] if class_names is not None else None
-    names = names or [str(i) for i in range(n)]
+    names = [str(c) for c in as_list(class_names)] or [str(i) for i in range(n)]
     if len(names) != n:
         raise ConfigError(
             f"The model has {n} outputs but {len(names)} class names were "
             f"given. Received: class_names={names}"
+        )
+    if len(set(names)) != len(names):
+        raise ConfigError(
+            "class_names must be distinct: an answer names one class. "
+            f"Received: class_names={names}"
         )
     index = calib.answer(probabilities, calibration_of(model)[1])
     labels = [names[i] if i >= 0 else calib.UNKNOWN_NAME for i in index]

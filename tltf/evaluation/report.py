@@ -37,6 +37,7 @@ from tltf.evaluation.predictions import (
     labelled_predictions,
     unlabelled_predictions,
 )
+from tltf.model import require_model
 from tltf.runs import REPORT_FILE
 
 CONFUSION_FILE = "confusion_matrix.png"
@@ -264,6 +265,7 @@ def evaluate(
         >>> report.macro["f1"]
         0.93
     """
+    require_model(model)
     check_output_dir(output_dir, overwrite)
     labels, probabilities, data_names = labelled_predictions(model, data)
     num_classes = probabilities.shape[-1]
@@ -272,6 +274,11 @@ def evaluate(
         raise ConfigError(
             f"The model has {num_classes} outputs but {len(names)} class names "
             f"were given. Received: class_names={names}"
+        )
+    if len(set(map(str, names))) != len(names):
+        raise ConfigError(
+            "class_names must be distinct: a report row names one class. "
+            f"Received: class_names={names}"
         )
     temperature, threshold = calibration_of(model)
     if oos_data is not None and threshold is None:

@@ -41,13 +41,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tltf import files
+from tltf import arguments, files
 from tltf.errors import ConfigError, ExportError, first_line
 from tltf.evaluation.calibration import answer
 from tltf.export.plan import Endpoint, ServingPlan
 from tltf.export.quantize import INT8_ATOL, check_mode, compare_with_float
 from tltf.export.signatures import plan_endpoints
 from tltf.lora_merge import merge_lora
+from tltf.model import require_model
 
 FLOAT_ATOL = 1e-3
 _NUMERIC_SIGNATURE = {"image": "pixels", "text": "token_ids"}
@@ -99,7 +100,10 @@ def export_litert(
         >>> tltf.export_litert(model, "model.tflite", quantize="int8")
         PosixPath('model.tflite')
     """
-    target = Path(path)
+    require_model(model)
+    target = arguments.path("path", path)
+    arguments.positive_number("atol", atol, zero=True)
+    arguments.positive_number("quantize_atol", quantize_atol, zero=True)
     _check_target(target, overwrite)
     check_mode(quantize)
     model = merge_lora(model)  # LoRA adapters folded in: an ordinary model

@@ -57,6 +57,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tltf import arguments
 from tltf.errors import ExportError, first_line
 from tltf.evaluation.calibration import answer
 from tltf.export.plan import Endpoint, ServingPlan
@@ -64,6 +65,7 @@ from tltf.export.quantize import CLEAR_MARGIN, INT8_ATOL, check_mode, quantized_
 from tltf.export.signatures import plan_endpoints
 from tltf.files import atomic_path
 from tltf.lora_merge import merge_lora
+from tltf.model import require_model
 
 METADATA_FILE = "tltf_export.json"
 TOKEN_IDS_MODEL = "token_ids_model"
@@ -127,7 +129,11 @@ def export_saved_model(
         >>> tltf.export_saved_model(model, "export/", class_names=["cat", "dog"])
         PosixPath('export')
     """
-    target = Path(path)
+    require_model(model)
+    target = arguments.path("path", path)
+    if atol is not None:
+        arguments.positive_number("atol", atol, zero=True)
+    arguments.positive_number("quantize_atol", quantize_atol, zero=True)
     _check_target(target, overwrite)
     check_mode(quantize)
     model = merge_lora(model)  # LoRA adapters folded in: an ordinary model
@@ -168,7 +174,8 @@ def read_export_metadata(path: str | os.PathLike) -> dict[str, Any]:
     Raises:
         ExportError: ``path`` holds no tltf export.
     """
-    if Path(path).suffix == ".tflite":
+    path = arguments.path("path", path)
+    if path.suffix == ".tflite":
         file = Path(path).with_suffix(".json")
         if not file.is_file():
             raise ExportError(

@@ -95,7 +95,7 @@ def _image_plan(model, task, names, outputs, image_size, samples) -> ServingPlan
     size, channels = _served_size(model, image_size)
     pixel_shape = (*size, channels)
     decode, serve_bytes, serve_pixels = _image_functions(model, outputs, pixel_shape)
-    encoded = list(samples) if samples else _sample_images(size, channels)
+    encoded = _image_samples(samples) or _sample_images(size, channels)
     pixels = np.stack([decode(tf.constant(b)).numpy() for b in encoded])
     expected = keras_outputs(model, pixels)
     key = compare_key(task)
@@ -123,6 +123,37 @@ def _image_plan(model, task, names, outputs, image_size, samples) -> ServingPlan
         ),
     ]
     return ServingPlan("image", task, names, endpoints, image_size=size)
+
+
+def _image_samples(samples: Any) -> list[bytes]:
+    """``sample_inputs`` of an image model as a list of encoded images."""
+    if samples is None:
+        return []
+    items = [samples] if isinstance(samples, bytes) else None
+    if items is None and not isinstance(samples, np.ndarray):
+        items = list(samples) if hasattr(samples, "__iter__") else None
+    if items is None or not all(isinstance(item, bytes) for item in items):
+        raise ConfigError(
+            "sample_inputs of an image model must be encoded image files (the "
+            "bytes of JPEG, PNG, GIF or BMP files, e.g. [Path('cat.jpg')."
+            "read_bytes()]), not pixels. Received: "
+            f"{type(samples).__name__}{getattr(samples, 'shape', '')}"
+        )
+    return items
+
+
+def _text_samples(samples: Any) -> list[str]:
+    """``sample_inputs`` of a text model as a list of strings."""
+    if samples is None:
+        return []
+    if isinstance(samples, str):
+        return [samples]
+    if isinstance(samples, np.ndarray) and samples.dtype.kind not in "USO":
+        raise ConfigError(
+            "sample_inputs of a text model must be texts (a list of strings). "
+            f"Received: an array of {samples.dtype} of shape {samples.shape}"
+        )
+    return [str(s) for s in samples]
 
 
 def _served_size(model, image_size) -> tuple[tuple[int, int], int]:
@@ -197,7 +228,7 @@ def _text_plan(model, task, names, outputs, samples) -> ServingPlan:
         x = tf.reshape(text, (-1, 1)) if rank == 2 else text
         return outputs(model(x, training=False))
 
-    strings = [str(s) for s in samples] if samples else list(DEFAULT_TEXT_SAMPLES)
+    strings = _text_samples(samples) or list(DEFAULT_TEXT_SAMPLES)
     x = np.asarray(strings, dtype=object)
     x = x.reshape(-1, 1) if rank == 2 else x
     expected = keras_outputs(model, tf.constant(x))

@@ -21,6 +21,7 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
+from tltf import arguments
 from tltf.backbones.layers import adapted_layers, adapter_variables
 from tltf.errors import ConfigError
 from tltf.files import atomic_path
@@ -80,7 +81,7 @@ def save_adapter(
         "source": str(backbone.label),
         "base_digest": base_digest(backbone.model),
     }
-    target = Path(path)
+    target = arguments.path("path", path)
     with atomic_path(target) as staging:
         save_file(tensors, str(staging), metadata=metadata)
     return target
@@ -106,7 +107,7 @@ def load_adapter(model: keras.Model, path: str | os.PathLike) -> None:
         >>> model = tltf.build_text_classifier("kerashub:bert_tiny_en_uncased", 150)
         >>> tltf.load_adapter(model, "intent.lora.safetensors")
     """
-    metadata, tensors = _read(Path(path))
+    metadata, tensors = _read(arguments.path("path", path))
     backbone = backbone_of(model)
     if base_digest(backbone.model) != metadata["base_digest"]:
         raise ConfigError(

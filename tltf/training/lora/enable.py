@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -228,7 +229,10 @@ def _check_rank(rank: int, alpha: float | None) -> None:
             f"LoRA rank must be an integer >= 1. Received: rank={rank!r}."
         )
     if alpha is not None and (
-        isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha <= 0
+        isinstance(alpha, bool)
+        or not isinstance(alpha, (int, float))
+        or not math.isfinite(alpha)
+        or alpha <= 0
     ):
         raise ConfigError(
             f"LoRA alpha must be a number > 0 (or None for alpha = rank). "
