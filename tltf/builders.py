@@ -15,7 +15,7 @@ merged copy) like a given one without sharing its stateful objects.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import keras
@@ -121,6 +121,8 @@ def build_image_classifier(
         (1, 3)
     """
     _check_arguments(num_classes, compile, learning_rate)
+    _check_options(head, name, layer_groups, train_bn=train_bn, compile=compile)
+    _check_not_a_classifier(backbone)
     head = head or Head(
         num_classes,
         task=task,
@@ -174,7 +176,15 @@ def augmentation_layers(
             f"Unknown augment {augment!r}: use 'default', a list of Keras "
             "preprocessing layers, or None."
         )
-    return list(augment)
+    layers = list(augment) if hasattr(augment, "__iter__") else [augment]
+    wrong = next((a for a in layers if not isinstance(a, keras.layers.Layer)), None)
+    if wrong is not None:
+        raise ConfigError(
+            "augment must be 'default', a list of Keras preprocessing layers "
+            "(e.g. [keras.layers.RandomFlip('horizontal')]), or None. "
+            f"Received an item {wrong!r:.60}"
+        )
+    return layers
 
 
 def compile_model(
@@ -204,6 +214,15 @@ def compile_model(
         optimizer = keras.optimizers.Adam(
             arguments.rate("learning_rate", learning_rate)
         )
+    elif isinstance(optimizer, str):
+        try:
+            optimizer = keras.optimizers.get(optimizer)
+        except ValueError:
+            raise ConfigError(
+                f"Unknown optimizer {optimizer!r}: pass a Keras optimizer "
+                "(keras.optimizers.AdamW(1e-4)) or a Keras name such as 'adam' "
+                f"or 'sgd'. Received: optimizer={optimizer!r}"
+            ) from None
     model.compile(optimizer=optimizer, **args)
     return model
 
@@ -238,6 +257,42 @@ def _check_arguments(num_classes: Any, compile: bool, learning_rate: Any) -> Non
     arguments.count("num_classes", num_classes)
     if compile:
         arguments.rate("learning_rate", learning_rate)
+
+
+def _check_options(head: Any, name: Any, layer_groups: Any, **flags: Any) -> None:
+    """Checks a builder's head, name, layer groups and on/off flags."""
+    if head is not None and not isinstance(head, Head):
+        raise ConfigError(
+            "head must be a tltf.Head (e.g. tltf.Head(3, hidden_units=(64,))) or "
+            f"None for the default head. Received: head={head!r:.60}"
+        )
+    if name is not None and not isinstance(name, str):
+        raise ConfigError(f"name must be a string or None. Received: name={name!r}")
+    if layer_groups is not None and not isinstance(layer_groups, Mapping):
+        raise ConfigError(
+            "layer_groups must be a dict of group name to layer names, e.g. "
+            "{'top': ['conv5_block3_out']}. Received: "
+            f"layer_groups={layer_groups!r:.60}"
+        )
+    for flag, value in flags.items():
+        if not isinstance(value, bool):
+            raise ConfigError(
+                f"{flag} must be True or False. Received: {flag}={value!r}"
+            )
+
+
+def _check_not_a_classifier(backbone: Any) -> None:
+    """Refuses a whole tltf classifier as a backbone: a head on its class
+    probabilities would learn from a handful of numbers, not from features."""
+    if isinstance(backbone, keras.Model) and any(
+        isinstance(layer, Head) for layer in backbone.layers
+    ):
+        raise ConfigError(
+            f"The backbone model '{backbone.name}' is a whole classifier (it ends "
+            "in a tltf Head), so a new head would see only its class "
+            "probabilities. Pass its base instead (model.backbone.model), e.g. "
+            "tltf.build_image_classifier(model.backbone.model, num_classes)."
+        )
 
 
 def _frozen_backbone(
@@ -356,6 +411,7 @@ def build_text_classifier(
         (1, 2)
     """
     _check_arguments(num_classes, compile, learning_rate)
+    _check_options(head, name, layer_groups, train_bn=train_bn, compile=compile)
     if pooling is not None and pooling not in POOLINGS:
         raise ConfigError(
             f"Unknown text pooling {pooling!r}; use one of {POOLINGS} or None. "

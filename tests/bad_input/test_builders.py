@@ -164,6 +164,15 @@ ROWS = [
     Row("MacroPrecision", "num_classes as a string", lambda: tltf.MacroPrecision("3"), Raises(ConfigError, "num_classes")),
     Row("MacroRecall", "threshold 2", lambda: tltf.MacroRecall(3, multi_label=True, threshold=2), Raises(ConfigError, "threshold")),
     Row("MacroF1", "a perfect prediction", lambda: _f1([0, 1, 2], np.eye(3)), lambda value: np.testing.assert_allclose(value, 1.0)),
+    Row("build_image_classifier", "name as a number", lambda: tltf.build_image_classifier(tiny_base(), 3, name=3), Raises(ConfigError, "name must be a string or None")),
+    Row("build_image_classifier", "head as a word", lambda: tltf.build_image_classifier(tiny_base(), 3, head="dense"), Raises(ConfigError, "head must be a tltf.Head")),
+    Row("build_image_classifier", "layer_groups as a list", lambda: tltf.build_image_classifier(tiny_base(), 3, layer_groups=["block1_conv"]), Raises(ConfigError, "layer_groups must be a dict")),
+    Row("build_image_classifier", "augment as a list of words", lambda: tltf.build_image_classifier(tiny_base(), 3, augment=["flip"]), Raises(ConfigError, "Received an item 'flip'")),
+    Row("build_image_classifier", "compile='no'", lambda: tltf.build_image_classifier(tiny_base(), 3, compile="no"), Raises(ConfigError, "compile must be True or False")),
+    Row("build_image_classifier", "train_bn as a word", lambda: tltf.build_image_classifier(tiny_base(), 3, train_bn="no"), Raises(ConfigError, "train_bn must be True or False")),
+    Row("build_image_classifier", "a whole classifier as the backbone", lambda: tltf.build_image_classifier(build_tiny_model(), 4), Raises(ConfigError, "model.backbone.model")),
+    Row("build_text_classifier", "compile as a string", lambda: tltf.build_text_classifier(_preset(), 2, sequence_length=8, compile="False"), Raises(ConfigError, "compile must be True or False")),
+    Row("compile_model", "an unknown optimizer name", lambda: tltf.compile_model(build_tiny_model(compile=False), optimizer="nadamx"), Raises(ConfigError, "Unknown optimizer 'nadamx'")),
 ]
 # fmt: on
 

@@ -70,6 +70,8 @@ ROWS = [
     Row("WorkerBackupAndRestore", "save_freq 0", lambda: tltf.WorkerBackupAndRestore(_root() / "b2", save_freq=0), Raises(ConfigError, "save_freq")),
     Row("WorkerBackupAndRestore", "a backup folder that is a file", lambda: tltf.WorkerBackupAndRestore(_a_file()), Raises(ConfigError, "a_file")),
     Row("fault_tolerance_callbacks", "a fit with them", _resumes_and_trains, _two_epochs),
+    Row("fault_tolerance_callbacks", "None as the backup folder", lambda: tltf.fault_tolerance_callbacks(None), Raises(ConfigError, "backup_dir must be a path")),
+    Row("WorkerBackupAndRestore", "a number as the backup folder", lambda: tltf.WorkerBackupAndRestore(3), Raises(ConfigError, "Received: backup_dir=3")),
 ]
 # fmt: on
 

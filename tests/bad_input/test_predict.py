@@ -116,6 +116,7 @@ ROWS = [
     Row("TransferModel.fit", "labels (n,) then (n, 1)", _fit_both_label_ranks, lambda history: np.testing.assert_equal(np.isfinite(history.history["loss"]), True)),
     Row("evaluate", "None as the model", lambda: tltf.evaluate(None, (X, Y)), Raises(ConfigError, "model must be a Keras model")),
     Row("evaluate", "the same class name twice", lambda: tltf.evaluate(_model(), (X, Y), class_names=["a", "a", "b"]), Raises(ConfigError, "class_names must be distinct")),
+    Row("evaluate", "output_dir as a number", lambda: tltf.evaluate(_model(), (X, Y), output_dir=3), Raises(ConfigError, "output_dir must be a path")),
 ]
 # fmt: on
 

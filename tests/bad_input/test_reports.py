@@ -95,6 +95,14 @@ def _report_keys(report) -> None:
     assert report["teacher"]["params"] == report["student"]["params"]
 
 
+@functools.cache
+def _a_finder_result():
+    """A ten-step sweep without a plot, shared by the plot rows."""
+    return tltf.find_learning_rate(
+        build_tiny_model(), (X, Y), num_steps=10, plot_path=None
+    )
+
+
 # fmt: off
 ROWS = [
     Row("find_learning_rate", "ten steps", lambda: tltf.find_learning_rate(build_tiny_model(), (X, Y), num_steps=10, batch_size=4, plot_path=None), _lr_result),
@@ -113,6 +121,8 @@ ROWS = [
     Row("distillation_report", "a student of other inputs", lambda: tltf.distillation_report(_teacher(), _model_of(tiny_base((40, 40, 3))), (X, Y), latency_runs=1, measure_size=False), Raises(ConfigError, "must take the same inputs")),
     Row("distillation_report", "a teacher and an untrained student", _report, _report_keys),
     Row("distillation_report", "its plot", lambda: plots.distillation_comparison(_report(), _root() / "distill.png"), _is_png),
+    Row("LRFinderResult", "plot(None)", lambda: _a_finder_result().plot(None), Raises(ConfigError, "path must be a path")),
+    Row("LRFinderResult", "plot into a folder", lambda: _a_finder_result().plot(_root()), Raises(ConfigError, "is a folder; pass a file path")),
 ]
 # fmt: on
 

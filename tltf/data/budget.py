@@ -20,6 +20,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "CachePlan",
     "cache_budget_bytes",
+    "check_cache_word",
     "plan_cache",
     "set_cache_budget",
     "spill_folder",
@@ -153,18 +155,28 @@ def plan_cache(
         return CachePlan("memory")
     if cache is False or cache is None:
         return CachePlan("off")
-    if isinstance(cache, str) and cache.lower() in _WORDS:
-        raise ConfigError(
-            'cache must be "auto", True (memory), False (off) or a path (disk); '
-            f"{cache!r} reads as a word, not a path: pass {_WORDS[cache.lower()]}. "
-            f"Received: cache={cache!r}"
-        )
+    check_cache_word(cache)
     if isinstance(cache, (str, os.PathLike)):
         return CachePlan("disk", str(cache))
     raise ConfigError(
         'cache must be "auto", True (memory), False (off) or a path (disk). '
         f"Received: cache={cache!r}"
     )
+
+
+def check_cache_word(cache: Any) -> None:
+    """Fails clearly on a ``cache`` string that is a word, not a path
+    (``"ram"``, ``"yes"``, ``"none"``): it would create a folder of that name.
+
+    Raises:
+        ConfigError: ``cache`` is such a word.
+    """
+    if isinstance(cache, str) and cache.lower() in _WORDS:
+        raise ConfigError(
+            'cache must be "auto", True (memory), False (off) or a path (disk); '
+            f"{cache!r} reads as a word, not a path: pass {_WORDS[cache.lower()]}. "
+            f"Received: cache={cache!r}"
+        )
 
 
 def spill_folder() -> Path:

@@ -187,6 +187,7 @@ def _read_state(backup_dir: str) -> dict[str, Any] | None:
 def _check_backup(backup_dir: str | os.PathLike, save_freq: Any) -> None:
     if save_freq != "epoch":
         arguments.count("save_freq (batches between backups, or 'epoch')", save_freq)
+    arguments.path("backup_dir", backup_dir)  # Checked only: gs:// stays a str.
     if Path(backup_dir).is_file():
         raise ConfigError(
             f"backup_dir {str(backup_dir)!r} is a file; a backup is a folder. Pass "

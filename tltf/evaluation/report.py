@@ -28,6 +28,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from tltf import arguments
 from tltf import files as files_io
 from tltf.data.inputs import as_list
 from tltf.errors import ConfigError, DataError
@@ -331,7 +332,7 @@ def check_output_dir(output_dir: str | os.PathLike | None, overwrite: bool) -> N
     """
     if output_dir is None:
         return
-    folder = Path(output_dir)
+    folder = arguments.path("output_dir", output_dir)
     if folder.exists() and not folder.is_dir():
         raise ConfigError(
             f"output_dir {str(folder)!r} is a file; pass a folder for the report."

@@ -33,7 +33,7 @@ from tltf.data.base import LoadedData
 from tltf.data.inputs import as_batched
 from tltf.errors import ConfigError, DataError
 from tltf.files import atomic_path
-from tltf.model import check_data
+from tltf.model import check_data, require_model
 from tltf.traced import match_optimizer
 
 SUGGESTIONS = ("valley", "steep", "minimum")
@@ -77,6 +77,7 @@ class LRFinderResult:
         Returns:
             The path written.
         """
+        check_plot_path(path)
         return save_plot(self, path)
 
     def __str__(self) -> str:
@@ -217,7 +218,9 @@ def find_learning_rate(
         ...                                  plot_path=None)
         >>> model.optimizer.learning_rate.assign(result.suggestion)
     """
+    require_model(model)
     _check_arguments(model, min_lr, max_lr, num_steps, method, diverge)
+    _check_options(beta, batch_size, plot_path)
     check_data(model, data)
     dataset = as_batched(data, batch_size)
     sweep = LearningRateSweep(min_lr, max_lr, num_steps, beta=beta, diverge=diverge)
@@ -367,6 +370,22 @@ def _check_arguments(model, min_lr, max_lr, num_steps, method, diverge) -> None:
         raise ConfigError(f"Unknown method {method!r}; use one of {SUGGESTIONS}.")
     if arguments.positive_number("diverge", diverge) <= 1:
         raise ConfigError(f"diverge must be > 1. Received: {diverge!r}")
+
+
+def _check_options(beta: Any, batch_size: Any, plot_path: Any) -> None:
+    arguments.fraction("beta", beta)
+    arguments.count("batch_size", batch_size)
+    if plot_path is not None:
+        check_plot_path(plot_path, "plot_path")
+
+
+def check_plot_path(path: Any, name: str = "path") -> None:
+    """Fails clearly when the plot's ``path`` is not a path, or is a folder."""
+    if arguments.path(name, path).is_dir():
+        raise ConfigError(
+            f"{name} {str(path)!r} is a folder; pass a file path such as "
+            f"'{Path(path) / 'lr_finder.png'}'."
+        )
 
 
 def _result(sweep: LearningRateSweep, method: str, plot_path) -> LRFinderResult:

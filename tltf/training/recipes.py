@@ -28,7 +28,7 @@ from tltf.backbones.layers import Backbone, adapted_layers
 from tltf.data.base import LoadedData
 from tltf.data.inputs import as_list
 from tltf.errors import ConfigError
-from tltf.model import backbone_of, check_data
+from tltf.model import backbone_of, check_data, require_model
 from tltf.progress import EpochProgbar, StageLine, resolve_verbose
 from tltf.training import contrastive
 from tltf.training.feature_cache import can_cache_features, fit_frozen_head
@@ -154,6 +154,7 @@ def fine_tune(
         ...     "keras:mobilenet_v2", 3, weights=None, input_shape=(32, 32, 3))
         >>> history = tltf.fine_tune(model, data.train, data.validation, epochs=2)
     """
+    require_model(model)
     check_data(model, train_data, "train_data")
     backbone = backbone_of(model)
     lora = lora_rank is not None or bool(adapted_layers(backbone.model))
@@ -165,6 +166,7 @@ def fine_tune(
         val_data = train_data.validation if val_data is None else val_data
         train_data = train_data.train
     _check_counts(epochs, freeze_epochs, lr_mult, base_lr)
+    _check_options(anneal, cache_features, callbacks)
     verbose = resolve_verbose(verbose)
     if lora_rank is not None:
         add_adapters(model, backbone, lora_rank)
@@ -359,6 +361,22 @@ def _check_counts(
         )
     if base_lr is not None:
         arguments.rate("base_lr", base_lr)
+
+
+def _check_options(anneal: Any, cache_features: Any, callbacks: Any) -> None:
+    for name, value in (("anneal", anneal), ("cache_features", cache_features)):
+        if not isinstance(value, bool):
+            raise ConfigError(
+                f"{name} must be True or False. Received: {name}={value!r}"
+            )
+    wrong = [
+        c for c in as_list(callbacks) if not isinstance(c, keras.callbacks.Callback)
+    ]
+    if wrong:
+        raise ConfigError(
+            "callbacks must be Keras callbacks (keras.callbacks.Callback "
+            f"instances). Received an item {wrong[0]!r:.60}"
+        )
 
 
 def _prepare(model: keras.Model, backbone: Backbone, base_lr: float | None) -> None:

@@ -71,6 +71,12 @@ class Distiller(_compat.BuiltBeforeTracing, keras.Model):
         kwargs.setdefault("name", "distiller")
         super().__init__(**kwargs)
         validate_distillation(temperature, alpha)
+        if teacher is student:
+            raise ConfigError(
+                "The teacher and the student are the same model: training the "
+                "student would change the teacher it learns from. Build a separate "
+                "(usually smaller) student model."
+            )
         self.num_classes = check_compatible(teacher, student)
         self.teacher = teacher
         self.student = student

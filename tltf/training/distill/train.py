@@ -13,7 +13,7 @@ from tltf.builders import DEFAULT_LEARNING_RATE
 from tltf.data.inputs import as_list
 from tltf.distribute.scope import resolve_strategy, strategy_scope
 from tltf.errors import ConfigError
-from tltf.model import check_data
+from tltf.model import check_data, require_model
 from tltf.training.distill.data import prepare_distillation_data
 from tltf.training.distill.distiller import Distiller
 from tltf.training.distill.loss import (
@@ -137,6 +137,7 @@ def distill(
 
 def _check_training_args(student: keras.Model, epochs: Any) -> None:
     arguments.count("epochs", epochs)
+    require_model(student, "student")
     if not student.trainable_weights:
         raise ConfigError(
             "The student has no trainable weights, so distillation would not "

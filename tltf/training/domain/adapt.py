@@ -32,7 +32,13 @@ from tltf import _compat, arguments
 from tltf.data.inputs import as_batched, as_list, as_unlabeled, first_batch
 from tltf.distribute.scope import strategy_scope
 from tltf.errors import ConfigError, DataError
-from tltf.model import TransferModel, check_data, check_inputs, parts_of
+from tltf.model import (
+    TransferModel,
+    check_data,
+    check_inputs,
+    parts_of,
+    require_model,
+)
 from tltf.parts import ModelParts, require_head
 from tltf.training.domain.check import Verdict, judge, target_balance
 from tltf.training.domain.guard import CollapseGuard, chance_loss
@@ -199,6 +205,7 @@ def adapt_domain(
         ...     hidden_units=(64,))
         >>> tltf.adapt_domain(model, (x_source, y_source), x_target, epochs=2)
     """
+    require_model(model)
     weights = _check_weight(weight)
     epochs = arguments.count("epochs", epochs)
     if batch_size is not None:

@@ -23,7 +23,7 @@ import tensorflow as tf
 from tltf import _compat
 from tltf.data.inputs import as_batched, first_batch
 from tltf.errors import ConfigError, DataError
-from tltf.model import parts_of
+from tltf.model import parts_of, require_model
 from tltf.parts import require_backbone, require_head
 from tltf.training.feature_cache.safety import cache_blockers
 from tltf.training.feature_cache.store import (
@@ -127,6 +127,7 @@ def compute_features(
         >>> train = compute_features(model, data.train)
         >>> head_model(model).predict(train.map(lambda f, y: f))
     """
+    require_model(model)
     return feature_set(model, data, cache, key, shuffle).dataset()
 
 

@@ -22,7 +22,7 @@ from tltf import arguments
 from tltf.data.inputs import as_list, check_finite
 from tltf.distribute.scope import strategy_scope
 from tltf.errors import ConfigError
-from tltf.model import check_classes, check_data, parts_of
+from tltf.model import check_classes, check_data, parts_of, require_model
 from tltf.parts import require_head
 from tltf.progress import StageLine, resolve_verbose
 from tltf.training.feature_cache import head_loop
@@ -119,6 +119,7 @@ def fit_frozen_head(
         ...     "keras:mobilenet_v2", 3, weights=None, input_shape=(32, 32, 3))
         >>> history = fit_frozen_head(model, data.train, data.validation, epochs=5)
     """
+    require_model(model)
     if not model.compiled:
         raise ConfigError(
             f"Model '{model.name}' is not compiled. Call tltf.compile_model(model) "

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from tltf import arguments
-from tltf.data.budget import cache_budget_bytes, plan_cache
+from tltf.data.budget import cache_budget_bytes, check_cache_word, plan_cache
 from tltf.errors import ConfigError
 from tltf.files import atomic_path
 
@@ -77,7 +77,9 @@ class FeatureCache:
         *,
         spill: bool = False,
     ) -> None:
-        self.directory = None if directory is None else Path(directory)
+        self.directory = (
+            None if directory is None else arguments.path("directory", directory)
+        )
         if self.directory is not None and self.directory.is_file():
             raise ConfigError(
                 f"A FeatureCache keeps its features in a folder; {str(directory)!r} "
@@ -219,6 +221,7 @@ def resolve_cache(
         return _DEFAULT_CACHE
     if cache is False or cache is None:
         return None
+    check_cache_word(cache)
     if isinstance(cache, (str, os.PathLike)):
         return FeatureCache(cache)
     raise ConfigError(

@@ -111,6 +111,12 @@ def tune_learning_rate(
     """
     arguments.count("max_trials", max_trials)
     arguments.count("epochs", epochs)
+    arguments.path("directory", directory)
+    if not isinstance(project_name, str) or not project_name.strip():
+        raise ConfigError(
+            "project_name must be a non-empty string (the search's sub-folder). "
+            f"Received: project_name={project_name!r}"
+        )
     if fine_tune_epochs is not None:
         arguments.count("fine_tune_epochs", fine_tune_epochs, minimum=0)
     train, validation, num_classes = _split_data(data, validation, num_classes)
