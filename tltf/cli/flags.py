@@ -54,7 +54,12 @@ class FlagParser(argparse.ArgumentParser):
         """``" (did you mean --epochs?)"`` for a misspelt flag."""
         if not message.startswith("unrecognized arguments:"):
             return ""
-        known = [o for a in self.actions.values() for o in a.option_strings]
+        known = [
+            o
+            for a in self.actions.values()
+            for o in a.option_strings
+            if o not in ("-h", "--help")  # "--lr" is not a misspelt --help
+        ]
         for word in message.split(":", 1)[1].split():
             close = difflib.get_close_matches(word.split("=")[0], known, n=1)
             if close:

@@ -88,6 +88,11 @@ def export_output(options: Options) -> None:
                 "file to write, e.g. --output mobile/model.tflite."
             )
         taken = [p for p in (out, out.with_suffix(".json")) if p.exists()]
+    elif out.suffix == ".tflite":
+        raise ArgumentsError(
+            f"--output {str(out)!r} names a LiteRT file, and a SavedModel is a "
+            "folder: pass --format litert to write a .tflite file, or a folder path."
+        )
     elif out.is_file():
         raise ArgumentsError(
             f"--output {str(out)!r} is a file; a SavedModel is a folder: pass a "
