@@ -218,6 +218,17 @@ def test_evaluate_on_other_data_scores_all_of_it(workspace, tmp_path, capsys):
     )
 
 
+def test_evaluate_on_other_classes_fails_instead_of_matching_by_position(
+    workspace, tmp_path, capsys
+):
+    """Labels are numbered by the data's class names: birds would score as cats."""
+    other = write_image_folder(tmp_path / "other", {"birds": 2, "cats": 2}, size=32)
+    args = ["evaluate", "--model", str(workspace / "run"), "--data", str(other)]
+    code = main([*args, "--output", str(tmp_path / "eval")])
+    one_line_error(capsys, code, "['birds']", "['cats', 'dogs']")
+    assert not (tmp_path / "eval").exists()
+
+
 def test_evaluate_an_image_model_on_text_and_the_reverse(workspace, tmp_path, capsys):
     csv = tmp_path / "texts.csv"
     csv.write_text("text,label\nhello,a\nbye,b\n")
@@ -531,7 +542,7 @@ def test_missing_label_column(tmp_path, capsys):
     csv = tmp_path / "texts.csv"
     csv.write_text("text,category\nhello,a\nbye,b\n")
     code = main(["train", "--csv", str(csv)])
-    one_line_error(capsys, code, "label")
+    one_line_error(capsys, code, "'category'", "--label-column", status=2)
 
 
 def test_unknown_backbone(workspace, capsys):

@@ -27,7 +27,7 @@ import tltf
 from tltf import runs
 from tltf.cli.checks import check_modality, data_source, source_modality
 from tltf.cli.loading import image_size_of, load_data, model_modality
-from tltf.errors import ConfigError
+from tltf.errors import ConfigError, DataError
 
 SPLITS = ("validation", "train", "all")
 _SOURCES = ("data", "csv", "tfds")
@@ -192,8 +192,35 @@ def load_scored(model: Any, options: Mapping[str, Any], folder: Path) -> Scored:
         data_options.update(image_size_of(model))
     data, data_kind = load_data(data_options, source)
     check_modality(kind, data_kind, f"--{source}")
+    same_classes(run.get("class_names"), list(data.class_names), f"--{source}")
     dataset, count, what = pick_split(data, chosen.split)
     return Scored(dataset, count, what, chosen.why, list(data.class_names))
+
+
+def same_classes(model: list[str] | None, data: list[str], given: str) -> None:
+    """The data's classes are the model's, in the same order.
+
+    Labels are numbered by the data's own class names; scored against a model
+    with other classes (or some of them missing), they would be matched by
+    position and the report would be silently wrong.
+
+    Raises:
+        DataError: The class names differ (nothing to check when the run
+            does not record them).
+    """
+    if model is None or list(model) == data:
+        return
+    unknown = [c for c in data if c not in model]
+    missing = [c for c in model if c not in data]
+    what = (
+        f"classes the model does not know: {unknown}"
+        if unknown
+        else f"not every class of the model (missing: {missing})"
+    )
+    raise DataError(
+        f"{given} has {what}; the model's classes are {list(model)}. Pass data "
+        "labelled with the model's class names, every class present."
+    )
 
 
 def pick_split(data: Any, split: str) -> tuple[Any, int, str]:
