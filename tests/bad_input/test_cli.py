@@ -497,6 +497,13 @@ ROWS = [
     ),
     Row("config-bad-choice", "adapt --config {ws}/bad_choice.yaml", "method", "dann"),
     Row(
+        "calibrate-two-rules",
+        "calibrate --model {ws}/text_run --csv {ws}/data.csv --target-precision 0.9 "
+        "--oos {ws}/file.txt",
+        "--target-precision and --oos",
+        "pass one",
+    ),
+    Row(
         "export-tflite-without-litert",
         "export --model {ws}/run --output {ws}/new/model.tflite",
         "--output",

@@ -107,6 +107,12 @@ def calibrate(options: Options) -> None:
             "--oos <out-of-scope examples: a text file, one per line, or a folder "
             "of images>."
         )
+    if "target_precision" in options and "oos" in options:
+        raise ArgumentsError(
+            "--target-precision and --oos are two rules for the threshold; pass "
+            "one: --target-precision (the precision the answers must reach) or "
+            "--oos (out-of-scope examples to reject)."
+        )
     if "max_accuracy_drop" in options and "oos" not in options:
         raise ArgumentsError(
             "--max-accuracy-drop goes with --oos (it bounds what rejecting the "
