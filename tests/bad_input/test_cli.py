@@ -504,6 +504,18 @@ ROWS = [
         "pass one",
     ),
     Row(
+        "tune-output-run",
+        "tune --data {ws}/images --output {ws}/run",
+        "holds files but no search",
+        "new or empty folder",
+    ),
+    Row(
+        "tune-output-data",
+        "tune --data {ws}/images --output {ws}/images",
+        "holds files but no search",
+        "new or empty folder",
+    ),
+    Row(
         "export-tflite-without-litert",
         "export --model {ws}/run --output {ws}/new/model.tflite",
         "--output",

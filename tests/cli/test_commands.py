@@ -479,27 +479,29 @@ def test_list_backbones(capsys):
 
 
 def test_tune_runs_a_small_search(workspace, tmp_path, capsys):
-    code = main(
-        [
-            "tune",
-            "--data",
-            str(workspace / "images"),
-            "--backbone",
-            str(workspace / "tiny_base.keras"),
-            *TINY,
-            "--max-trials",
-            "1",
-            "--epochs",
-            "1",
-            "--output",
-            str(tmp_path / "search"),
-        ]
-    )
-    assert code == 0
+    args = [
+        "tune",
+        "--data",
+        str(workspace / "images"),
+        "--backbone",
+        str(workspace / "tiny_base.keras"),
+        *TINY,
+        "--max-trials",
+        "1",
+        "--epochs",
+        "1",
+        "--output",
+        str(tmp_path / "search"),
+    ]
+    assert main(args) == 0
     out = capsys.readouterr().out
     assert "Learning-rate search" in out and str(tmp_path / "search") in out
     trials = tmp_path / "search" / "trials.png"
     assert trials.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # A search stopped before its plot is still a search: it resumes.
+    trials.unlink()
+    assert main(args) == 0
+    assert "Resumed: 1 trial(s)" in capsys.readouterr().out
 
 
 def test_train_without_data_runs_the_demo(monkeypatch, tmp_path):

@@ -123,3 +123,15 @@ def search_output(options: Options) -> None:
         raise ArgumentsError(
             f"--output {options['output']!r} is a file; pass a folder for the search."
         )
+    out = Path(options.get("output", runs.TUNE_OUTPUT))
+    if out.is_dir() and any(out.iterdir()) and not _holds_search(out):
+        raise ArgumentsError(
+            f"--output {str(out)!r} holds files but no search; the search would "
+            "write among them: pass a new or empty folder, or the folder of a "
+            "search to resume."
+        )
+
+
+def _holds_search(folder: Path) -> bool:
+    """A folder tltf tune wrote: its trials plot, or a KerasTuner project."""
+    return (folder / runs.TRIALS_FILE).is_file() or any(folder.glob("*/oracle.json"))
