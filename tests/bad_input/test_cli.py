@@ -516,6 +516,12 @@ ROWS = [
         "new or empty folder",
     ),
     Row(
+        "predict-empty-input",
+        "predict --model {ws}/text_run 'good' ' '",
+        "Input 2",
+        "texts in quotes",
+    ),
+    Row(
         "export-tflite-without-litert",
         "export --model {ws}/run --output {ws}/new/model.tflite",
         "--output",

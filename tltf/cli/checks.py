@@ -149,6 +149,12 @@ def predict(options: Options) -> None:
             "Nothing to classify: pass image files, or texts in quotes for a text "
             'model, after the flags, e.g. tltf predict --model m.keras "hello".'
         )
+    empty = [i for i, text in enumerate(options["inputs"], 1) if not text.strip()]
+    if empty:
+        raise ArgumentsError(
+            f"Input {empty[0]} of tltf predict is empty: pass image files, or texts "
+            "in quotes for a text model, each with something in it."
+        )
 
 
 def list_backbones(options: Options) -> None:
