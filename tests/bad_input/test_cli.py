@@ -522,6 +522,18 @@ ROWS = [
         "texts in quotes",
     ),
     Row(
+        "train-data-twice",
+        "train --data {ws}/images --data {ws}/stuff",
+        "--data is given twice",
+        "pass it once",
+    ),
+    Row(
+        "predict-model-twice",
+        "predict --model {ws}/run --model={ws}/text_run hello",
+        "--model is given twice",
+        "pass it once",
+    ),
+    Row(
         "export-tflite-without-litert",
         "export --model {ws}/run --output {ws}/new/model.tflite",
         "--output",
