@@ -534,6 +534,12 @@ ROWS = [
         "pass it once",
     ),
     Row(
+        "train-backbone-not-a-zip",
+        "train --data {ws}/images --backbone {ws}/not_a_model.keras",
+        "is not a Keras model",
+        "Pass a .keras file",
+    ),
+    Row(
         "export-tflite-without-litert",
         "export --model {ws}/run --output {ws}/new/model.tflite",
         "--output",

@@ -318,10 +318,13 @@ def oos(options: Options) -> None:
 def model(options: Options) -> None:
     """``--backbone`` files and ``--weights`` exist."""
     backbone = str(options.get("backbone", ""))
-    if backbone.endswith(".keras") and not Path(backbone).is_file():
+    if backbone.endswith(".keras") and not zipfile.is_zipfile(backbone):
+        what = "does not exist"
+        if Path(backbone).exists():
+            what = "is not a Keras model (a .keras file is a zip archive)"
         raise ArgumentsError(
-            f"--backbone {backbone!r} does not exist. Pass a .keras file, or a "
-            "registry name such as keras:mobilenet_v2 (tltf list-backbones)."
+            f"--backbone {backbone!r} {what}. Pass a .keras file, or a registry "
+            "name such as keras:mobilenet_v2 (tltf list-backbones)."
         )
     weights = options.get("weights")
     named = weights is None or str(weights).lower() in ("imagenet", "none")
