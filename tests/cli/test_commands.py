@@ -191,6 +191,17 @@ def test_evaluate_scores_the_held_out_split_and_keeps_the_run_report(
     assert ": 2 examples." in capsys.readouterr().out
 
 
+def test_evaluate_refuses_another_split_of_the_training_data(
+    workspace, tmp_path, capsys
+):
+    """A larger --validation-split would score training examples as held out."""
+    args = ["evaluate", "--model", str(workspace / "run")]
+    args += ["--data", str(workspace / "images"), "--output", str(tmp_path / "e")]
+    code = main([*args, "--validation-split", "0.5"])
+    one_line_error(capsys, code, "--validation-split 0.5", "(0.2)", status=2)
+    assert main([*args, "--validation-split", "0.5", "--split", "all"]) == 0
+
+
 def test_evaluate_every_example_and_refuse_to_replace_a_report(
     workspace, tmp_path, capsys
 ):

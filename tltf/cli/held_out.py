@@ -27,6 +27,7 @@ import tltf
 from tltf import runs
 from tltf.cli.checks import check_modality, data_source, source_modality
 from tltf.cli.loading import image_size_of, load_data, model_modality
+from tltf.cli.parsing import ArgumentsError, flag
 from tltf.errors import ConfigError, DataError
 
 SPLITS = ("validation", "train", "all")
@@ -95,11 +96,29 @@ def plan(options: Mapping[str, Any], source: str, run: Mapping[str, Any]) -> Pla
         settings.update({k: record[k] for k in settings if k in record})
     data_options = {**settings, **options}
     same = _same_data(options, source, run)
+    if run and same is not False and split != "all":
+        _same_split(settings, options)
     if split is not None:
         return Plan(split, data_options, "--split")
     if same is False:
         return Plan("all", data_options, "not the data the model was trained on")
     return Plan("validation", data_options, _held_out_why(settings, data_options, run))
+
+
+def _same_split(recorded: Mapping[str, Any], options: Mapping[str, Any]) -> None:
+    """The run's data split again with other settings would mix its two halves.
+
+    Raises:
+        ArgumentsError: ``--validation-split`` or ``--seed`` differs from what
+            the training run used.
+    """
+    for key, used in recorded.items():
+        if key in options and options[key] != used:
+            raise ArgumentsError(
+                f"{flag(key)} {options[key]} is not the training run's ({used}): "
+                "its validation split would hold training examples. Leave "
+                f"{flag(key)} out (the run's split is used), or pass --split all."
+            )
 
 
 def _held_out_why(
