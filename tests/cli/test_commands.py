@@ -202,6 +202,13 @@ def test_evaluate_refuses_another_split_of_the_training_data(
     assert main([*args, "--validation-split", "0.5", "--split", "all"]) == 0
 
 
+def test_evaluate_oos_asks_for_a_calibrated_model(workspace, tmp_path, capsys):
+    args = ["evaluate", "--model", str(workspace / "run")]
+    args += ["--data", str(workspace / "images"), "--output", str(tmp_path / "e")]
+    code = main([*args, "--oos", str(workspace / "images" / "cats")])
+    one_line_error(capsys, code, "--oos", "run tltf calibrate --model")
+
+
 def test_evaluate_every_example_and_refuse_to_replace_a_report(
     workspace, tmp_path, capsys
 ):
