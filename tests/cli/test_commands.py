@@ -209,6 +209,13 @@ def test_evaluate_oos_asks_for_a_calibrated_model(workspace, tmp_path, capsys):
     one_line_error(capsys, code, "--oos", "run tltf calibrate --model")
 
 
+def test_evaluate_at_another_image_size_names_the_models(workspace, tmp_path, capsys):
+    args = ["evaluate", "--model", str(workspace / "run")]
+    args += ["--data", str(workspace / "images"), "--output", str(tmp_path / "e")]
+    code = main([*args, "--image-size", "64"])
+    one_line_error(capsys, code, "--image-size 64x64", "takes 32x32", "Leave")
+
+
 def test_evaluate_every_example_and_refuse_to_replace_a_report(
     workspace, tmp_path, capsys
 ):

@@ -207,13 +207,27 @@ def load_scored(model: Any, options: Mapping[str, Any], folder: Path) -> Scored:
     check_modality(kind, source_modality(source), f"--{source}")
     chosen = plan(options, source, run)
     data_options = dict(chosen.data_options)
-    if source != "csv" and "image_size" not in data_options:
-        data_options.update(image_size_of(model))
+    if source != "csv":
+        _model_image_size(model, data_options)
     data, data_kind = load_data(data_options, source)
     check_modality(kind, data_kind, f"--{source}")
     same_classes(run.get("class_names"), list(data.class_names), f"--{source}")
     dataset, count, what = pick_split(data, chosen.split)
     return Scored(dataset, count, what, chosen.why, list(data.class_names))
+
+
+def _model_image_size(model: Any, data_options: dict[str, Any]) -> None:
+    """Images are read at the model's size; another ``--image-size`` fails."""
+    size = image_size_of(model).get("image_size")
+    given = data_options.get("image_size")
+    if size is not None and given is not None and tuple(given) != size:
+        raise ConfigError(
+            f"--image-size {given[0]}x{given[1]}: this model takes "
+            f"{size[0]}x{size[1]} images. Leave --image-size out (tltf reads "
+            "the images at the model's size)."
+        )
+    if size is not None:
+        data_options["image_size"] = size
 
 
 def same_classes(model: list[str] | None, data: list[str], given: str) -> None:
