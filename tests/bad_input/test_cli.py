@@ -332,6 +332,12 @@ ROWS = [
         "leave it out",
     ),
     Row(
+        "train-tfds-text-column",
+        "train --tfds imdb_reviews --text-column review",
+        "--text-column",
+        "leave it out",
+    ),
+    Row(
         "train-images-sequence-length",
         "train --data {ws}/images --sequence-length 64",
         "--sequence-length",

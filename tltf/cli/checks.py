@@ -203,10 +203,10 @@ def data(options: Options, source: str) -> None:
     elif source == "csv":
         wrong = [k for k in _IMAGE_ONLY if k in options]
         csv_header(file(options, "csv", "a CSV or TSV file with a header row"), options)
-    else:
-        wrong = []
+    else:  # TFDS names its own columns.
+        wrong = [k for k in CSV_COLUMNS if k in options]
     if wrong:
-        kind = "images" if source == "data" else "text"
+        kind = {"data": "images", "csv": "text", "tfds": "a TFDS dataset"}[source]
         raise ArgumentsError(
             f"{flag(wrong[0])} does not apply to {flag(source)} ({kind}); leave it "
             f"out, or pass the other kind of data."
