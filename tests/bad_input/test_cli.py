@@ -19,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -331,6 +332,12 @@ ROWS = [
         "leave it out",
     ),
     Row(
+        "train-tfds-text-column",
+        "train --tfds imdb_reviews --text-column review",
+        "--text-column",
+        "leave it out",
+    ),
+    Row(
         "train-images-sequence-length",
         "train --data {ws}/images --sequence-length 64",
         "--sequence-length",
@@ -495,6 +502,103 @@ ROWS = [
         "whole number",
     ),
     Row("config-bad-choice", "adapt --config {ws}/bad_choice.yaml", "method", "dann"),
+    Row(
+        "calibrate-two-rules",
+        "calibrate --model {ws}/text_run --csv {ws}/data.csv --target-precision 0.9 "
+        "--oos {ws}/file.txt",
+        "--target-precision and --oos",
+        "pass one",
+    ),
+    Row(
+        "tune-output-run",
+        "tune --data {ws}/images --output {ws}/run",
+        "holds files but no search",
+        "new or empty folder",
+    ),
+    Row(
+        "tune-output-data",
+        "tune --data {ws}/images --output {ws}/images",
+        "holds files but no search",
+        "new or empty folder",
+    ),
+    Row(
+        "predict-empty-input",
+        "predict --model {ws}/text_run 'good' ' '",
+        "Input 2",
+        "texts in quotes",
+    ),
+    Row(
+        "train-data-twice",
+        "train --data {ws}/images --data {ws}/stuff",
+        "--data is given twice",
+        "pass it once",
+    ),
+    Row(
+        "predict-model-twice",
+        "predict --model {ws}/run --model={ws}/text_run hello",
+        "--model is given twice",
+        "pass it once",
+    ),
+    Row(
+        "train-backbone-not-a-zip",
+        "train --data {ws}/images --backbone {ws}/not_a_model.keras",
+        "is not a Keras model",
+        "Pass a .keras file",
+    ),
+    Row(
+        "export-tflite-without-litert",
+        "export --model {ws}/run --output {ws}/new/model.tflite",
+        "--output",
+        "pass --format litert",
+    ),
+    Row(
+        "config-empty",
+        "train --config {ws}/empty.yaml",
+        "--config",
+        "leave --config out",
+    ),
+    # --- empty values: "" is no path (not the current folder) ---
+    Row("train-data-empty", "train --data ''", "--data", "pass a FOLDER"),
+    Row("train-csv-empty", "train --csv ' '", "--csv", "pass a FILE"),
+    Row(
+        "evaluate-output-empty",
+        "evaluate --model {ws}/run --data {ws}/images --output ''",
+        "--output",
+        "pass a PATH",
+    ),
+    Row("predict-model-empty", "predict --model '' {ws}/file.txt", "--model", "PATH"),
+    # --- CSV headers, read before TensorFlow loads ---
+    Row("train-csv-empty-file", "train --csv {ws}/empty.csv", "--csv", "header row"),
+    Row(
+        "train-csv-no-text-column",
+        "train --csv {ws}/other_columns.csv",
+        "'review', 'stars'",
+        "Pass --text-column",
+    ),
+    Row(
+        "tune-csv-no-label-column",
+        "tune --csv {ws}/data.csv --label-column stars",
+        "'stars'",
+        "Pass --label-column",
+    ),
+    Row(
+        "evaluate-csv-tab-separated",
+        "evaluate --model {ws}/text_run --csv {ws}/tabs.csv",
+        "--csv",
+        "name it .tsv",
+    ),
+    Row(
+        "evaluate-model-not-a-zip",
+        "evaluate --model {ws}/not_a_model.keras --data {ws}/images",
+        "is not a Keras model",
+        "Pass the model.keras",
+    ),
+    Row(
+        "predict-model-not-a-zip",
+        "predict --model {ws}/not_a_model.keras {ws}/file.txt",
+        "is not a Keras model",
+        "Pass the model.keras",
+    ),
     # --- outputs that exist (the overwrite policy) ---
     Row(
         "train-output-run",
@@ -642,7 +746,7 @@ def workspace(root: Path) -> Path:
         ("text_run", "text"),
     ):
         (root / run).mkdir()
-        (root / run / "model.keras").write_bytes(b"not a model, never loaded")
+        _fake_model(root / run / "model.keras")
         (root / run / "run.json").write_text(json.dumps({"modality": modality}))
     (root / "calibrated" / "calibration.json").write_text("{}")
     (root / "report").mkdir()
@@ -656,7 +760,18 @@ def workspace(root: Path) -> Path:
     (root / "unknown_key.yaml").write_text("epochz: 3\n")
     (root / "bad_value.yaml").write_text("epochs: -1\n")
     (root / "bad_choice.yaml").write_text("method: dan\n")
+    (root / "empty.yaml").write_text("# nothing set yet\n")
+    (root / "empty.csv").write_text("")
+    (root / "other_columns.csv").write_text("review,stars\ngreat,5\nbad,1\n")
+    (root / "tabs.csv").write_text("text\tlabel\nhello\ta\nbye\tb\n")
+    (root / "not_a_model.keras").write_text("not a zip archive")
     return root
+
+
+def _fake_model(path: Path) -> None:
+    """A zip archive named like a model: passes the checks, never loaded."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", "{}")
 
 
 @pytest.fixture(scope="module")

@@ -126,6 +126,13 @@ def test_the_smallest_image_size_is_that_of_the_keras_bases():
     assert sizes == {KERAS_MIN_IMAGE_SIZE}
 
 
+def test_the_csv_columns_checked_first_are_the_librarys():
+    from tltf.cli.checks import CSV_COLUMNS
+
+    parameters = inspect.signature(tltf.data.text_csv).parameters
+    assert {k: parameters[k].default for k in CSV_COLUMNS} == CSV_COLUMNS
+
+
 # --- values ---
 
 
@@ -163,6 +170,16 @@ def test_a_misspelt_flag_is_named_with_the_right_one(capsys):
     assert err == (
         "tltf train: error: unrecognized arguments: --learning-rat 0.1 (did you "
         "mean --learning-rate?); see `tltf train --help`"
+    )
+
+
+def test_an_unknown_flag_is_not_taken_for_a_misspelt_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--data", "x", "--lr", "0.1"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "tltf train: error: unrecognized arguments: --lr 0.1; see `tltf train --help`"
     )
 
 

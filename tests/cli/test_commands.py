@@ -191,6 +191,31 @@ def test_evaluate_scores_the_held_out_split_and_keeps_the_run_report(
     assert ": 2 examples." in capsys.readouterr().out
 
 
+def test_evaluate_refuses_another_split_of_the_training_data(
+    workspace, tmp_path, capsys
+):
+    """A larger --validation-split would score training examples as held out."""
+    args = ["evaluate", "--model", str(workspace / "run")]
+    args += ["--data", str(workspace / "images"), "--output", str(tmp_path / "e")]
+    code = main([*args, "--validation-split", "0.5"])
+    one_line_error(capsys, code, "--validation-split 0.5", "(0.2)", status=2)
+    assert main([*args, "--validation-split", "0.5", "--split", "all"]) == 0
+
+
+def test_evaluate_oos_asks_for_a_calibrated_model(workspace, tmp_path, capsys):
+    args = ["evaluate", "--model", str(workspace / "run")]
+    args += ["--data", str(workspace / "images"), "--output", str(tmp_path / "e")]
+    code = main([*args, "--oos", str(workspace / "images" / "cats")])
+    one_line_error(capsys, code, "--oos", "run tltf calibrate --model")
+
+
+def test_evaluate_at_another_image_size_names_the_models(workspace, tmp_path, capsys):
+    args = ["evaluate", "--model", str(workspace / "run")]
+    args += ["--data", str(workspace / "images"), "--output", str(tmp_path / "e")]
+    code = main([*args, "--image-size", "64"])
+    one_line_error(capsys, code, "--image-size 64x64", "takes 32x32", "Leave")
+
+
 def test_evaluate_every_example_and_refuse_to_replace_a_report(
     workspace, tmp_path, capsys
 ):
@@ -216,6 +241,17 @@ def test_evaluate_on_other_data_scores_all_of_it(workspace, tmp_path, capsys):
     assert "not the data the model was trained on): 4 examples" in (
         capsys.readouterr().out
     )
+
+
+def test_evaluate_on_other_classes_fails_instead_of_matching_by_position(
+    workspace, tmp_path, capsys
+):
+    """Labels are numbered by the data's class names: birds would score as cats."""
+    other = write_image_folder(tmp_path / "other", {"birds": 2, "cats": 2}, size=32)
+    args = ["evaluate", "--model", str(workspace / "run"), "--data", str(other)]
+    code = main([*args, "--output", str(tmp_path / "eval")])
+    one_line_error(capsys, code, "['birds']", "['cats', 'dogs']")
+    assert not (tmp_path / "eval").exists()
 
 
 def test_evaluate_an_image_model_on_text_and_the_reverse(workspace, tmp_path, capsys):
@@ -468,27 +504,29 @@ def test_list_backbones(capsys):
 
 
 def test_tune_runs_a_small_search(workspace, tmp_path, capsys):
-    code = main(
-        [
-            "tune",
-            "--data",
-            str(workspace / "images"),
-            "--backbone",
-            str(workspace / "tiny_base.keras"),
-            *TINY,
-            "--max-trials",
-            "1",
-            "--epochs",
-            "1",
-            "--output",
-            str(tmp_path / "search"),
-        ]
-    )
-    assert code == 0
+    args = [
+        "tune",
+        "--data",
+        str(workspace / "images"),
+        "--backbone",
+        str(workspace / "tiny_base.keras"),
+        *TINY,
+        "--max-trials",
+        "1",
+        "--epochs",
+        "1",
+        "--output",
+        str(tmp_path / "search"),
+    ]
+    assert main(args) == 0
     out = capsys.readouterr().out
     assert "Learning-rate search" in out and str(tmp_path / "search") in out
     trials = tmp_path / "search" / "trials.png"
     assert trials.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # A search stopped before its plot is still a search: it resumes.
+    trials.unlink()
+    assert main(args) == 0
+    assert "Resumed: 1 trial(s)" in capsys.readouterr().out
 
 
 def test_train_without_data_runs_the_demo(monkeypatch, tmp_path):
@@ -531,7 +569,7 @@ def test_missing_label_column(tmp_path, capsys):
     csv = tmp_path / "texts.csv"
     csv.write_text("text,category\nhello,a\nbye,b\n")
     code = main(["train", "--csv", str(csv)])
-    one_line_error(capsys, code, "label")
+    one_line_error(capsys, code, "'category'", "--label-column", status=2)
 
 
 def test_unknown_backbone(workspace, capsys):

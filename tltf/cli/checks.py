@@ -12,6 +12,8 @@ Outputs follow one overwrite policy (`tltf.cli.outputs`).
 
 from __future__ import annotations
 
+import csv
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,8 @@ _TEXT_ONLY = ("text_column", "label_column", "sequence_length")
 _IMAGE_ONLY = ("image_size", "weights")
 #: The smallest side keras.applications bases accept (they refuse less).
 KERAS_MIN_IMAGE_SIZE = 32
+#: text_csv's default columns (a test holds them equal to the library's).
+CSV_COLUMNS = {"text_column": "text", "label_column": "label"}
 #: The kind of data each data flag gives (TFDS: known once loaded).
 _SOURCE_MODALITY = {"data": "image", "csv": "text"}
 #: The flags that give each kind of data.
@@ -103,6 +107,12 @@ def calibrate(options: Options) -> None:
             "--oos <out-of-scope examples: a text file, one per line, or a folder "
             "of images>."
         )
+    if "target_precision" in options and "oos" in options:
+        raise ArgumentsError(
+            "--target-precision and --oos are two rules for the threshold; pass "
+            "one: --target-precision (the precision the answers must reach) or "
+            "--oos (out-of-scope examples to reject)."
+        )
     if "max_accuracy_drop" in options and "oos" not in options:
         raise ArgumentsError(
             "--max-accuracy-drop goes with --oos (it bounds what rejecting the "
@@ -132,13 +142,18 @@ def predict(options: Options) -> None:
             f"tltf predict needs --model: a {runs.MODEL_FILE}, its run folder, or "
             "an export folder."
         )
-    path = Path(options["model"])
-    if not ((path / "saved_model.pb").is_file() or runs.model_file(path).is_file()):
+    if not (Path(options["model"]) / "saved_model.pb").is_file():
         existing_model(options["model"], "predict")
     if not options.get("inputs"):
         raise ArgumentsError(
             "Nothing to classify: pass image files, or texts in quotes for a text "
             'model, after the flags, e.g. tltf predict --model m.keras "hello".'
+        )
+    empty = [i for i, text in enumerate(options["inputs"], 1) if not text.strip()]
+    if empty:
+        raise ArgumentsError(
+            f"Input {empty[0]} of tltf predict is empty: pass image files, or texts "
+            "in quotes for a text model, each with something in it."
         )
 
 
@@ -187,11 +202,11 @@ def data(options: Options, source: str) -> None:
         folder(options, "data", "one subfolder of images per class")
     elif source == "csv":
         wrong = [k for k in _IMAGE_ONLY if k in options]
-        file(options, "csv", "a CSV or TSV file with a header row")
-    else:
-        wrong = []
+        csv_header(file(options, "csv", "a CSV or TSV file with a header row"), options)
+    else:  # TFDS names its own columns.
+        wrong = [k for k in CSV_COLUMNS if k in options]
     if wrong:
-        kind = "images" if source == "data" else "text"
+        kind = {"data": "images", "csv": "text", "tfds": "a TFDS dataset"}[source]
         raise ArgumentsError(
             f"{flag(wrong[0])} does not apply to {flag(source)} ({kind}); leave it "
             f"out, or pass the other kind of data."
@@ -206,6 +221,39 @@ def data(options: Options, source: str) -> None:
                 f"{KERAS_MIN_IMAGE_SIZE}x{KERAS_MIN_IMAGE_SIZE} pixels; pass "
                 f"--image-size {KERAS_MIN_IMAGE_SIZE} or more."
             )
+
+
+def csv_header(path: Path, options: Options) -> None:
+    """``--csv`` has a header row naming the text and label columns.
+
+    Read as the library reads it (`tltf.data.text_csv`): UTF-8, tabs for
+    ``.tsv`` and ``.tab`` files, commas otherwise.
+    """
+    delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            header = next(csv.reader(f, delimiter=delimiter), None)
+    except (OSError, UnicodeError, csv.Error) as err:
+        raise ArgumentsError(
+            f"--csv {str(path)!r} cannot be read as UTF-8 text ({err}). Save it "
+            "as UTF-8 (Excel: 'CSV UTF-8')."
+        ) from None
+    if not header:
+        raise ArgumentsError(
+            f"--csv {str(path)!r} is empty. Pass a CSV or TSV file with a header "
+            "row (a text and a label column), then one row per example."
+        )
+    for key, default in CSV_COLUMNS.items():
+        column = options.get(key, default)
+        if column in header:
+            continue
+        hint = ""
+        if delimiter == "," and any("\t" in h for h in header):
+            hint = " It looks tab-separated: name it .tsv."
+        raise ArgumentsError(
+            f"--csv {str(path)!r} has no column {column!r} (its columns: "
+            f"{', '.join(map(repr, header))}). Pass {flag(key)} <column>.{hint}"
+        )
 
 
 def run_modality(model_file: Path, source: str) -> None:
@@ -270,10 +318,13 @@ def oos(options: Options) -> None:
 def model(options: Options) -> None:
     """``--backbone`` files and ``--weights`` exist."""
     backbone = str(options.get("backbone", ""))
-    if backbone.endswith(".keras") and not Path(backbone).is_file():
+    if backbone.endswith(".keras") and not zipfile.is_zipfile(backbone):
+        what = "does not exist"
+        if Path(backbone).exists():
+            what = "is not a Keras model (a .keras file is a zip archive)"
         raise ArgumentsError(
-            f"--backbone {backbone!r} does not exist. Pass a .keras file, or a "
-            "registry name such as keras:mobilenet_v2 (tltf list-backbones)."
+            f"--backbone {backbone!r} {what}. Pass a .keras file, or a registry "
+            "name such as keras:mobilenet_v2 (tltf list-backbones)."
         )
     weights = options.get("weights")
     named = weights is None or str(weights).lower() in ("imagenet", "none")
@@ -298,7 +349,14 @@ def existing_model(given: Any, command: str) -> Path:
     path = Path(given)
     file = runs.model_file(path)
     if file.is_file() and file.suffix == ".keras":
-        return file
+        if zipfile.is_zipfile(file):
+            return file
+        inside = "" if file == path else f" ({file.name} in it)"
+        raise ArgumentsError(
+            f"--model {str(given)!r}{inside} is not a Keras model (a .keras "
+            f"file is a zip archive). Pass the {runs.MODEL_FILE} that tltf train "
+            f"wrote, or its run folder (tltf {command})."
+        )
     if path.is_dir():
         what = (
             "is an export folder; tltf predict reads it, other commands need the "

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tltf.cli.flags import FlagParser
-from tltf.cli.parsing import ArgumentsError
+from tltf.cli.parsing import ArgumentsError, flag
 
 _NOT_SETTINGS = {"command", "debug", "config", "help"}
 
@@ -52,7 +52,23 @@ def merge_config(
         settings = _read_config(path, set(flags), args.command)
         options.update(_parsed(settings, parser, path))
     options.update({k: v for k, v in flags.items() if v is not None})
-    return {k: v for k, v in options.items() if v is not None}
+    options = {k: v for k, v in options.items() if v is not None}
+    _check_not_empty(options, parser)
+    return options
+
+
+def _check_not_empty(options: Mapping[str, Any], parser: FlagParser) -> None:
+    """A flag given an empty value (``--data ""``) names nothing: say so.
+
+    Without this, an empty path would mean the current folder.
+    """
+    for key, value in options.items():
+        if isinstance(value, str) and not value.strip():
+            what = parser.actions[key].metavar or "value"
+            raise ArgumentsError(
+                f"{flag(key)} is empty ({value!r}); pass a {what} or leave "
+                f"{flag(key)} out."
+            )
 
 
 def _read_config(path: Path, known: set[str], command: str) -> dict[str, Any]:
@@ -77,7 +93,10 @@ def _read_config(path: Path, known: set[str], command: str) -> dict[str, Any]:
             f"{first or type(err).__name__}"
         ) from err
     if content is None:
-        return {}
+        raise ArgumentsError(
+            f"--config {str(path)!r} holds no settings. Write flag names and "
+            "values in it, e.g. `epochs: 3`, or leave --config out."
+        )
     if not isinstance(content, Mapping):
         raise ArgumentsError(
             f"--config {str(path)!r} must hold a mapping of flag names to values, "

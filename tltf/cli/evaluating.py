@@ -15,6 +15,8 @@ from tltf import files, runs
 from tltf.cli import held_out
 from tltf.cli.loading import load_model, read_oos
 from tltf.cli.training import print_block, report_lines
+from tltf.errors import ConfigError
+from tltf.evaluation.predictions import calibration_of
 
 
 def evaluate(options: dict[str, Any]) -> int:
@@ -22,6 +24,12 @@ def evaluate(options: dict[str, Any]) -> int:
     overwrite = bool(options.get("overwrite"))
     model, names = load_model(options["model"])
     folder = runs.model_file(options["model"]).parent
+    if "oos" in options and calibration_of(model)[1] is None:
+        raise ConfigError(
+            f"--oos scores the 'unknown' answer, and {str(folder)!r} has no "
+            f"threshold yet: run tltf calibrate --model {folder} first, or leave "
+            "--oos out."
+        )
     out, note = held_out.report_folder(options.get("output"), folder, overwrite)
     scored = held_out.load_scored(model, options, folder)
     print(f"Evaluating {scored.what} ({scored.why}): {scored.count} examples.")

@@ -46,6 +46,25 @@ class FlagParser(argparse.ArgumentParser):
         """A titled group of flags in the help."""
         return FlagGroup(self, self.add_argument_group(title))
 
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        self._refuse_repeats(args)
+        return super().parse_known_args(args, namespace)
+
+    def _refuse_repeats(self, args: Any) -> None:
+        """A flag given twice is an error, not "the last one wins" in silence."""
+        if args is None:
+            return
+        known = {o for a in self.actions.values() for o in a.option_strings}
+        seen: set[str] = set()
+        for word in args:
+            if word == "--":
+                return
+            name = str(word).split("=", 1)[0]
+            if name in seen:
+                self.error(f"{name} is given twice; pass it once")
+            if name in known:
+                seen.add(name)
+
     def error(self, message: str) -> NoReturn:
         line = " ".join(message.split()) + self._suggestion(message)
         self.exit(2, f"{self.prog}: error: {line}; see `{self.prog} --help`\n")
@@ -54,7 +73,12 @@ class FlagParser(argparse.ArgumentParser):
         """``" (did you mean --epochs?)"`` for a misspelt flag."""
         if not message.startswith("unrecognized arguments:"):
             return ""
-        known = [o for a in self.actions.values() for o in a.option_strings]
+        known = [
+            o
+            for a in self.actions.values()
+            for o in a.option_strings
+            if o not in ("-h", "--help")  # "--lr" is not a misspelt --help
+        ]
         for word in message.split(":", 1)[1].split():
             close = difflib.get_close_matches(word.split("=")[0], known, n=1)
             if close:

@@ -27,7 +27,8 @@ import tltf
 from tltf import runs
 from tltf.cli.checks import check_modality, data_source, source_modality
 from tltf.cli.loading import image_size_of, load_data, model_modality
-from tltf.errors import ConfigError
+from tltf.cli.parsing import ArgumentsError, flag
+from tltf.errors import ConfigError, DataError
 
 SPLITS = ("validation", "train", "all")
 _SOURCES = ("data", "csv", "tfds")
@@ -95,11 +96,29 @@ def plan(options: Mapping[str, Any], source: str, run: Mapping[str, Any]) -> Pla
         settings.update({k: record[k] for k in settings if k in record})
     data_options = {**settings, **options}
     same = _same_data(options, source, run)
+    if run and same is not False and split != "all":
+        _same_split(settings, options)
     if split is not None:
         return Plan(split, data_options, "--split")
     if same is False:
         return Plan("all", data_options, "not the data the model was trained on")
     return Plan("validation", data_options, _held_out_why(settings, data_options, run))
+
+
+def _same_split(recorded: Mapping[str, Any], options: Mapping[str, Any]) -> None:
+    """The run's data split again with other settings would mix its two halves.
+
+    Raises:
+        ArgumentsError: ``--validation-split`` or ``--seed`` differs from what
+            the training run used.
+    """
+    for key, used in recorded.items():
+        if key in options and options[key] != used:
+            raise ArgumentsError(
+                f"{flag(key)} {options[key]} is not the training run's ({used}): "
+                "its validation split would hold training examples. Leave "
+                f"{flag(key)} out (the run's split is used), or pass --split all."
+            )
 
 
 def _held_out_why(
@@ -188,12 +207,53 @@ def load_scored(model: Any, options: Mapping[str, Any], folder: Path) -> Scored:
     check_modality(kind, source_modality(source), f"--{source}")
     chosen = plan(options, source, run)
     data_options = dict(chosen.data_options)
-    if source != "csv" and "image_size" not in data_options:
-        data_options.update(image_size_of(model))
+    if source != "csv":
+        _model_image_size(model, data_options)
     data, data_kind = load_data(data_options, source)
     check_modality(kind, data_kind, f"--{source}")
+    same_classes(run.get("class_names"), list(data.class_names), f"--{source}")
     dataset, count, what = pick_split(data, chosen.split)
     return Scored(dataset, count, what, chosen.why, list(data.class_names))
+
+
+def _model_image_size(model: Any, data_options: dict[str, Any]) -> None:
+    """Images are read at the model's size; another ``--image-size`` fails."""
+    size = image_size_of(model).get("image_size")
+    given = data_options.get("image_size")
+    if size is not None and given is not None and tuple(given) != size:
+        raise ConfigError(
+            f"--image-size {given[0]}x{given[1]}: this model takes "
+            f"{size[0]}x{size[1]} images. Leave --image-size out (tltf reads "
+            "the images at the model's size)."
+        )
+    if size is not None:
+        data_options["image_size"] = size
+
+
+def same_classes(model: list[str] | None, data: list[str], given: str) -> None:
+    """The data's classes are the model's, in the same order.
+
+    Labels are numbered by the data's own class names; scored against a model
+    with other classes (or some of them missing), they would be matched by
+    position and the report would be silently wrong.
+
+    Raises:
+        DataError: The class names differ (nothing to check when the run
+            does not record them).
+    """
+    if model is None or list(model) == data:
+        return
+    unknown = [c for c in data if c not in model]
+    missing = [c for c in model if c not in data]
+    what = (
+        f"classes the model does not know: {unknown}"
+        if unknown
+        else f"not every class of the model (missing: {missing})"
+    )
+    raise DataError(
+        f"{given} has {what}; the model's classes are {list(model)}. Pass data "
+        "labelled with the model's class names, every class present."
+    )
 
 
 def pick_split(data: Any, split: str) -> tuple[Any, int, str]:

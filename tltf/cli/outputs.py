@@ -88,6 +88,11 @@ def export_output(options: Options) -> None:
                 "file to write, e.g. --output mobile/model.tflite."
             )
         taken = [p for p in (out, out.with_suffix(".json")) if p.exists()]
+    elif out.suffix == ".tflite":
+        raise ArgumentsError(
+            f"--output {str(out)!r} names a LiteRT file, and a SavedModel is a "
+            "folder: pass --format litert to write a .tflite file, or a folder path."
+        )
     elif out.is_file():
         raise ArgumentsError(
             f"--output {str(out)!r} is a file; a SavedModel is a folder: pass a "
@@ -118,3 +123,15 @@ def search_output(options: Options) -> None:
         raise ArgumentsError(
             f"--output {options['output']!r} is a file; pass a folder for the search."
         )
+    out = Path(options.get("output", runs.TUNE_OUTPUT))
+    if out.is_dir() and any(out.iterdir()) and not _holds_search(out):
+        raise ArgumentsError(
+            f"--output {str(out)!r} holds files but no search; the search would "
+            "write among them: pass a new or empty folder, or the folder of a "
+            "search to resume."
+        )
+
+
+def _holds_search(folder: Path) -> bool:
+    """A folder tltf tune wrote: its trials plot, or a KerasTuner project."""
+    return (folder / runs.TRIALS_FILE).is_file() or any(folder.glob("*/oracle.json"))
