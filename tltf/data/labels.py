@@ -31,7 +31,7 @@ from tltf.errors import ConfigError, DataError
 
 logger = logging.getLogger("tltf.data")
 
-__all__ = ["encode_labels"]
+__all__ = ["check_distinct", "encode_labels"]
 
 
 def encode_labels(
@@ -58,13 +58,8 @@ def encode_labels(
         (['1', '2', '3'], array([0, 1, 2, 1]))
     """
     names = None if class_names is None else [str(n) for n in as_list(class_names)]
-    if names is not None and len(set(names)) < len(names):
-        twice = next(n for n in names if names.count(n) > 1)
-        raise ConfigError(
-            f"{source}: class_names must be distinct; {twice!r} appears "
-            f"{names.count(twice)} times. Pass one name per class. Received: "
-            f"class_names={_preview(names)}"
-        )
+    if names is not None:
+        check_distinct(names, source)
     if (
         isinstance(labels, np.ndarray)
         and labels.ndim == 1
@@ -173,6 +168,27 @@ def _is_int(text: str) -> bool:
 
 def _first(values: list[Any], kind: type) -> Any:
     return next(v for v in values if isinstance(v, kind))
+
+
+def check_distinct(class_names: Sequence[Any], source: str) -> None:
+    """Fails when a name stands twice in ``class_names``: a label, a report
+    row, an answer or a served name stands for one class.
+
+    Args:
+        class_names: The names given (compared as strings).
+        source: How the message names the call.
+
+    Raises:
+        ConfigError: A name stands twice.
+    """
+    names = [str(n) for n in class_names]
+    if len(set(names)) < len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise ConfigError(
+            f"{source}: class_names must be distinct; {twice!r} appears "
+            f"{names.count(twice)} times. Pass one name per class. Received: "
+            f"class_names={_preview(names)}"
+        )
 
 
 def _preview(items: list[Any]) -> str:

@@ -24,6 +24,7 @@ import numpy as np
 
 from tltf import arguments
 from tltf.data.inputs import as_list
+from tltf.data.labels import check_distinct
 from tltf.errors import ConfigError, DataError
 from tltf.evaluation import calibration as calib
 from tltf.evaluation.predictions import (
@@ -212,6 +213,7 @@ def predict_classes(
     require_model(model)
     if batch_size is not None:
         arguments.count("batch_size", batch_size)
+    check_distinct(as_list(class_names), "predict_classes")
     probabilities = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
     n = probabilities.shape[-1]
     names = [str(c) for c in as_list(class_names)] or [str(i) for i in range(n)]
@@ -219,11 +221,6 @@ def predict_classes(
         raise ConfigError(
             f"The model has {n} outputs but {len(names)} class names were "
             f"given. Received: class_names={names}"
-        )
-    if len(set(names)) != len(names):
-        raise ConfigError(
-            "class_names must be distinct: an answer names one class. "
-            f"Received: class_names={names}"
         )
     index = calib.answer(probabilities, calibration_of(model)[1])
     labels = [names[i] if i >= 0 else calib.UNKNOWN_NAME for i in index]

@@ -31,6 +31,7 @@ import numpy as np
 from tltf import arguments
 from tltf import files as files_io
 from tltf.data.inputs import as_list
+from tltf.data.labels import check_distinct
 from tltf.errors import ConfigError, DataError
 from tltf.evaluation import calibration as calib
 from tltf.evaluation.predictions import (
@@ -268,6 +269,7 @@ def evaluate(
     """
     require_model(model)
     check_output_dir(output_dir, overwrite)
+    check_distinct(as_list(class_names), "evaluate")
     labels, probabilities, data_names = labelled_predictions(model, data)
     num_classes = probabilities.shape[-1]
     names = as_list(class_names) or data_names or [str(i) for i in range(num_classes)]
@@ -275,11 +277,6 @@ def evaluate(
         raise ConfigError(
             f"The model has {num_classes} outputs but {len(names)} class names "
             f"were given. Received: class_names={names}"
-        )
-    if len(set(map(str, names))) != len(names):
-        raise ConfigError(
-            "class_names must be distinct: a report row names one class. "
-            f"Received: class_names={names}"
         )
     temperature, threshold = calibration_of(model)
     if oos_data is not None and threshold is None:

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from tltf.data.inputs import as_list
+from tltf.data.labels import check_distinct
 from tltf.errors import ConfigError
 from tltf.evaluation.calibration import UNKNOWN_INDEX, UNKNOWN_NAME
 from tltf.evaluation.predictions import calibration_of
@@ -150,11 +151,7 @@ def class_names_for(class_names, num_outputs: int, task: str) -> list[str]:
     if class_names is None:
         return [str(i) for i in range(num_outputs)]
     names = [str(n) for n in as_list(class_names)]
-    if len(set(names)) != len(names):
-        raise ConfigError(
-            f"class_names must be distinct: a served answer names one class. "
-            f"Received: class_names={names}"
-        )
+    check_distinct(names, "export")
     if len(names) != num_outputs:
         raise ConfigError(
             f"The model has {num_outputs} outputs but {len(names)} class names "
