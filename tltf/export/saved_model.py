@@ -176,14 +176,14 @@ def read_export_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """
     path = arguments.path("path", path)
     if path.suffix == ".tflite":
-        file = Path(path).with_suffix(".json")
+        file = path.with_suffix(".json")
         if not file.is_file():
             raise ExportError(
                 f"{str(path)!r} has no tltf sidecar ({file.name}). Export the "
                 f"model with tltf.export_litert. Received: {str(path)!r}"
             )
         return json.loads(file.read_text())
-    file = Path(path) / "assets" / METADATA_FILE
+    file = path / "assets" / METADATA_FILE
     if not file.is_file():
         raise ExportError(
             f"{str(path)!r} is not a tltf export (no assets/{METADATA_FILE}). "
